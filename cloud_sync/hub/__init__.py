@@ -1,0 +1,1 @@
+"""edge-hub: MQTT ingest, storage, dashboard and JSON/SSE feed."""

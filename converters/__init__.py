@@ -1,0 +1,1 @@
+"""edge-convert: FP32 ONNX models into bundles for device profiles."""

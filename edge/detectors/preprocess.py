@@ -1,0 +1,131 @@
+"""Image → input tensor, driven by the manifest: resize (stretch / letterbox /
+limit-side), colour order, layout, scale/mean/std, quantized inputs.
+
+Buffers are allocated once per input shape and reused: this runs per frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edge.errors import InputError
+from edge.models.manifest import ImageInput
+from edge.runtime.base import TensorSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Transform:
+    """Maps model-input pixel coordinates back to source-image pixels."""
+
+    scale_x: float
+    scale_y: float
+    pad_x: float
+    pad_y: float
+    model_w: int
+    model_h: int
+    image_w: int
+    image_h: int
+
+    def to_image(self, x: npt.NDArray[np.float32], y: npt.NDArray[np.float32]) -> tuple[
+        npt.NDArray[np.float32], npt.NDArray[np.float32]
+    ]:
+        return (x - self.pad_x) / self.scale_x, (y - self.pad_y) / self.scale_y
+
+
+class ImagePreprocessor:
+    def __init__(self, spec: ImageInput, tensor: TensorSpec) -> None:
+        self.spec = spec
+        self.tensor = tensor
+        if len(tensor.shape) != 4:
+            raise InputError(
+                f"input tensor {tensor.name!r} has shape {tensor.shape}; an image model needs 4 dims"
+            )
+        if spec.layout == "NHWC":
+            h, w = tensor.shape[1], tensor.shape[2]
+        else:
+            h, w = tensor.shape[2], tensor.shape[3]
+        self.fixed_w = spec.width or (w if w > 0 else None)
+        self.fixed_h = spec.height or (h if h > 0 else None)
+        if spec.resize != "limit_side" and (self.fixed_w is None or self.fixed_h is None):
+            raise InputError(
+                f"input {tensor.name!r} has a dynamic size: set input.width/height in the "
+                "manifest or use resize = 'limit_side'"
+            )
+        std = np.asarray(spec.std, dtype=np.float32)
+        mean = np.asarray(spec.mean, dtype=np.float32)
+        self._mul = (1.0 / std).astype(np.float32)
+        self._add = (-mean / std).astype(np.float32)
+        self._out_dtype = tensor.dtype
+        q = tensor.quantization
+        if np.issubdtype(self._out_dtype, np.integer):
+            if q is None:
+                raise InputError(
+                    f"input {tensor.name!r} is {self._out_dtype} but has no quantization parameters"
+                )
+            # real = scale * (q - zp)  =>  q = real / scale + zp
+            self._mul = self._mul / q.scale
+            self._add = self._add / q.scale + q.zero_point
+            info = np.iinfo(self._out_dtype)
+            self._clip: tuple[int, int] | None = (int(info.min), int(info.max))
+        else:
+            self._clip = None
+        self._canvas: npt.NDArray[np.uint8] | None = None
+        self._float: npt.NDArray[np.float32] | None = None
+
+    def target_size(self, image_w: int, image_h: int) -> tuple[int, int]:
+        if self.spec.resize != "limit_side":
+            assert self.fixed_w is not None and self.fixed_h is not None
+            return self.fixed_w, self.fixed_h
+        side = self.spec.limit_side_len
+        short, long_ = min(image_w, image_h), max(image_w, image_h)
+        if self.spec.limit_type == "min":
+            ratio = side / short if short < side else 1.0
+        else:
+            ratio = side / long_ if long_ > side else 1.0
+        m = self.spec.multiple_of
+        w = max(m, int(round(image_w * ratio / m)) * m)
+        h = max(m, int(round(image_h * ratio / m)) * m)
+        return w, h
+
+    def __call__(self, image: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.generic], Transform]:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise InputError(
+                f"expected a BGR uint8 image H×W×3, got {image.dtype} with shape {image.shape}"
+            )
+        ih, iw = image.shape[:2]
+        tw, th = self.target_size(iw, ih)
+        if self._canvas is None or self._canvas.shape[:2] != (th, tw):
+            self._canvas = np.zeros((th, tw, 3), dtype=np.uint8)
+            self._float = np.empty((th, tw, 3), dtype=np.float32)
+        canvas = self._canvas
+        if self.spec.resize == "letterbox":
+            s = min(tw / iw, th / ih)
+            nw, nh = max(1, round(iw * s)), max(1, round(ih * s))
+            px, py = (tw - nw) // 2, (th - nh) // 2
+            if (nw, nh) != (tw, th):
+                canvas[:] = 0
+            resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+            canvas[py : py + nh, px : px + nw] = resized
+            transform = Transform(s, s, px, py, tw, th, iw, ih)
+        else:
+            cv2.resize(image, (tw, th), dst=canvas, interpolation=cv2.INTER_LINEAR)
+            transform = Transform(tw / iw, th / ih, 0.0, 0.0, tw, th, iw, ih)
+        if self.spec.color == "RGB":
+            cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB, dst=canvas)
+        buf = self._float
+        assert buf is not None
+        np.multiply(canvas, self._mul, out=buf, casting="unsafe")
+        buf += self._add
+        if self._clip is not None:
+            np.rint(buf, out=buf)
+            np.clip(buf, self._clip[0], self._clip[1], out=buf)
+            out: npt.NDArray[np.generic] = buf.astype(self._out_dtype)
+        else:
+            out = buf if self._out_dtype == np.float32 else buf.astype(self._out_dtype)
+        if self.spec.layout == "NCHW":
+            out = np.ascontiguousarray(out.transpose(2, 0, 1))
+        return out[np.newaxis], transform

