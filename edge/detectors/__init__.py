@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
 from edge.detectors import db_text, ssd_anchor, vad
 from edge.detectors.base import AudioDetector, Detection, ImageDetector, Segment, StageTimes
-from edge.errors import ManifestError
+from edge.errors import InputError, ManifestError
 from edge.models.manifest import Manifest, format_validation_error
+from edge.models.resolve import ResolvedModel, resolve
+from edge.runtime import FORMAT_BACKEND, BackendOptions, load_backend
 from edge.runtime.base import Backend
 
 
@@ -63,6 +66,42 @@ def build_detector(
     return entry.build(manifest, backend, params)
 
 
+def load_detector(
+    ref: str | ResolvedModel,
+    *,
+    threads: int = 1,
+    backend: str | None = None,
+    providers: tuple[str, ...] = (),
+    home: Path | None = None,
+) -> tuple[ResolvedModel, ImageDetector | AudioDetector]:
+    """Resolve ``ref`` (zoo name, manifest, bundle folder), open its backend, build its detector.
+
+    The manifest is validated before the model is loaded, so a bad decoder name
+    or parameter fails fast with the field named.
+    """
+    model = ref if isinstance(ref, ResolvedModel) else resolve(ref, home)
+    decoder_entry(model.manifest, model.origin)
+    rt = load_backend(
+        model.path,
+        BackendOptions(threads=threads, providers=providers),
+        backend or FORMAT_BACKEND[model.manifest.format],
+    )
+    try:
+        return model, build_detector(model.manifest, rt, model.origin)
+    except BaseException:
+        rt.close()
+        raise
+
+
+def set_threshold(detector: ImageDetector | AudioDetector, value: float) -> None:
+    """Override a detector's score threshold (``score_threshold``), checked to lie in (0, 1)."""
+    if not 0.0 < value < 1.0:
+        raise InputError(f"threshold must lie between 0 and 1, got {value}")
+    if not hasattr(detector, "score_threshold"):
+        raise InputError(f"{detector.manifest.name}: this detector has no score threshold to set")
+    detector.score_threshold = value
+
+
 __all__ = [
     "DECODERS",
     "AudioDetector",
@@ -72,4 +111,6 @@ __all__ = [
     "StageTimes",
     "build_detector",
     "decoder_entry",
+    "load_detector",
+    "set_threshold",
 ]

@@ -84,6 +84,7 @@ class StageTimes:
 class ImageDetector(Protocol):
     manifest: Manifest
     times: StageTimes
+    score_threshold: float
 
     def detect(self, image: Image) -> list[Detection]:
         """Detections in one BGR image, in image pixels, above the score threshold."""
@@ -95,6 +96,7 @@ class ImageDetector(Protocol):
 class AudioDetector(Protocol):
     manifest: Manifest
     times: StageTimes
+    score_threshold: float
 
     def reset(self) -> None:
         """Forget all stream state (recurrent state, open segment, position)."""

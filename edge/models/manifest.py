@@ -35,6 +35,7 @@ class Source(_Strict):
         "(the model files are the same on every platform)",
     )
     license: str = Field(description="SPDX id of the model's license")
+    size: int | None = Field(default=None, gt=0, description="bytes of the member, for listings")
     url: str | None = Field(default=None, description="project home page, for people")
 
 

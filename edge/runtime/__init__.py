@@ -41,6 +41,7 @@ def load_backend(
 
 __all__ = [
     "BACKENDS",
+    "FORMAT_BACKEND",
     "Backend",
     "BackendOptions",
     "Quantization",

