@@ -49,8 +49,10 @@ def uuid7() -> str:
 
 def rfc3339(epoch_s: float) -> str:
     """UTC, millisecond precision, ``Z`` suffix: ``2026-11-27T16:36:31.123Z``."""
-    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
+    return (
+        datetime.fromtimestamp(epoch_s, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
     )
 
 
