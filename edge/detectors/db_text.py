@@ -163,7 +163,7 @@ def to_detection(box: TextBox, transform: Transform, label: str) -> Detection:
 
 
 class DBTextDetector:
-    """A DB text detector; ``box_thresh`` may be changed between calls."""
+    """A DB text detector; ``score_threshold`` (the box threshold) may be changed between calls."""
 
     def __init__(self, manifest: Manifest, backend: Backend, params: Params) -> None:
         if not isinstance(manifest.input, ImageInput):
@@ -176,7 +176,7 @@ class DBTextDetector:
         self.manifest = manifest
         self.times = StageTimes()
         self.params = params
-        self.box_thresh = params.box_thresh
+        self.score_threshold = params.box_thresh
         self.label = manifest.labels[0] if manifest.labels else "text"
         self._backend = backend
         self._input = backend.inputs[0].name
@@ -202,7 +202,7 @@ class DBTextDetector:
                     transform.pad_y * sy, prob.shape[1], prob.shape[0],
                     transform.image_w, transform.image_h,
                 )  # fmt: skip
-            boxes = decode(prob, self.params, self.box_thresh)
+            boxes = decode(prob, self.params, self.score_threshold)
             dets = [to_detection(b, transform, self.label) for b in boxes]
         return dets
 
