@@ -45,12 +45,14 @@ def _images_in(folder: Path) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     from edge.detectors import load_detector, set_threshold
+    from edge.models.resolve import resolve
 
     if args.threads < 1:
         raise InputError(f"--threads must be ≥ 1, got {args.threads}")
+    resolved = resolve(args.model, args.home)  # a wrong model name is reported first
     if not args.input.exists():
         raise InputError(f"{args.input}: file not found")
-    model, det = load_detector(args.model, threads=args.threads, backend=args.backend, home=args.home)
+    model, det = load_detector(resolved, threads=args.threads, backend=args.backend)
     load_ms = (time.perf_counter() - t_start) * 1000
     if args.threshold is not None:
         set_threshold(det, args.threshold)
