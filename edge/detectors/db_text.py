@@ -204,6 +204,7 @@ class DBTextDetector:
                 )  # fmt: skip
             boxes = decode(prob, self.params, self.score_threshold)
             dets = [to_detection(b, transform, self.label) for b in boxes]
+            dets.sort(key=lambda d: (d.box[1], d.box[0]))  # reading order: top down, then left
         return dets
 
     def close(self) -> None:

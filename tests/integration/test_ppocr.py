@@ -58,6 +58,7 @@ def test_every_drawn_line_is_found_and_nothing_else(detector: DBTextDetector) ->
         xs, ys = [p[0] for p in d.polygon], [p[1] for p in d.polygon]
         assert d.box == (min(xs), min(ys), max(xs), max(ys))
     assert set(detector.times.ms) == {"pre", "invoke", "post"}
+    assert [d.box[1] for d in dets] == sorted(d.box[1] for d in dets)  # top down
 
 
 @pytest.mark.parametrize(("w", "h"), [(640, 480), (800, 500), (1280, 720)])
