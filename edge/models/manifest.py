@@ -42,19 +42,26 @@ class Source(_Strict):
 class ImageInput(_Strict):
     """How an image becomes the input tensor."""
 
-    kind: Literal["image"] = "image"
+    kind: Literal["image"] = Field(default="image", description="selects this table")
     width: int | None = Field(default=None, gt=0, description="model input width; None if dynamic")
-    height: int | None = Field(default=None, gt=0, description="model input height; None if dynamic")
-    layout: Literal["NHWC", "NCHW"] = "NHWC"
-    color: Literal["RGB", "BGR"] = "RGB"
+    height: int | None = Field(
+        default=None, gt=0, description="model input height; None if dynamic"
+    )
+    layout: Literal["NHWC", "NCHW"] = Field(default="NHWC", description="tensor layout")
+    color: Literal["RGB", "BGR"] = Field(
+        default="RGB", description="channel order the model expects"
+    )
     resize: Literal["stretch", "letterbox", "limit_side"] = Field(
         default="letterbox",
         description="stretch to width×height; letterbox (keep aspect, pad); or limit_side "
         "(dynamic shapes: scale so the short/long side is limit_side_len, round to multiple_of)",
     )
-    limit_side_len: int = Field(default=736, gt=0)
-    limit_type: Literal["min", "max"] = "min"
-    multiple_of: int = Field(default=32, gt=0)
+    limit_side_len: int = Field(default=736, gt=0, description="limit_side: the target side")
+    limit_type: Literal["min", "max"] = Field(
+        default="min",
+        description="limit_side: scale the short side up (min) or long side down (max)",
+    )
+    multiple_of: int = Field(default=32, gt=0, description="limit_side: round sizes to this")
     mean: tuple[float, float, float] = Field(
         default=(0.0, 0.0, 0.0), description="subtracted from 0..255 pixels, in `color` order"
     )
@@ -66,7 +73,7 @@ class ImageInput(_Strict):
 class AudioInput(_Strict):
     """How audio becomes the input tensor."""
 
-    kind: Literal["audio"] = "audio"
+    kind: Literal["audio"] = Field(default="audio", description="selects this table")
     sample_rate: int = Field(default=16000, gt=0, description="model sample rate in Hz")
     window: int = Field(default=512, gt=0, description="samples per model call")
     context: int = Field(default=0, ge=0, description="samples of the previous window prepended")
@@ -85,19 +92,27 @@ class DecoderSpec(BaseModel):
 
 
 class Manifest(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    version: str
-    description: str = ""
-    task: Task
-    format: Literal["onnx", "tflite"]
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="model name: letters, digits, . _ -"
+    )
+    version: str = Field(description="the model's version (for zoo models: the wheel's)")
+    description: str = Field(default="", description="one line for people")
+    task: Task = Field(description="what the model does; picks how results are reported")
+    format: Literal["onnx", "tflite"] = Field(description="model file format; picks the runtime")
     file: str = Field(description="model file name, relative to the manifest")
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    license: str
-    source: Source | None = None
-    input: Annotated[ImageInput | AudioInput, Field(discriminator="kind")]
-    decoder: DecoderSpec
-    labels: list[str] = Field(default_factory=list)
-    thresholds: dict[str, float] = Field(default_factory=dict)
+    sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$", description="sha256 of the model file; checked before loading"
+    )
+    license: str = Field(description="SPDX id of the model's license")
+    source: Source | None = Field(default=None, description="where a zoo model is pulled from")
+    input: Annotated[ImageInput | AudioInput, Field(discriminator="kind")] = Field(
+        description="how an image or audio becomes the input tensor (tables below)"
+    )
+    decoder: DecoderSpec = Field(description="the decoder and its parameters (tables below)")
+    labels: list[str] = Field(default_factory=list, description="class index → label")
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description='default thresholds, e.g. {"score": 0.5}'
+    )
     build: dict[str, Any] | None = Field(
         default=None, description="how a converter bundle was made (profile, recipe, report)"
     )

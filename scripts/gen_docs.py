@@ -1,0 +1,143 @@
+"""Regenerate the generated parts of README.md from the code, so they cannot drift.
+
+    python scripts/gen_docs.py          # rewrite README.md in place
+    python scripts/gen_docs.py --check  # exit 1 if README.md is out of date (used by a test)
+
+Sections between ``<!-- gen:NAME -->`` and ``<!-- /gen:NAME -->`` are replaced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edge.detectors import DECODERS  # noqa: E402
+from edge.models import zoo  # noqa: E402
+from edge.models.manifest import AudioInput, ImageInput, Manifest, Source  # noqa: E402
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _type_name(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        return " \\| ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is typing.Literal:
+        return " \\| ".join(json.dumps(a) for a in typing.get_args(tp))
+    if origin is not None:
+        args = ", ".join(_type_name(a) for a in typing.get_args(tp))
+        return f"{getattr(origin, '__name__', str(origin))}[{args}]"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _default(f: FieldInfo) -> str:
+    if f.default is PydanticUndefined and f.default_factory is None:
+        return "**required**"
+    value = f.default_factory() if f.default_factory is not None else f.default  # type: ignore[call-arg]
+    if isinstance(value, BaseModel):
+        return "(table)"
+    return f"`{json.dumps(value, default=str)}`"
+
+
+def _rows(model: type[BaseModel], prefix: str = "") -> list[str]:
+    rows = []
+    for name, f in model.model_fields.items():
+        tp = f.annotation
+        nested = tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+        if nested is not None and nested is not Source:
+            rows.extend(_rows(nested, f"{prefix}{name}."))
+            continue
+        desc = (f.description or f.title or "").replace("|", "\\|").replace("\n", " ")
+        rows.append(f"| `{prefix}{name}` | {_type_name(tp)} | {_default(f)} | {desc} |")
+    return rows
+
+
+def table(model: type[BaseModel], prefix: str = "") -> str:
+    head = "| field | type | default | meaning |\n|---|---|---|---|"
+    return head + "\n" + "\n".join(_rows(model, prefix))
+
+
+def manifest_reference() -> str:
+    parts = [
+        "#### Top-level fields\n",
+        table(Manifest).replace("| `input` |", "| `input` |"),
+        "\n#### `source` (zoo models)\n",
+        table(Source, "source."),
+        "\n#### `input` for images (`kind = \"image\"`)\n",
+        table(ImageInput, "input."),
+        "\n#### `input` for audio (`kind = \"audio\"`)\n",
+        table(AudioInput, "input."),
+    ]
+    for name, entry in DECODERS.items():
+        examples = [m for m in zoo.zoo().values() if m.decoder.type == name]
+        parts.append(f"\n#### Decoder `{name}` ({entry.input_kind} models)\n")
+        doc = (entry.params.__doc__ or "").strip().splitlines()
+        if doc:
+            parts.append(doc[0] + "\n")
+        parts.append(table(entry.params, "decoder."))
+        if examples:
+            ex = examples[0]
+            body = json.dumps(ex.model_dump(mode="json", exclude_none=True), indent=2)
+            parts.append(
+                f"\n<details><summary>Complete example: <code>{ex.name}</code> "
+                f"(edge/models/zoo/{ex.name}.json)</summary>\n\n```json\n{body}\n```\n</details>"
+            )
+    return "\n".join(parts)
+
+
+def zoo_table() -> str:
+    rows = ["| name | task | format | size | license | from (PyPI wheel, member) |", "|---|---|---|---|---|---|"]
+    for m in sorted(zoo.zoo().values(), key=lambda m: m.name):
+        s = m.source
+        assert s is not None
+        size = f"{s.size / 1e6:.2f} MB" if s.size else "-"
+        rows.append(
+            f"| `{m.name}` | {m.task} | {m.format} | {size} | {m.license} | "
+            f"`{s.package}=={s.version}`, `{s.member}` |"
+        )
+    return "\n".join(rows)
+
+
+GENERATORS = {"manifest-reference": manifest_reference, "zoo": zoo_table}
+
+
+def render(text: str) -> str:
+    for name, gen in GENERATORS.items():
+        pattern = re.compile(rf"(<!-- gen:{name} -->\n).*?(<!-- /gen:{name} -->)", re.S)
+        text = pattern.sub(lambda m, g=gen: m.group(1) + g() + "\n" + m.group(2), text)  # type: ignore[misc]
+    return text
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--check", action="store_true")
+    args = p.parse_args()
+    readme = ROOT / "README.md"
+    old = readme.read_text()
+    new = render(old)
+    if args.check:
+        if new != old:
+            print("README.md is out of date: run python scripts/gen_docs.py", file=sys.stderr)
+            return 1
+        return 0
+    readme.write_text(new)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
