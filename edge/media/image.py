@@ -28,7 +28,7 @@ def read_image(path: Path) -> npt.NDArray[np.uint8]:
             else "expected a JPEG, PNG, BMP, WebP or TIFF image"
         )
         raise InputError(f"{path}: not a readable image ({hint})")
-    return image  # type: ignore[no-any-return]  # cv2 returns an untyped ndarray
+    return np.asarray(image, dtype=np.uint8)  # no copy; narrows the type
 
 
 _COLOURS = [(0, 200, 255), (80, 220, 80), (255, 120, 40), (200, 80, 255), (40, 40, 255)]
