@@ -69,11 +69,15 @@ class ImagePreprocessor:
             # real = scale * (q - zp)  =>  q = real / scale + zp
             self._mul = self._mul / q.scale
             self._add = self._add / q.scale + q.zero_point
-            info = np.iinfo(self._out_dtype)
+            info = np.iinfo(str(self._out_dtype))
             self._clip: tuple[int, int] | None = (int(info.min), int(info.max))
         else:
             self._clip = None
         self._canvas: npt.NDArray[np.uint8] | None = None
+        self._placed = (0, 0, 0, 0)
+        # OpenCV scalars (per channel) for the affine below: one pass each, no temporaries
+        self._mul4 = (*(float(v) for v in self._mul), 0.0)
+        self._add4 = (*(float(v) for v in self._add), 0.0)
         self._float: npt.NDArray[np.float32] | None = None
 
     def target_size(self, image_w: int, image_h: int) -> tuple[int, int]:
@@ -101,15 +105,20 @@ class ImagePreprocessor:
         if self._canvas is None or self._canvas.shape[:2] != (th, tw):
             self._canvas = np.zeros((th, tw, 3), dtype=np.uint8)
             self._float = np.empty((th, tw, 3), dtype=np.float32)
+            self._placed = (0, 0, 0, 0)
         canvas = self._canvas
         if self.spec.resize == "letterbox":
             s = min(tw / iw, th / ih)
             nw, nh = max(1, round(iw * s)), max(1, round(ih * s))
             px, py = (tw - nw) // 2, (th - nh) // 2
-            if (nw, nh) != (tw, th):
+            if self._placed != (nw, nh, px, py):  # the padding stays 0 while the geometry holds
                 canvas[:] = 0
-            resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-            canvas[py : py + nh, px : px + nw] = resized
+                self._placed = (nw, nh, px, py)
+            interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+            view = canvas[py : py + nh, px : px + nw]
+            resized = cv2.resize(image, (nw, nh), dst=view, interpolation=interp)
+            if resized is not view and not np.shares_memory(resized, canvas):
+                view[:] = resized
             transform = Transform(s, s, px, py, tw, th, iw, ih)
         else:
             cv2.resize(image, (tw, th), dst=canvas, interpolation=cv2.INTER_LINEAR)
@@ -118,8 +127,9 @@ class ImagePreprocessor:
             cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB, dst=canvas)
         buf = self._float
         assert buf is not None
-        np.multiply(canvas, self._mul, out=buf, casting="unsafe")
-        buf += self._add
+        # cv2's stubs omit Scalar tuples; OpenCV applies them per channel
+        cv2.multiply(canvas, self._mul4, dst=buf, dtype=cv2.CV_32F)  # type: ignore[call-overload]
+        cv2.add(buf, self._add4, dst=buf)  # type: ignore[call-overload]
         if self._clip is not None:
             np.rint(buf, out=buf)
             np.clip(buf, self._clip[0], self._clip[1], out=buf)
