@@ -1,0 +1,119 @@
+"""``MqttSink``: the daemon's EventSink for ``type = "mqtt"``: outbox + publisher + commands.
+
+``emit`` returns once the event is committed to the outbox (fsynced); the
+publisher delivers it later, across outages and restarts. ``emit_many`` commits
+a group of events (one frame's worth) in one transaction: one fsync for all.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cloud_sync.commands import CommandHandler, CommandWorker
+from cloud_sync.config import SyncConfig
+from cloud_sync.outbox import Outbox
+from cloud_sync.publisher import Publisher
+from cloud_sync.schema import reply_topic
+from cloud_sync.telemetry import Telemetry
+from edge.control import DeviceControl
+from edge.errors import ConfigError
+from edge.events import Event, uuid7
+
+if TYPE_CHECKING:
+    from edge.config import SinkConfig
+    from edge.sinks import DaemonContext
+
+log = logging.getLogger(__name__)
+
+
+class MqttSink:
+    def __init__(
+        self,
+        cfg: SyncConfig,
+        device_id: str,
+        data_dir: Path,
+        control: DeviceControl | None = None,
+        *,
+        boot_id: str | None = None,
+        version: str | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.device_id = device_id
+        self.boot_id = boot_id or uuid7()
+        self.control = control
+        path = cfg.outbox.path if cfg.outbox.path.is_absolute() else data_dir / cfg.outbox.path
+        self.outbox = Outbox(
+            path,
+            device_id,
+            self.boot_id,
+            max_bytes=cfg.outbox.max_bytes,
+            when_full=cfg.outbox.when_full,
+        )
+        self._telemetry = Telemetry(device_id, self.boot_id)
+        self.commands: CommandWorker | None = None
+        if control is not None:
+            handler = CommandHandler(control, data_dir, public_key=cfg.model_public_key)
+            self.commands = CommandWorker(handler, self._send_reply)
+        self.publisher = Publisher(
+            cfg,
+            device_id,
+            self.outbox,
+            telemetry=self._telemetry_payload,
+            on_command=self.commands.submit if self.commands else None,
+            version=version,
+        )
+        if self.commands:
+            self.commands.start()
+        self.publisher.start()
+        self._closed = False
+
+    def emit(self, event: Event) -> None:
+        self.outbox.append([event])
+
+    def emit_many(self, events: Sequence[Event]) -> int:
+        """Commit ``events`` in one transaction; returns how many the outbox kept."""
+        return self.outbox.append(events)
+
+    def flush(self) -> None:
+        """Nothing to do: every emitted event is already committed."""
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.publisher.stop()
+        if self.commands:
+            self.commands.stop()
+        self.outbox.close()
+
+    def __enter__(self) -> MqttSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _send_reply(self, name: str, payload: bytes) -> object:
+        topic_ = reply_topic(self.cfg.prefix, self.device_id, name)
+        if not self.publisher.publish_reply(topic_, payload):
+            log.warning("command %s: reply not sent, the broker is not connected", name)
+        return None
+
+    def _telemetry_payload(self) -> bytes | None:
+        daemon: dict[str, Any] = {}
+        if self.control is not None:
+            try:
+                daemon = self.control.stats()
+            except Exception as exc:  # telemetry must never stop delivery
+                log.warning("telemetry: DeviceControl.stats() failed: %s", exc)
+        t = self._telemetry.build(daemon, self.outbox.stats(), self.publisher.reconnects)
+        return t.model_dump_json(exclude_none=True).encode()
+
+
+def from_daemon(cfg: SinkConfig, ctx: DaemonContext) -> MqttSink:
+    """The ``"mqtt"`` entry of ``edge.sinks.SINKS``: the ``[sync]`` section says where to."""
+    if ctx.config.sync is None:
+        raise ConfigError("sinks: an mqtt sink needs a [sync] section in the device config")
+    return MqttSink(ctx.config.sync, ctx.device_id, ctx.data_dir, ctx.control, boot_id=ctx.boot_id)

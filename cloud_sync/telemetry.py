@@ -1,0 +1,77 @@
+"""Periodic health: the daemon's figures, the outbox, the MQTT link and the host."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+from pydantic import ValidationError
+
+from cloud_sync.outbox import OutboxStats
+from cloud_sync.schema import DetectorStatsV1, OutboxStatsV1, StreamStatsV1, TelemetryV1
+from edge.events import rfc3339
+
+log = logging.getLogger(__name__)
+
+THERMAL = Path("/sys/class/thermal")
+
+
+def temperature_c(root: Path = THERMAL) -> float | None:
+    """The hottest readable ``thermal_zone*/temp`` (millidegrees) in °C; None where none is."""
+    best: float | None = None
+    for zone in sorted(root.glob("thermal_zone*/temp")):
+        try:
+            value = int(zone.read_text().strip()) / 1000.0
+        except (OSError, ValueError):
+            continue
+        best = value if best is None else max(best, value)
+    return best
+
+
+class Telemetry:
+    """Builds TelemetryV1 payloads. CPU percent is measured since the previous call."""
+
+    def __init__(self, device_id: str, boot_id: str) -> None:
+        self.device_id = device_id
+        self.boot_id = boot_id
+        self.started = time.monotonic()
+        self._proc = psutil.Process()
+        self._proc.cpu_percent(None)  # prime: the first call returns 0.0
+        self._warned = False
+
+    def build(self, daemon: dict[str, Any], outbox: OutboxStats, reconnects: int) -> TelemetryV1:
+        streams: dict[str, StreamStatsV1] = {}
+        detectors: dict[str, DetectorStatsV1] = {}
+        try:
+            for name, s in dict(daemon.get("streams", {})).items():
+                streams[str(name)] = StreamStatsV1.model_validate(s)
+            for name, d in dict(daemon.get("detectors", {})).items():
+                detectors[str(name)] = DetectorStatsV1.model_validate(d)
+        except (ValidationError, TypeError, ValueError) as exc:
+            if not self._warned:  # a daemon bug, not the device's health: say it once
+                log.warning("telemetry: DeviceControl.stats() has an unexpected shape: %s", exc)
+                self._warned = True
+        with self._proc.oneshot():
+            cpu = self._proc.cpu_percent(None)
+            rss = self._proc.memory_info().rss / (1024 * 1024)
+        return TelemetryV1(
+            device_id=self.device_id,
+            boot_id=self.boot_id,
+            ts=rfc3339(time.time()),
+            uptime_s=time.monotonic() - self.started,
+            streams=streams,
+            detectors=detectors,
+            outbox=OutboxStatsV1(
+                depth=outbox.depth,
+                oldest_age_s=outbox.oldest_age_s,
+                dropped=outbox.dropped + outbox.rejected,
+                bytes=outbox.bytes,
+            ),
+            reconnects=reconnects,
+            cpu_percent=cpu,
+            rss_mb=round(rss, 1),
+            temperature_c=temperature_c(),
+        )
