@@ -94,7 +94,7 @@ class Outbox:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
             mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise ConfigError(
                 f"{path}: cannot open the outbox ({exc}); check [sync.outbox] path"
             ) from None
