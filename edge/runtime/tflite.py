@@ -66,13 +66,9 @@ class TFLiteBackend:
                     f"TFLite delegate {name!r} cannot be loaded ({exc}); install its library "
                     "or remove it from the profile's providers"
                 ) from exc
+        self._open_args = (mod, path, max(1, options.threads), delegates or None)
         try:
-            self._interp = mod.Interpreter(
-                model_path=str(path),
-                num_threads=max(1, options.threads),
-                experimental_delegates=delegates or None,
-            )
-            self._interp.allocate_tensors()
+            self._interp = self._open()
         except (ValueError, RuntimeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(
@@ -85,6 +81,19 @@ class TFLiteBackend:
         self._outputs = [_spec(d) for d in out_details]
         self._in_index = {d["name"]: int(d["index"]) for d in in_details}
         self._out_index = [int(d["index"]) for d in out_details]
+
+    def _open(self) -> Any:
+        mod, path, threads, delegates = self._open_args
+        interp = mod.Interpreter(
+            model_path=str(path), num_threads=threads, experimental_delegates=delegates
+        )
+        interp.allocate_tensors()
+        return interp
+
+    def reset_state(self) -> None:
+        """Recreate the interpreter, zeroing resource variables (``VAR_HANDLE``) that
+        neither ``reset_all_variables()`` nor ``allocate_tensors()`` resets (~0.4 ms)."""
+        self._interp = self._open()
 
     @property
     def inputs(self) -> list[TensorSpec]:
