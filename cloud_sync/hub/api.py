@@ -1,0 +1,333 @@
+"""The HTTP API (Starlette): devices, events, gaps, the SSE feed, commands, health, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cloud_sync.hub.dashboard import dashboard_routes
+from cloud_sync.hub.errors import HubError, QueryError
+from cloud_sync.hub.feed import Feed
+from cloud_sync.hub.ingest import Ingest
+from cloud_sync.hub.metrics import HubMetrics
+from cloud_sync.hub.openapi import openapi_document
+from cloud_sync.hub.store import MAX_PAGE, EventQuery, Store, parse_time
+from cloud_sync.schema import CommandV1, topic
+
+DEVICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+COMMAND_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+KEEPALIVE_S = 15.0
+
+
+def _int(req: Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = req.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        v = int(raw)
+    except ValueError:
+        raise QueryError(f"{name}: {raw!r} is not an integer") from None
+    if not lo <= v <= hi:
+        raise QueryError(f"{name}: {v} is outside {lo}..{hi}")
+    return v
+
+
+def _time(req: Request, name: str) -> float | None:
+    raw = req.query_params.get(name)
+    return None if raw is None else parse_time(name, raw)
+
+
+def _device(value: str | None, name: str = "device") -> str | None:
+    if value is not None and not DEVICE_RE.match(value):
+        raise QueryError(f"{name}: {value!r} is not a device id (letters, digits, _ . -)")
+    return value
+
+
+def _choice(req: Request, name: str, choices: tuple[str, ...]) -> str | None:
+    v = req.query_params.get(name)
+    if v is not None and v not in choices:
+        raise QueryError(f"{name}: {v!r} must be one of {', '.join(choices)}")
+    return v
+
+
+class BearerAuth:
+    """401 on /api and /metrics without ``Authorization: Bearer <token>`` (or ``?access_token=``,
+    which EventSource needs since it cannot set headers)."""
+
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.token and scope["type"] == "http" and _protected(scope["path"]):
+            req = Request(scope)
+            given = req.headers.get("authorization", "")
+            given = given[7:] if given.lower().startswith("bearer ") else ""
+            given = given or req.query_params.get("access_token", "")
+            if not hmac.compare_digest(given.encode(), self.token.encode()):
+                msg = "missing bearer token" if not given else "wrong bearer token"
+                resp = JSONResponse(
+                    {"error": f"{msg}; send Authorization: Bearer <token>"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="edge-hub"'},
+                )
+                await resp(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _protected(path: str) -> bool:
+    return path.startswith("/api/") or path == "/metrics"
+
+
+class Hub:
+    """Holds what the handlers share; ``app`` is the ASGI application."""
+
+    def __init__(
+        self,
+        store: Store,
+        ingest: Ingest | None = None,
+        metrics: HubMetrics | None = None,
+        token: str | None = None,
+        prefix: str = "edgewise/v1",
+        feed_settle_s: float | None = None,
+    ) -> None:
+        self.store = store
+        self.ingest = ingest
+        self.metrics = metrics or (ingest.metrics if ingest else HubMetrics())
+        self.prefix = prefix
+        settle = feed_settle_s
+        if settle is None:
+            settle = 2.0 if store.url.startswith("postgres") else 0.0
+        self.feed = Feed(store, settle_s=settle)
+        routes = [
+            Route("/healthz", self.healthz),
+            Route("/metrics", self.prom),
+            Route("/openapi.json", self.openapi),
+            Route("/api/devices", self.devices),
+            Route("/api/devices/{device_id}", self.device),
+            Route("/api/devices/{device_id}/telemetry", self.telemetry),
+            Route("/api/devices/{device_id}/commands", self.commands, methods=["GET"]),
+            Route("/api/devices/{device_id}/commands", self.send_command, methods=["POST"]),
+            Route("/api/events", self.events),
+            Route("/api/stream", self.stream),
+            Route("/api/gaps", self.gaps),
+            Route("/api/stats/labels", self.label_stats),
+            *dashboard_routes(),
+        ]
+        app = Starlette(
+            routes=routes,
+            exception_handlers={QueryError: self._bad_query, HubError: self._unavailable},
+            lifespan=self._lifespan,
+        )
+        self.app: ASGIApp = BearerAuth(app, token)
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        if self.ingest is not None:
+            await run_in_threadpool(self.ingest.start)
+        task = asyncio.create_task(self.feed.run())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if self.ingest is not None:
+                await run_in_threadpool(self.ingest.stop)
+
+    async def _bad_query(self, _req: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    async def _unavailable(self, _req: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": str(exc)}, status_code=503)
+
+    # --- handlers --------------------------------------------------------------------------
+    async def healthz(self, _req: Request) -> Response:
+        try:
+            await run_in_threadpool(self.store.last_n)
+            db_ok = True
+        except Exception:  # any database failure means unhealthy
+            db_ok = False
+        body = {
+            "ok": db_ok,
+            "db": db_ok,
+            "mqtt_connected": self.metrics.mqtt_connected,
+            "queue_depth": len(self.ingest.queue) if self.ingest else 0,
+        }
+        return JSONResponse(body, status_code=200 if db_ok else 503)
+
+    async def prom(self, _req: Request) -> Response:
+        gauges: dict[str, float] = {"feed_ring_events": len(self.feed.ring)}
+        if self.ingest is not None:
+            q = self.ingest.queue
+            gauges |= {
+                "queue_depth": len(q),
+                "queue_bytes": q.nbytes,
+                "queue_high_water": q.high_water_items,
+                "queue_blocked_seconds": q.blocked_s,
+            }
+        devs = await run_in_threadpool(self.store.devices)
+        gauges["devices"] = len(devs)
+        gauges["devices_online"] = sum(d["state"] == "online" for d in devs)
+        return PlainTextResponse(
+            self.metrics.render(gauges), media_type="text/plain; version=0.0.4"
+        )
+
+    async def openapi(self, _req: Request) -> Response:
+        return JSONResponse(openapi_document())
+
+    async def devices(self, _req: Request) -> Response:
+        return JSONResponse({"devices": await run_in_threadpool(self.store.devices)})
+
+    async def device(self, req: Request) -> Response:
+        d = await run_in_threadpool(self.store.device, req.path_params["device_id"])
+        if d is None:
+            return JSONResponse({"error": "no such device"}, status_code=404)
+        return JSONResponse(d)
+
+    async def telemetry(self, req: Request) -> Response:
+        dev = _device(req.path_params["device_id"], "device_id")
+        assert dev is not None
+        since = _time(req, "since") or time.time() - 3600
+        limit = _int(req, "limit", 2000, 1, 10_000)
+        rows = await run_in_threadpool(self.store.telemetry, dev, since, limit)
+        return JSONResponse({"device_id": dev, "telemetry": rows})
+
+    async def events(self, req: Request) -> Response:
+        known = {"device", "label", "kind", "since", "until", "cursor", "limit", "order"}
+        unknown = sorted(set(req.query_params) - known - {"access_token"})
+        if unknown:
+            raise QueryError(f"{unknown[0]}: unknown parameter; use {', '.join(sorted(known))}")
+        q = EventQuery(
+            device=_device(req.query_params.get("device")),
+            label=req.query_params.get("label"),
+            kind=_choice(req, "kind", ("vision", "audio")),
+            since=_time(req, "since"),
+            until=_time(req, "until"),
+            cursor=_int(req, "cursor", -1, 0, 2**63 - 1) if "cursor" in req.query_params else None,
+            limit=_int(req, "limit", 100, 1, MAX_PAGE),
+            order=_choice(req, "order", ("asc", "desc")) or "desc",
+        )
+        if q.since is not None and q.until is not None and q.until < q.since:
+            raise QueryError("until: is before since")
+        page, nxt = await run_in_threadpool(self.store.events, q)
+        return JSONResponse({"events": page, "next_cursor": nxt})
+
+    async def gaps(self, req: Request) -> Response:
+        dev = _device(req.query_params.get("device"))
+        return JSONResponse({"gaps": await run_in_threadpool(self.store.gaps, dev)})
+
+    async def label_stats(self, req: Request) -> Response:
+        bucket = _int(req, "bucket", 60, 1, 86_400)
+        since = _time(req, "since") or time.time() - 3600
+        dev = _device(req.query_params.get("device"))
+        rows = await run_in_threadpool(self.store.label_counts, since, bucket, dev)
+        return JSONResponse({"bucket_s": bucket, "counts": rows})
+
+    async def commands(self, req: Request) -> Response:
+        dev = _device(req.path_params["device_id"], "device_id")
+        assert dev is not None
+        return JSONResponse({"commands": await run_in_threadpool(self.store.commands, dev)})
+
+    async def send_command(self, req: Request) -> Response:
+        dev = _device(req.path_params["device_id"], "device_id")
+        assert dev is not None
+        try:
+            body = await req.json()
+        except (ValueError, UnicodeDecodeError):
+            raise QueryError('body: not JSON; send {"name": "config", "args": {...}}') from None
+        if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+            raise QueryError('body.name: missing; send {"name": "config", "args": {...}}')
+        name = body["name"]
+        if not COMMAND_RE.match(name):
+            raise QueryError(f"body.name: {name!r} must match {COMMAND_RE.pattern}")
+        args = body.get("args", {})
+        if not isinstance(args, dict):
+            raise QueryError("body.args: must be a JSON object")
+        if self.ingest is None:
+            raise HubError("this hub has no MQTT connection; start it with --mqtt-host")
+        cmd = CommandV1(id=uuid.uuid4().hex, args=args)
+        t = topic(self.prefix, dev, "cmd", name)
+        await run_in_threadpool(self.store.add_command, cmd.id, dev, name, args)
+        await run_in_threadpool(self.ingest.publish, t, cmd.model_dump_json().encode())
+        return JSONResponse({"id": cmd.id, "topic": t}, status_code=202)
+
+    async def stream(self, req: Request) -> Response:
+        last_raw = req.headers.get("last-event-id") or req.query_params.get("last_event_id")
+        last: int | None = None
+        if last_raw:
+            try:
+                last = int(last_raw)
+            except ValueError:
+                raise QueryError(f"Last-Event-ID: {last_raw!r} is not an event number") from None
+        asked = {
+            "device_id": _device(req.query_params.get("device")),
+            "label": req.query_params.get("label"),
+            "kind": _choice(req, "kind", ("vision", "audio")),
+        }
+        want = {k: v for k, v in asked.items() if v is not None}
+        return StreamingResponse(
+            self._sse(req, last, want),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def _sse(
+        self, req: Request, last: int | None, want: dict[str, str]
+    ) -> AsyncIterator[str]:
+        def ok(e: dict[str, Any]) -> bool:
+            return all(e.get(k) == v for k, v in want.items())
+
+        m = self.metrics
+        m.sse_clients += 1
+        try:
+            yield "retry: 2000\n\n"
+            k = self.feed.next_k
+            sent: set[int] = set()  # backfilled numbers the ring may repeat
+            if last is not None:  # resume: what was stored after the client's last event
+                cursor = last
+                while True:
+                    rows = await run_in_threadpool(self.store.events_after, cursor, 1000)
+                    for e in rows:
+                        sent.add(e["n"])
+                        if ok(e):
+                            m.sse_sent += 1
+                            yield f"id: {e['n']}\nevent: event\ndata: {json.dumps(e)}\n\n"
+                    if len(rows) < 1000:
+                        break
+                    cursor = rows[-1]["n"]
+            idle = time.monotonic()
+            while not await req.is_disconnected():
+                entries = self.feed.since_k(k)
+                for en in entries:
+                    k = en.k + 1
+                    if en.n in sent or not ok(en.event):
+                        continue
+                    m.sse_sent += 1
+                    yield f"id: {en.n}\nevent: event\ndata: {en.data}\n\n"
+                if entries:
+                    if sent and entries[-1].n > max(sent):
+                        sent.clear()
+                    idle = time.monotonic()
+                elif time.monotonic() - idle > KEEPALIVE_S:
+                    idle = time.monotonic()
+                    yield f": keepalive {datetime.now(UTC).isoformat()}\n\n"
+                await self.feed.wait(1.0)
+        finally:
+            m.sse_clients -= 1

@@ -1,0 +1,80 @@
+"""The hub's counters and their Prometheus text form."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class HubMetrics:
+    received: Counter[str] = field(default_factory=Counter)  # by topic kind
+    rejected: Counter[str] = field(default_factory=Counter)  # by reason
+    events_stored: int = 0
+    events_duplicate: int = 0
+    batches_written: int = 0
+    write_seconds: float = 0.0
+    write_errors: int = 0
+    sse_clients: int = 0
+    sse_sent: int = 0
+    mqtt_connected: bool = False
+    mqtt_shared: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def render(self, gauges: dict[str, float]) -> str:
+        """Prometheus text exposition (version 0.0.4)."""
+        lines: list[str] = []
+
+        def metric(name: str, kind: str, help_: str, samples: dict[str, float]) -> None:
+            lines.append(f"# HELP edge_hub_{name} {help_}")
+            lines.append(f"# TYPE edge_hub_{name} {kind}")
+            for labels, v in samples.items():
+                lines.append(f"edge_hub_{name}{labels} {v:g}")
+
+        with self.lock:
+            metric(
+                "messages_received_total", "counter", "MQTT messages received by topic kind",
+                {f'{{kind="{k}"}}': v for k, v in sorted(self.received.items())} or {"": 0},
+            )  # fmt: skip
+            metric(
+                "messages_rejected_total", "counter", "messages refused, by reason",
+                {f'{{reason="{k}"}}': v for k, v in sorted(self.rejected.items())} or {"": 0},
+            )  # fmt: skip
+            metric(
+                "events_stored_total", "counter", "events stored (new)", {"": self.events_stored}
+            )
+            metric(
+                "events_duplicate_total", "counter", "events already stored (redelivered)",
+                {"": self.events_duplicate},
+            )  # fmt: skip
+            metric("db_batches_total", "counter", "write transactions", {"": self.batches_written})
+            metric("db_write_seconds_total", "counter", "time in writes", {"": self.write_seconds})
+            metric(
+                "db_write_errors_total",
+                "counter",
+                "failed writes (retried)",
+                {"": self.write_errors},
+            )
+            metric("sse_clients", "gauge", "open /api/stream connections", {"": self.sse_clients})
+            metric(
+                "sse_events_sent_total",
+                "counter",
+                "events sent on /api/stream",
+                {"": self.sse_sent},
+            )
+            metric(
+                "mqtt_connected",
+                "gauge",
+                "1 while connected to the broker",
+                {"": int(self.mqtt_connected)},
+            )
+            metric(
+                "mqtt_shared_subscription",
+                "gauge",
+                "1 when a v5 shared subscription is used",
+                {"": int(self.mqtt_shared)},
+            )
+        for name, v in sorted(gauges.items()):
+            metric(name, "gauge", name.replace("_", " "), {"": v})
+        return "\n".join(lines) + "\n"

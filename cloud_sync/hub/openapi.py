@@ -1,0 +1,86 @@
+"""The OpenAPI 3.1 description of the hub's API, written by hand; payloads use the v1 schemas."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cloud_sync.schema import json_schemas
+
+
+def _q(name: str, desc: str, typ: str = "string") -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": desc,
+            "schema": {"type": typ}}  # fmt: skip
+
+
+_DEVICE = {"name": "device_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_ERR = {"description": "bad parameter", "content": {"application/json": {"schema": {
+    "$ref": "#/components/schemas/Error"}}}}  # fmt: skip
+_401 = {"description": "missing or wrong bearer token (when the hub has one)"}
+_TIME = "epoch seconds or RFC 3339 with a zone"
+
+
+def _get(summary: str, params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    ok = {"200": {"description": "OK"}, "400": _ERR, "401": _401}
+    return {"get": {"summary": summary, "parameters": params or [], "responses": ok}}
+
+
+def openapi_document() -> dict[str, Any]:
+    schemas: dict[str, Any] = {
+        "Error": {"type": "object", "properties": {"error": {"type": "string"}},
+                  "required": ["error"]},
+    }  # fmt: skip
+    raw = json.dumps(json_schemas()).replace('"#/$defs/', '"#/components/schemas/')
+    for name, s in json.loads(raw).items():
+        defs = s.pop("$defs", {})
+        schemas.update(defs)
+        schemas[name] = s
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": "edge-hub", "version": "1",
+                 "description": "Devices, events, gaps and a live SSE feed from edgewise devices."},
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/healthz": _get("database and broker health (no token needed)"),
+            "/metrics": _get("Prometheus text metrics"),
+            "/api/devices": _get("every device: state (online/offline/stopped), last seen, "
+                                 "last telemetry, event count"),
+            "/api/devices/{device_id}": _get("one device and its boots", [_DEVICE]),
+            "/api/devices/{device_id}/telemetry": _get(
+                "telemetry history (fps, inference ms, CPU, memory, outbox)",
+                [_DEVICE, _q("since", _TIME), _q("limit", "1..10000", "integer")]),
+            "/api/devices/{device_id}/commands": {
+                **_get("commands sent to the device and their replies", [_DEVICE]),
+                "post": {
+                    "summary": "publish a command (CommandV1) on <prefix>/<device>/cmd/<name>;"
+                               " the reply is recorded when it arrives",
+                    "parameters": [_DEVICE],
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {"type": "object", "required": ["name"], "properties": {
+                            "name": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,31}$"},
+                            "args": {"type": "object"}}}}}},
+                    "responses": {"202": {"description": "published; body: {id, topic}"},
+                                  "400": _ERR, "401": _401,
+                                  "503": {"description": "broker not connected"}},
+                },
+            },
+            "/api/events": _get("stored events, newest first, cursor-paginated", [
+                _q("device", "device id"), _q("label", "label"), _q("kind", "vision or audio"),
+                _q("since", _TIME), _q("until", _TIME),
+                _q("cursor", "next_cursor of the previous page", "integer"),
+                _q("limit", "1..1000", "integer"), _q("order", "desc (default) or asc")]),
+            "/api/stream": _get(
+                "Server-Sent Events: `event: event`, `id:` the event's number; send"
+                " Last-Event-ID to resume; ?access_token= for EventSource",
+                [_q("device", "device id"), _q("label", "label"), _q("kind", "vision or audio")]),
+            "/api/gaps": _get("missing seq ranges per device", [_q("device", "device id")]),
+            "/api/stats/labels": _get("event counts per label per time bucket", [
+                _q("since", _TIME), _q("bucket", "seconds, 1..86400", "integer"),
+                _q("device", "device id")]),
+        },
+    }  # fmt: skip
+    return doc

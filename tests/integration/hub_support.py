@@ -1,0 +1,195 @@
+"""Helpers for the hub tests: a private mosquitto, a PostgreSQL database per run,
+v1 batches built from the schema models, and `edge-hub serve` subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from cloud_sync.schema import EventBatchV1, EventV1, ModelRefV1, StatusV1, TelemetryV1
+
+PG_ADMIN = os.environ.get("EDGEWISE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+@contextmanager
+def mosquitto(tmp: Path) -> Iterator[int]:
+    """A private broker on a free port; yields the port."""
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(exe).exists():
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    port = free_port()
+    conf = tmp / f"mosquitto-{port}.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        "max_queued_messages 1000000\nmax_inflight_messages 1000\n"
+    )
+    p = subprocess.Popen([exe, "-c", str(conf)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        yield port
+    finally:
+        p.terminate()
+        p.wait(5)
+
+
+@contextmanager
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this run, dropped after; skips when none is reachable."""
+    try:
+        import psycopg
+    except ImportError:
+        pytest.skip("psycopg is not installed (pip install 'edgewise[hub]')")
+    name = f"hub_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
+    except psycopg.Error as e:
+        pytest.skip(f"no PostgreSQL at {PG_ADMIN} ({str(e).strip()[:80]}); set EDGEWISE_TEST_PG")
+    with admin:
+        admin.execute(f"CREATE DATABASE {name}")
+        try:
+            yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+        finally:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def make_batch(
+    device: str, boot: str, seqs: Sequence[int], label: str = "face", kind: str = "vision"
+) -> EventBatchV1:
+    t = now()
+    events = [
+        EventV1(
+            id=str(uuid.uuid4()), device_id=device, boot_id=boot, seq=s, stream="cam0",
+            kind=kind, label=label, score=0.9, phase="start", started_at=t, ts=t,
+            box=[0.1, 0.2, 0.3, 0.4] if kind == "vision" else None, track_id=s,
+            model=ModelRefV1(name="blazeface-short", version="1", sha256="abcdef12"),
+            latency_ms=12.5,
+        )
+        for s in seqs
+    ]  # fmt: skip
+    return EventBatchV1(device_id=device, boot_id=boot, events=events)
+
+
+def make_telemetry(device: str, boot: str, fps: float, inf_ms: float) -> TelemetryV1:
+    return TelemetryV1.model_validate(
+        {"device_id": device, "boot_id": boot, "ts": now().isoformat(), "uptime_s": 5.0,
+         "streams": {"cam0": {"fps_in": fps, "fps_processed": fps, "dropped": 0}},
+         "detectors": {"blazeface-short": {"inference_ms": inf_ms, "calls": 10}},
+         "outbox": {"depth": 0, "oldest_age_s": 0.0, "dropped": 0}, "reconnects": 0}
+    )  # fmt: skip
+
+
+def status(device: str, state: str, boot: str | None = None) -> bytes:
+    return StatusV1(device_id=device, state=state, boot_id=boot, ts=now()).model_dump_json().encode()  # type: ignore[arg-type]
+
+
+class Publisher:
+    """A plain paho v5 client that publishes at QoS 1 and waits for every PUBACK."""
+
+    def __init__(self, port: int, client_id: str | None = None) -> None:
+        self.c = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"pub-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv5,
+        )
+        self.c.max_inflight_messages_set(100)
+        self.c.connect("127.0.0.1", port)
+        self.c.loop_start()
+
+    def publish(self, topic: str, payloads: Sequence[bytes], retain: bool = False) -> None:
+        infos = [self.c.publish(topic, p, qos=1, retain=retain) for p in payloads]
+        for i in infos:
+            i.wait_for_publish(10)
+
+    def close(self) -> None:
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+class HubProc:
+    """``edge-hub serve`` as a subprocess; ``get`` reads its JSON API."""
+
+    def __init__(self, db: str, mqtt_port: int, prefix: str, log: Path, *extra: str) -> None:
+        self.port = free_port()
+        self.log = log
+        exe = Path(sys.executable).with_name("edge-hub")
+        self.p = subprocess.Popen(
+            [str(exe), "serve", "--db", db, "--mqtt-port", str(mqtt_port), "--prefix", prefix,
+             "--http-port", str(self.port), *extra],
+            stdout=subprocess.DEVNULL, stderr=log.open("w"),
+        )  # fmt: skip
+        t0 = time.monotonic()
+        while True:
+            try:
+                if self.get("/healthz")["mqtt_connected"]:
+                    break
+            except OSError:
+                pass
+            if self.p.poll() is not None or time.monotonic() - t0 > 20:
+                raise RuntimeError(f"edge-hub did not come up: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def get(self, path: str, token: str | None = None) -> Any:
+        req = urllib.request.Request(self.url(path))
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    def stop(self) -> None:
+        self.p.send_signal(signal.SIGTERM)
+        try:
+            self.p.wait(10)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+
+
+def wait_for(pred: Any, timeout: float = 15.0, every: float = 0.1) -> Any:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        v = pred()
+        if v:
+            return v
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout} s")
