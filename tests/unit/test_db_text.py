@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from pydantic import ValidationError
@@ -10,9 +12,10 @@ from edge.detectors import decoder_entry
 from edge.detectors.db_text import DBTextDetector, Params, TextBox, decode, to_detection
 from edge.detectors.preprocess import Transform
 from edge.errors import InputError, ManifestError, ModelError
-from edge.models import zoo
-from edge.models.manifest import Manifest
+from edge.models.manifest import Manifest, read_manifest
 from edge.runtime.base import Array, TensorSpec
+
+ZOO_FILE = Path(__file__).resolve().parents[2] / "edge" / "models" / "zoo" / "ppocr-det.json"
 
 
 def blob_map(h: int, w: int, blobs: list[tuple[int, int, int, int, float]]) -> np.ndarray:
@@ -121,7 +124,7 @@ def test_params_forbid_unknown_keys_and_bad_values() -> None:
 
 
 def test_zoo_manifest_matches_rapidocr_config() -> None:
-    m = zoo.get("ppocr-det")
+    m = read_manifest(ZOO_FILE)
     _, params = decoder_entry(m, "ppocr-det")
     assert params == Params(
         thresh=0.3, box_thresh=0.5, max_candidates=1000, unclip_ratio=1.6,
@@ -135,7 +138,7 @@ def test_zoo_manifest_matches_rapidocr_config() -> None:
 
 
 def test_unknown_decoder_key_names_the_field() -> None:
-    data = zoo.get("ppocr-det").model_dump()
+    data = read_manifest(ZOO_FILE).model_dump()
     data["decoder"]["unclip"] = 2.0
     with pytest.raises(ManifestError, match=r"decoder\.unclip"):
         decoder_entry(Manifest.model_validate(data), "m.json")
@@ -170,7 +173,7 @@ def test_detector_maps_map_pixels_to_image_pixels() -> None:
     # A 368×368 image is scaled to 736×736 (limit_side 736, type min): factor 2.
     prob = blob_map(736, 736, [(100, 200, 500, 260, 0.9)])
     backend = FakeBackend(prob[None, None])
-    det = DBTextDetector(zoo.get("ppocr-det"), backend, Params())
+    det = DBTextDetector(read_manifest(ZOO_FILE), backend, Params())
     out = det.detect(np.zeros((368, 368, 3), dtype=np.uint8))
     assert backend.fed[0].shape == (1, 3, 736, 736)
     assert backend.fed[0].min() == pytest.approx(-1.0)  # (0 - 127.5) / 127.5
@@ -185,7 +188,7 @@ def test_detector_maps_map_pixels_to_image_pixels() -> None:
 
 def test_detector_rejects_a_map_of_the_wrong_shape() -> None:
     det = DBTextDetector(
-        zoo.get("ppocr-det"), FakeBackend(np.zeros((1, 2, 32, 32), np.float32)), Params()
+        read_manifest(ZOO_FILE), FakeBackend(np.zeros((1, 2, 32, 32), np.float32)), Params()
     )
     with pytest.raises(ModelError, match="1×1×H×W"):
         det.detect(np.zeros((32, 32, 3), dtype=np.uint8))
