@@ -1,0 +1,57 @@
+"""``edge run --config device.toml``: the on-device daemon."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+_STD_ATTRS = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line: ts, level, logger, msg, and any ``extra`` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for k, v in vars(record).items():
+            if k not in _STD_ATTRS:
+                doc[k] = v if isinstance(v, str | int | float | bool | None) else str(v)
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc, separators=(",", ":"))
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run the daemon: capture, detect, track, emit events",
+        description="SIGTERM/SIGINT stop cleanly; SIGHUP reloads the config.",
+    )
+    p.add_argument("--config", "-c", type=Path, required=True, metavar="FILE", help="device config")
+    p.add_argument("--log-json", action="store_true", help="structured JSON log lines on stderr")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.log_json:
+        root = logging.getLogger()
+        for h in root.handlers:
+            h.setFormatter(JsonFormatter())
+        if not root.handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(JsonFormatter())
+            root.addHandler(handler)
+    from edge.daemon import Daemon
+
+    daemon = Daemon(args.config)
+    daemon.install_signals()
+    return daemon.run()

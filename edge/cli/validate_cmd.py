@@ -1,0 +1,81 @@
+"""``edge validate-config FILE``: every problem as ``file:line key: message``; non-zero if any."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from edge.cli.output import emit_json
+from edge.config import DeviceConfig, InvalidConfigError, key_lines, load_config
+from edge.errors import ConfigError, EdgeError
+from edge.sinks import SINKS
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "validate-config",
+        help="check a device config: keys, types, detectors, sinks, sources",
+        description="Prints each problem as FILE:LINE KEY: MESSAGE and exits 2 if there are any.",
+    )
+    p.add_argument("config", type=Path, metavar="FILE")
+    p.add_argument("--json", action="store_true", help='{"ok": bool, "problems": [...]} on stdout')
+    p.add_argument(
+        "--no-models", action="store_true", help="skip resolving models (offline, not pulled yet)"
+    )
+    p.set_defaults(handler=run)
+
+
+def deep_problems(path: Path, cfg: DeviceConfig, check_models: bool) -> list[str]:
+    """What the schema cannot see: models that do not resolve, unknown sinks, missing files."""
+    from edge.models.resolve import resolve
+
+    lines = key_lines(path.read_text(encoding="utf-8"))
+
+    def at(*loc: str) -> str:
+        from edge.config import find_line
+
+        return f"{path}:{find_line(lines, tuple(loc))} {'.'.join(loc)}"
+
+    out: list[str] = []
+    for name, d in cfg.detectors.items():
+        is_path = Path(d.model).suffix.lower() in (".json", ".toml") or "/" in d.model
+        if not check_models and not is_path:
+            continue
+        try:
+            resolve(d.model, cfg.models_home, pull_missing=check_models)
+        except EdgeError as exc:
+            out.append(f"{at('detectors', name, 'model')}: {exc}")
+    for i, sink in enumerate(cfg.sinks):
+        if sink.type not in SINKS:
+            known = sorted(SINKS)
+            out.append(
+                f"{at('sinks', str(i), 'type')}: unknown sink type {sink.type!r}; use {known}"
+            )
+    for i, s in enumerate(cfg.streams):
+        src = Path(s.source).expanduser()
+        if s.source_type in ("video", "wav") and not src.is_file():
+            out.append(f"{at('streams', str(i), 'source')}: {src} not found")
+        if s.source_type == "images" and not src.is_dir():
+            out.append(f"{at('streams', str(i), 'source')}: {src} is not a folder")
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    path: Path = args.config
+    try:
+        cfg = load_config(path)
+        problems = deep_problems(path, cfg, not args.no_models)
+    except InvalidConfigError as exc:
+        problems = exc.problems
+    except ConfigError as exc:
+        problems = [str(exc)]
+    if args.json:
+        emit_json({"config": str(path), "ok": not problems, "problems": problems})
+    else:
+        for p in problems:
+            print(p, file=sys.stderr)
+        if not problems:
+            print(f"{path}: ok")
+    return 2 if problems else 0
