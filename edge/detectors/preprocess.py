@@ -30,9 +30,9 @@ class Transform:
     image_w: int
     image_h: int
 
-    def to_image(self, x: npt.NDArray[np.float32], y: npt.NDArray[np.float32]) -> tuple[
-        npt.NDArray[np.float32], npt.NDArray[np.float32]
-    ]:
+    def to_image(
+        self, x: npt.NDArray[np.float32], y: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
         return (x - self.pad_x) / self.scale_x, (y - self.pad_y) / self.scale_y
 
 
@@ -95,6 +95,11 @@ class ImagePreprocessor:
         h = max(m, int(round(image_h * ratio / m)) * m)
         return w, h
 
+    def _interp(self, s: float) -> int:
+        if s >= 1 or self.spec.interpolation == "linear":
+            return cv2.INTER_LINEAR
+        return cv2.INTER_AREA
+
     def __call__(self, image: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.generic], Transform]:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise InputError(
@@ -114,9 +119,8 @@ class ImagePreprocessor:
             if self._placed != (nw, nh, px, py):  # the padding stays 0 while the geometry holds
                 canvas[:] = 0
                 self._placed = (nw, nh, px, py)
-            interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
             view = canvas[py : py + nh, px : px + nw]
-            resized = cv2.resize(image, (nw, nh), dst=view, interpolation=interp)
+            resized = cv2.resize(image, (nw, nh), dst=view, interpolation=self._interp(s))
             if resized is not view and not np.shares_memory(resized, canvas):
                 view[:] = resized
             transform = Transform(s, s, px, py, tw, th, iw, ih)

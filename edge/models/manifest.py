@@ -56,6 +56,11 @@ class ImageInput(_Strict):
         description="stretch to width×height; letterbox (keep aspect, pad); or limit_side "
         "(dynamic shapes: scale so the short/long side is limit_side_len, round to multiple_of)",
     )
+    interpolation: Literal["area", "linear"] = Field(
+        default="area",
+        description="downscaling filter: area (anti-aliased, best for small inputs; ~0.28 ms for "
+        "640×480 → 128×96 here) or linear (bilinear, as MediaPipe does; ~0.03 ms)",
+    )
     limit_side_len: int = Field(default=736, gt=0, description="limit_side: the target side")
     limit_type: Literal["min", "max"] = Field(
         default="min",
