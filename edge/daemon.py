@@ -75,7 +75,7 @@ class Daemon:
         return DaemonContext(cfg.device_id, self.boot_id, cfg, cfg.data_dir, self)
 
     def _load_slots(self, cfg: DeviceConfig) -> dict[str, list[DetectorSlot]]:
-        """Every stream's detectors, loaded (one instance per stream: interpreters are not shared)."""
+        """Each stream's detectors, one instance per stream (interpreters are not shared)."""
         slots: dict[str, list[DetectorSlot]] = {}
         try:
             for s in cfg.streams:

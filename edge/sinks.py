@@ -1,0 +1,164 @@
+"""Event sinks chosen by config: ``SINKS`` maps a ``[[sinks]] type`` to a factory.
+
+A factory gets its ``SinkConfig`` and the ``DaemonContext`` (device id, boot id,
+the whole config with its ``[sync]`` section, the data dir, the daemon's
+control interface), so a sink that lives elsewhere (the MQTT outbox in
+``cloud_sync``) plugs in with one entry.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from edge.config import DeviceConfig, SinkConfig
+from edge.control import DeviceControl
+from edge.errors import ConfigError
+from edge.events import Event, EventSink
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonContext:
+    device_id: str
+    boot_id: str
+    config: DeviceConfig
+    data_dir: Path
+    control: DeviceControl | None = None
+
+
+def _line(event: Event, ctx: DaemonContext) -> str:
+    doc: dict[str, Any] = {"device_id": ctx.device_id, "boot_id": ctx.boot_id, **event.to_json()}
+    return json.dumps(doc, separators=(",", ":"))
+
+
+class JsonlSink:
+    """Appends one JSON object per event to a file; ``flush_every`` events per flush."""
+
+    def __init__(self, path: Path, ctx: DaemonContext, flush_every: int = 1) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._f: IO[str] = path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{path}: jsonl sink cannot open the file ({exc.strerror})") from None
+        self.path = path
+        self._ctx = ctx
+        self._every = flush_every
+        self._n = 0
+        self._lock = threading.Lock()
+
+    def emit(self, event: Event) -> None:
+        with self._lock:
+            self._f.write(_line(event, self._ctx) + "\n")
+            self._n += 1
+            if self._n % self._every == 0:
+                self._f.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._f.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._f.closed:
+                self._f.flush()
+                self._f.close()
+
+    def __enter__(self) -> JsonlSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class StdoutSink:
+    """JSON Lines on stdout (logs go to stderr)."""
+
+    def __init__(self, ctx: DaemonContext, flush_every: int = 1) -> None:
+        self._ctx = ctx
+        self._every = flush_every
+        self._n = 0
+        self._lock = threading.Lock()
+
+    def emit(self, event: Event) -> None:
+        with self._lock:
+            sys.stdout.write(_line(event, self._ctx) + "\n")
+            self._n += 1
+            if self._n % self._every == 0:
+                sys.stdout.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            sys.stdout.flush()
+
+    def close(self) -> None:
+        self.flush()
+
+
+def _jsonl(cfg: SinkConfig, ctx: DaemonContext) -> EventSink:
+    if cfg.path is None:
+        raise ConfigError("sinks: a jsonl sink needs `path`")
+    return JsonlSink(cfg.path.expanduser(), ctx, cfg.flush_every)
+
+
+def _stdout(cfg: SinkConfig, ctx: DaemonContext) -> EventSink:
+    return StdoutSink(ctx, cfg.flush_every)
+
+
+def _mqtt(cfg: SinkConfig, ctx: DaemonContext) -> EventSink:
+    from cloud_sync.sink import from_daemon  # the `sync` extra (paho-mqtt); imported on use
+
+    return from_daemon(cfg, ctx)
+
+
+SinkFactory = Callable[[SinkConfig, DaemonContext], EventSink]
+
+SINKS: dict[str, SinkFactory] = {
+    "jsonl": _jsonl,
+    "stdout": _stdout,
+    "mqtt": _mqtt,
+}
+
+
+def build_sink(cfg: SinkConfig, ctx: DaemonContext) -> EventSink:
+    factory = SINKS.get(cfg.type)
+    if factory is None:
+        raise ConfigError(f"sinks: unknown sink type {cfg.type!r}; choose one of {sorted(SINKS)}")
+    return factory(cfg, ctx)
+
+
+class SinkFanout:
+    """Every event to every sink; one failing sink is logged and does not stop the others."""
+
+    def __init__(
+        self, sinks: list[EventSink], on_error: Callable[[EventSink, Exception], None]
+    ) -> None:
+        self.sinks = sinks
+        self._on_error = on_error
+        self.emitted = 0
+
+    def emit(self, event: Event) -> None:
+        self.emitted += 1
+        for s in self.sinks:
+            try:
+                s.emit(event)
+            except Exception as exc:  # a sink's own failure must not stop the pipeline
+                self._on_error(s, exc)
+
+    def flush(self) -> None:
+        for s in self.sinks:
+            try:
+                s.flush()
+            except Exception as exc:  # as above
+                self._on_error(s, exc)
+
+    def close(self) -> None:
+        for s in self.sinks:
+            try:
+                s.close()
+            except Exception as exc:  # as above
+                self._on_error(s, exc)
