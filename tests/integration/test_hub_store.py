@@ -1,0 +1,108 @@
+"""The store's contract on both engines: SQLite, and the real PostgreSQL when reachable."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from cloud_sync.hub.errors import QueryError, StoreError
+from cloud_sync.hub.store import EventQuery, Store, open_store
+from cloud_sync.hub.validate import Reply
+from cloud_sync.schema import CommandReplyV1, StatusV1
+
+from .hub_support import make_batch, make_telemetry, pg_database
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        s = open_store(f"sqlite:///{tmp_path}/hub.db")
+        s.migrate()
+        yield s
+        s.close()
+    else:
+        with pg_database() as url:
+            s = open_store(url)
+            s.migrate()
+            yield s
+            s.close()
+
+
+BOOT = str(uuid.uuid4())
+
+
+def test_each_event_is_stored_once_across_redeliveries(store: Store) -> None:
+    b1, b2 = make_batch("d1", BOOT, range(0, 5)), make_batch("d1", BOOT, range(5, 10))
+    assert store.write([b1]).stored == 5
+    r = store.write([b1, b2])  # b1 redelivered alongside the next batch
+    assert (r.stored, r.duplicates) == (5, 5)
+    assert store.count_events() == 10
+    assert store.migrate() == 1  # idempotent
+
+
+def test_gaps_show_and_close_when_late_batches_arrive(store: Store) -> None:
+    store.write([make_batch("d1", BOOT, [0, 1, 2, 6, 7]), make_batch("d2", BOOT, [0, 1])])
+    gaps = store.gaps()
+    assert [(g["device_id"], g["from_seq"], g["to_seq"], g["missing"]) for g in gaps] == [
+        ("d1", 3, 5, 3)
+    ]
+    store.write([make_batch("d1", BOOT, [4])])  # out of order: splits the gap
+    assert [(g["from_seq"], g["to_seq"]) for g in store.gaps("d1")] == [(3, 3), (5, 5)]
+    store.write([make_batch("d1", BOOT, [3, 5])])
+    assert store.gaps() == []
+    boots = store.device("d1")["boots"]  # type: ignore[index]
+    assert [(b["first_seq"], b["last_seq"]) for b in boots] == [(0, 7)]
+
+
+def test_cursor_pagination_and_filters(store: Store) -> None:
+    store.write([make_batch("d1", BOOT, range(0, 25), label="face")])
+    store.write([make_batch("d2", BOOT, range(0, 5), label="speech", kind="audio")])
+    seen: list[int] = []
+    cursor = None
+    while True:
+        page, cursor = store.events(EventQuery(device="d1", limit=10, cursor=cursor))
+        seen += [e["seq"] for e in page]
+        if cursor is None:
+            break
+    assert seen == list(range(24, -1, -1))  # newest first, every event once
+    page, _ = store.events(EventQuery(kind="audio", order="asc", limit=100))
+    assert [(e["device_id"], e["label"], e["seq"]) for e in page] == [
+        ("d2", "speech", i) for i in range(5)
+    ]
+    assert store.events(EventQuery(label="nothing"))[0] == []
+    with pytest.raises(QueryError, match="limit"):
+        store.events(EventQuery(limit=0))
+
+
+def test_registry_status_telemetry_replies_and_retention(store: Store) -> None:
+    store.write([make_batch("d1", BOOT, [0])])
+    store.write(
+        [],
+        statuses=[StatusV1(device_id="d1", state="online", boot_id=BOOT, version="0.1.0")],
+        telemetry=[make_telemetry("d1", BOOT, fps=29.5, inf_ms=1.25)],
+    )
+    d = store.device("d1")
+    assert d is not None
+    assert (d["state"], d["version"], d["events"]) == ("online", "0.1.0", 1)
+    assert d["telemetry"]["streams"]["cam0"]["fps_processed"] == 29.5
+    tel = store.telemetry("d1", since=0)
+    assert [(t["fps"], t["inference_ms"]) for t in tel] == [(29.5, 1.25)]
+    store.add_command("c1", "d1", "config", {"threshold": 0.7})
+    store.write([], replies=[Reply("d1", "config", CommandReplyV1(id="c1", command="config", ok=True))])
+    (c,) = store.commands("d1")
+    assert (c["id"], c["ok"], c["args"]) == ("c1", True, {"threshold": 0.7})
+    counts = store.label_counts(since=0, bucket_s=60)
+    assert sum(c["count"] for c in counts) == 1
+    assert store.prune(datetime.now(UTC).timestamp() + 1) == 1
+    assert store.count_events() == 0
+
+
+def test_unsupported_url_says_what_works(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="sqlite:///hub.db"):
+        open_store("mysql://x")
+    with pytest.raises(StoreError, match="does not exist"):
+        open_store(f"sqlite:///{tmp_path}/missing/hub.db")
