@@ -51,7 +51,10 @@ class SyncConfig(_Section):
     batch_max_events: int = Field(default=100, ge=1, le=1000)
     batch_max_ms: int = Field(default=50, ge=0, le=10_000)
     inflight: int = Field(default=20, ge=1, le=1000, description="unacknowledged batches at once")
-    puback_timeout_s: float = Field(default=10.0, gt=0, description="resend a batch after this")
+    puback_timeout_s: float = Field(
+        default=10.0, gt=0, description="no PUBACK this long: reconnect and resend from the outbox"
+    )
+    connect_timeout_s: float = Field(default=10.0, gt=0, description="wait this long for CONNACK")
     reconnect_min_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
     telemetry_interval_s: float = Field(default=10.0, gt=0)

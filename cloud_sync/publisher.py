@@ -40,7 +40,6 @@ from edge.events import rfc3339
 
 log = logging.getLogger(__name__)
 
-CONNACK_TIMEOUT_S = 10.0
 
 
 @dataclass(slots=True)
@@ -220,7 +219,7 @@ class Publisher:
             log.warning("mqtt: cannot connect to %s:%d: %s", self.cfg.host, self.cfg.port, exc)
             return False
         self._reconnect_now.clear()
-        deadline = time.monotonic() + CONNACK_TIMEOUT_S
+        deadline = time.monotonic() + self.cfg.connect_timeout_s
         stop_at: float | None = None
         try:
             while True:
@@ -231,7 +230,7 @@ class Publisher:
                     break
                 ack = self._connack
                 if ack is None and time.monotonic() > deadline:
-                    log.warning("mqtt: no CONNACK within %.0f s", CONNACK_TIMEOUT_S)
+                    log.warning("mqtt: no CONNACK within %.1f s", self.cfg.connect_timeout_s)
                     break
                 if (ack is not None and ack.is_failure) or self._reconnect_now.is_set():
                     break

@@ -1,0 +1,103 @@
+"""A test subscriber (the hub's view): collects event batches by seq, statuses, telemetry."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from cloud_sync.schema import EventBatchV1, TelemetryV1
+
+
+class Subscriber:
+    """MQTT 3.1.1, QoS 1, reconnecting; ``persistent`` keeps its session across broker restarts."""
+
+    def __init__(self, port: int, *, persistent: bool = False, prefix: str = "edgewise/v1") -> None:
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"test-hub-{port}-{time.monotonic_ns()}" if not persistent else "test-hub",
+            protocol=MQTTProtocolVersion.MQTTv311,
+            clean_session=not persistent,
+        )
+        self.prefix = prefix
+        self.lock = threading.Lock()
+        self.ids: dict[int, set[str]] = defaultdict(set)  # seq -> event ids seen with it
+        self.batches: list[EventBatchV1] = []
+        self.statuses: list[dict[str, Any]] = []
+        self.telemetry: list[TelemetryV1] = []
+        self.subscribed = threading.Event()
+        self.client.on_message = self._on_message
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *a: self.subscribed.set()
+        self.client.reconnect_delay_set(0.05, 0.5)  # type: ignore[arg-type]  # floats work; int hint is too narrow
+        self.client.connect("127.0.0.1", port, keepalive=10)
+        self.client.loop_start()
+        if not self.subscribed.wait(10):
+            raise TimeoutError("subscriber: no SUBACK")
+
+    def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
+        client.subscribe(f"{self.prefix}/#", qos=1)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        kind = msg.topic.rsplit("/", 1)[-1]
+        with self.lock:
+            if kind == "events":
+                b = EventBatchV1.model_validate_json(msg.payload)
+                self.batches.append(b)
+                for e in b.events:
+                    self.ids[e.seq].add(e.id)
+            elif kind == "status" and msg.payload:
+                self.statuses.append(json.loads(msg.payload))
+            elif kind == "telemetry":
+                self.telemetry.append(TelemetryV1.model_validate_json(msg.payload))
+
+    def seqs(self) -> list[int]:
+        with self.lock:
+            return sorted(self.ids)
+
+    def wait_seqs(self, expected: list[int], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.seqs() == expected:
+                return True
+            time.sleep(0.05)
+        return self.seqs() == expected
+
+    def wait_status(self, state: str, timeout: float = 10.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if self.statuses and self.statuses[-1]["state"] == state:
+                    return self.statuses[-1]
+            time.sleep(0.02)
+        raise TimeoutError(f"status never became {state!r}; saw {self.statuses[-3:]}")
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def retained_status(port: int, device: str, prefix: str = "edgewise/v1") -> dict[str, Any] | None:
+    """What a fresh subscriber reads from the retained status topic right now."""
+    got: list[dict[str, Any]] = []
+    done = threading.Event()
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv311)
+
+    def on_msg(client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        got.append(json.loads(msg.payload))
+        done.set()
+
+    c.on_message = on_msg
+    c.on_subscribe = lambda *a: threading.Timer(0.3, done.set).start()
+    c.connect("127.0.0.1", port)
+    c.subscribe(f"{prefix}/{device}/status", 1)
+    c.loop_start()
+    done.wait(5)
+    c.loop_stop()
+    c.disconnect()
+    return got[0] if got else None
