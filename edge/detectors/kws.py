@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from edge.detectors.base import Audio, Segment, StageTimes
 from edge.errors import BackendUnavailableError, InputError, ManifestError
 from edge.models.manifest import AudioInput, Manifest
-from edge.runtime.base import Backend, TensorSpec
+from edge.runtime.base import Array, Backend, TensorSpec
 
 FRONTEND_RATE = 16000
 """The TFLite Micro frontend in pymicro-features is built for 16 kHz, 16-bit audio."""
@@ -214,7 +214,9 @@ class MicroWakeWord:
         self._in_scale, self._in_zero = q.scale, float(q.zero_point)
         info = np.iinfo(cast("np.dtype[np.integer[Any]]", self._tin.dtype))  # checked above
         self._in_clip = (float(info.min), float(info.max))
-        self._out_q = self._tout.quantization
+        self._out_scale = self._tout.quantization.scale
+        self._out_zero = float(self._tout.quantization.zero_point)
+        self._feeds: dict[str, Array] = {}
         self._block = np.zeros((0, FRONTEND_CHANNELS), dtype=np.float64)
         self.probabilities: list[float] | None = None  # set to [] to record raw outputs
 
@@ -249,10 +251,12 @@ class MicroWakeWord:
         t1 = time.perf_counter()
         out: list[Segment] = []
         n_full = feats.shape[0] // self.stride * self.stride
-        for i in range(0, n_full, self.stride):
-            firing = self._decision.push(self._invoke(feats[i : i + self.stride]))
-            if firing is not None:
-                out.append(self._segment(firing))
+        if n_full:
+            blocks = self._quantize(feats[:n_full]).reshape(-1, 1, self.stride, FRONTEND_CHANNELS)
+            for block in blocks:
+                firing = self._decision.push(self._invoke(block))
+                if firing is not None:
+                    out.append(self._segment(firing))
         self._block = feats[n_full:].copy()
         t2 = time.perf_counter()
         self.times.ms["features"] = (t1 - t0) * 1000.0
@@ -273,13 +277,17 @@ class MicroWakeWord:
 
     # -- internals --------------------------------------------------------------------
 
-    def _invoke(self, block: npt.NDArray[np.float64]) -> float:
+    def _quantize(self, feats: npt.NDArray[np.float64]) -> npt.NDArray[Any]:
         # float64, divided, as pymicro-wakeword does: the same rounding at ties
-        q = block / self._in_scale + self._in_zero
+        q = feats / self._in_scale + self._in_zero
         np.rint(q, out=q)
         np.clip(q, *self._in_clip, out=q)
-        (raw,) = self._backend.run({self._tin.name: q.astype(self._tin.dtype)[np.newaxis]})
-        prob = float(self._out_q.scale) * (float(raw.reshape(-1)[0]) - self._out_q.zero_point)
+        return q.astype(self._tin.dtype)
+
+    def _invoke(self, block: npt.NDArray[Any]) -> float:
+        self._feeds[self._tin.name] = block
+        (raw,) = self._backend.run(self._feeds)
+        prob = self._out_scale * (float(raw.reshape(-1)[0]) - self._out_zero)
         if self.probabilities is not None:
             self.probabilities.append(prob)
         return prob
