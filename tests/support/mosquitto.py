@@ -6,6 +6,7 @@ process, started from ``/usr/sbin/mosquitto`` (or ``$MOSQUITTO``).
 
 from __future__ import annotations
 
+import getpass
 import os
 import signal
 import socket
@@ -61,6 +62,7 @@ class Broker:
             "allow_anonymous true",
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.workdir}/",
+            f"user {getpass.getuser()}",  # as root it would drop to 'mosquitto' and lose tmp files
             "log_dest stderr",
             "log_type error",
             "log_type warning",

@@ -10,6 +10,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from pydantic import ValidationError
 
 from cloud_sync.schema import EventBatchV1, TelemetryV1
 
@@ -17,7 +18,14 @@ from cloud_sync.schema import EventBatchV1, TelemetryV1
 class Subscriber:
     """MQTT 3.1.1, QoS 1, reconnecting; ``persistent`` keeps its session across broker restarts."""
 
-    def __init__(self, port: int, *, persistent: bool = False, prefix: str = "edgewise/v1") -> None:
+    def __init__(
+        self,
+        port: int,
+        *,
+        persistent: bool = False,
+        prefix: str = "edgewise/v1",
+        auth: tuple[str, str] | None = None,
+    ) -> None:
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=f"test-hub-{port}-{time.monotonic_ns()}" if not persistent else "test-hub",
@@ -30,10 +38,13 @@ class Subscriber:
         self.batches: list[EventBatchV1] = []
         self.statuses: list[dict[str, Any]] = []
         self.telemetry: list[TelemetryV1] = []
+        self.invalid: list[tuple[str, bytes]] = []  # payloads that fail the v1 schema
         self.subscribed = threading.Event()
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *a: self.subscribed.set()
+        if auth:
+            self.client.username_pw_set(*auth)
         self.client.reconnect_delay_set(0.05, 0.5)  # type: ignore[arg-type]  # floats work; int hint is too narrow
         self.client.connect("127.0.0.1", port, keepalive=10)
         self.client.loop_start()
@@ -44,6 +55,13 @@ class Subscriber:
         client.subscribe(f"{self.prefix}/#", qos=1)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            self._take(msg)
+        except (ValidationError, ValueError):
+            with self.lock:
+                self.invalid.append((msg.topic, bytes(msg.payload)))
+
+    def _take(self, msg: mqtt.MQTTMessage) -> None:
         kind = msg.topic.rsplit("/", 1)[-1]
         with self.lock:
             if kind == "events":
