@@ -1,0 +1,192 @@
+"""One conversion, end to end: resolve → prepare → convert → evaluate → gate → bundle."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from converters import gate as gate_mod
+from converters import onnx_recipes, tflite
+from converters.bundle import bundle_input, write_bundle
+from converters.calibration import CalibrationSet, load_set
+from converters.errors import CalibrationError, ConversionError, GateFailedError
+from converters.evaluate import (
+    Report,
+    build_report,
+    evaluate_images,
+    evaluate_tensors,
+    is_image_detector,
+    list_images,
+)
+from converters.profiles import Profile
+from edge.models.manifest import ImageInput, Manifest, read_manifest
+from edge.models.resolve import ResolvedModel, resolve
+from edge.models.zoo import sha256_file
+from edge.runtime import BackendOptions, TensorSpec, load_backend
+
+log = logging.getLogger(__name__)
+
+FALLBACK_STEP = 2  # nodes kept in float per --auto-fallback round
+FALLBACK_ROUNDS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    model: str
+    profile: Profile
+    calibration: Path
+    out: Path
+    eval_path: Path | None = None
+    manifest: Path | None = None
+    auto_fallback: bool = False
+    threads: int | None = None
+
+
+def _resolve(req: Request) -> ResolvedModel:
+    if req.manifest is not None:
+        m = read_manifest(req.manifest)
+        path = Path(req.model)
+        if not path.is_file():
+            raise ConversionError(f"{path}: model file not found")
+        return ResolvedModel(m, path.resolve(), str(req.manifest))
+    return resolve(req.model)
+
+
+def _split(req: Request, detector: bool) -> tuple[Path | None, list[Path]]:
+    """Evaluation images; without --eval, every 4th calibration image is held out."""
+    if not detector:
+        return None, []
+    if req.eval_path is not None:
+        images = list_images(req.eval_path) if req.eval_path.is_dir() else [req.eval_path]
+        if not images:
+            raise CalibrationError(f"{req.eval_path}: evaluation set has no images")
+        return req.eval_path, images
+    if not req.calibration.is_dir():
+        return None, []
+    images = list_images(req.calibration)
+    if len(images) < 4:
+        raise CalibrationError(
+            f"{req.calibration}: {len(images)} images cannot be split into calibration and "
+            "evaluation; add images or pass --eval DIR"
+        )
+    return None, images[3::4]
+
+
+def _convert_once(
+    prepared: Path, work: Path, profile: Profile, calib: CalibrationSet, exclude: tuple[str, ...]
+) -> Path:
+    r = profile.recipe
+    opts = onnx_recipes.QuantOptions.from_recipe(r, exclude)
+    dst = work / f"converted-{len(exclude)}.onnx"
+    if r.format == "tflite":
+        nhwc = np.concatenate([next(iter(f.values())) for f in calib.feeds()], axis=0)
+        if nhwc.ndim == 4 and nhwc.shape[1] in (1, 3):
+            nhwc = nhwc.transpose(0, 2, 3, 1)
+        name = next(iter(calib.samples[0].load()))
+        return tflite.convert(prepared, work / "tflite", r, name, nhwc.astype(np.float32))
+    if r.precision == "int8":
+        return onnx_recipes.quantize_static_int8(prepared, dst, calib, opts)
+    if r.precision == "int8-dynamic":
+        return onnx_recipes.quantize_dynamic_int8(prepared, dst, opts)
+    if r.precision == "fp16":
+        return onnx_recipes.convert_fp16(prepared, dst)
+    shutil.copyfile(prepared, dst)
+    return dst
+
+
+def run(req: Request) -> tuple[Report, Path]:
+    """Convert; write the bundle; raise ``GateFailedError`` (bundle still written) on a miss."""
+    t0 = time.perf_counter()
+    src = _resolve(req)
+    if src.manifest.format != "onnx":
+        raise ConversionError(
+            f"{src.origin}: edge-convert takes FP32 ONNX models, not {src.manifest.format}"
+        )
+    profile = req.profile
+    threads = req.threads or profile.runtime.threads
+    conv_manifest = bundle_input(src.manifest, profile)
+    detector = is_image_detector(src.manifest)
+    eval_dir, eval_images = _split(req, detector)
+    layout = conv_manifest.input.layout if isinstance(conv_manifest.input, ImageInput) else "NCHW"
+    with tempfile.TemporaryDirectory(prefix="edgewise-convert-") as tmp:
+        work = Path(tmp)
+        prepared = onnx_recipes.prepare(
+            src.path, work / "prepared.onnx", profile.recipe,
+            "NCHW" if profile.recipe.format == "tflite" else layout, src.origin, profile.name,
+        )  # fmt: skip
+        inputs = calib_inputs(prepared)
+        calib_input = conv_manifest.input
+        if isinstance(calib_input, ImageInput) and profile.recipe.format == "tflite":
+            calib_input = calib_input.model_copy(update={"layout": "NCHW"})  # the ONNX side
+        calib = load_set(
+            req.calibration, calib_input, inputs, profile.recipe.calibration_samples,
+            skip=set(eval_images) if eval_dir is None else set(),
+        )  # fmt: skip
+        calib.samples[0].load()  # fail fast on a mismatched set, before the long part
+        exclude: tuple[str, ...] = ()
+        rounds = FALLBACK_ROUNDS if req.auto_fallback and profile.recipe.precision == "int8" else 0
+        while True:
+            converted = _convert_once(prepared, work, profile, calib, exclude)
+            report = _evaluate(req, src, conv_manifest, converted, calib, eval_images, threads)
+            report.excluded_nodes = list(exclude)
+            failures = gate_mod.check(report, profile.gate)
+            if not failures or rounds == 0 or profile.recipe.format != "onnx":
+                break
+            more = gate_mod.worst_nodes(prepared, converted, calib, FALLBACK_STEP, set(exclude))
+            if not more:
+                break
+            log.warning("gate missed (%s); keeping %s in float", "; ".join(failures), more)
+            exclude, rounds = exclude + tuple(more), rounds - 1
+        report.conversion_s = round(time.perf_counter() - t0, 2)
+        report.gate = {"passed": not failures, "failures": failures,
+                       **profile.gate.model_dump()}  # fmt: skip
+        out = write_bundle(
+            req.out, converted, conv_manifest, profile,
+            source_sha256=sha256_file(src.path), calibration_digest=calib.digest, report=report,
+        )  # fmt: skip
+    if failures:
+        raise GateFailedError(
+            f"{profile.name}: accuracy gate failed: {'; '.join(failures)} "
+            f"(report: {out / 'report.md'}); try --auto-fallback or another recipe"
+        )
+    return report, out
+
+
+def _evaluate(
+    req: Request, src: ResolvedModel, conv_m: Manifest, converted: Path,
+    calib: CalibrationSet, eval_images: list[Path], threads: int,
+) -> Report:  # fmt: skip
+    recipe = req.profile.recipe.model_dump(mode="json", exclude_none=True)
+    recipe.pop("supported_ops", None)
+    if eval_images:
+        probe_m = conv_m.model_copy(update={"format": req.profile.recipe.format})
+        measured = evaluate_images(
+            (src.manifest, src.path), (probe_m, converted), eval_images, threads
+        )
+        label = str(req.eval_path or f"{req.calibration} (every 4th image, held out)")
+    else:
+        data = calib
+        label = str(req.calibration)
+        if req.eval_path is not None:
+            data = load_set(req.eval_path, conv_m.input, calib_inputs(converted), None)
+            label = str(req.eval_path)
+        measured = evaluate_tensors(src.path, converted, data, threads)
+    return build_report(
+        measured, profile=req.profile.name, recipe=recipe, source=src.path, converted=converted,
+        eval_set=label, threads=threads,
+    )  # fmt: skip
+
+
+def calib_inputs(model: Path) -> list[TensorSpec]:
+    """The input specs of ``model`` as onnxruntime or TFLite reports them."""
+    b = load_backend(model, BackendOptions(threads=1))
+    try:
+        return b.inputs
+    finally:
+        b.close()

@@ -1,0 +1,218 @@
+"""ONNX recipes: load and check, fix input shapes, opset upgrade, ``quant_pre_process``,
+static INT8 QDQ (per-channel, MinMax or Percentile), dynamic INT8 and FP16."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+from onnx import version_converter
+
+from converters.calibration import CalibrationSet, Reader
+from converters.errors import ConversionError, UnsupportedOpError
+from converters.profiles import Recipe
+from edge.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class QuantOptions:
+    """The static-INT8 knobs of a recipe, plus the nodes kept in float by the gate."""
+
+    per_channel: bool = True
+    activation_type: str = "uint8"
+    weight_type: str = "int8"
+    reduce_range: bool = False
+    calibration: str = "minmax"
+    percentile: float = 99.999
+    nodes_to_exclude: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_recipe(cls, r: Recipe, exclude: tuple[str, ...] = ()) -> QuantOptions:
+        return cls(
+            r.per_channel, r.activation_type, r.weight_type, r.reduce_range,
+            r.calibration, r.percentile, exclude,
+        )  # fmt: skip
+
+
+def load(path: Path) -> onnx.ModelProto:
+    """Load and check an ONNX file; a non-ONNX file is a one-line error."""
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found")
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # protobuf raises DecodeError, onnx raises several types
+        raise ModelError(
+            f"{path}: not an ONNX model ({type(exc).__name__}); expected an .onnx file"
+        ) from None
+    if not model.graph.node:
+        raise ModelError(f"{path}: not an ONNX model (no graph nodes); expected an .onnx file")
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ModelError(f"{path}: invalid ONNX model ({first[:200]})") from None
+    return model
+
+
+def opset_of(model: onnx.ModelProto) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def op_counts(model: onnx.ModelProto) -> Counter[str]:
+    return Counter(n.op_type for n in model.graph.node)
+
+
+def check_ops(
+    model: onnx.ModelProto, supported: list[str] | None, origin: str, profile: str
+) -> None:
+    """Raise ``UnsupportedOpError`` naming each op (and its first node) the target cannot run."""
+    if supported is None:
+        return
+    allowed = set(supported)
+    bad: dict[str, str] = {}
+    for node in model.graph.node:
+        if node.op_type not in allowed and node.op_type not in bad:
+            bad[node.op_type] = node.name or "(unnamed)"
+    if bad:
+        ops = ", ".join(f"{op} (node {name!r})" for op, name in bad.items())
+        raise UnsupportedOpError(
+            f"{origin}: profile {profile!r} cannot run op {ops}; replace it in the model "
+            "or choose a profile whose runtime supports it"
+        )
+
+
+def fix_input_shapes(
+    model: onnx.ModelProto, size: tuple[int, int] | None, layout: str = "NCHW"
+) -> onnx.ModelProto:
+    """Batch → 1 for every input; with ``size`` (w, h), also the spatial dims of 4-D inputs."""
+    from onnxruntime.tools.onnx_model_utils import make_input_shape_fixed
+
+    init_names = {i.name for i in model.graph.initializer}
+    for inp in model.graph.input:
+        if inp.name in init_names:
+            continue
+        dims = inp.type.tensor_type.shape.dim
+        shape = [d.dim_value if d.HasField("dim_value") else -1 for d in dims]
+        if not shape:
+            continue
+        shape[0] = 1
+        if size is not None and len(shape) == 4:
+            w, h = size
+            if layout == "NCHW":
+                shape[2], shape[3] = h, w
+            else:
+                shape[1], shape[2] = h, w
+        if any(d < 0 for d in shape) and size is not None:
+            raise ConversionError(
+                f"input {inp.name!r}: dims {shape} stay dynamic after fixing; set recipe.input_size"
+            )
+        make_input_shape_fixed(model.graph, inp.name, shape)
+    return model
+
+
+def upgrade_opset(model: onnx.ModelProto, minimum: int) -> onnx.ModelProto:
+    """Per-channel QDQ needs opset ≥ 13 (axis on QuantizeLinear); older models are converted."""
+    current = opset_of(model)
+    if current >= minimum:
+        return model
+    log.info("upgrading opset %d → %d", current, minimum)
+    try:
+        return version_converter.convert_version(model, minimum)
+    except Exception as exc:  # the converter raises RuntimeError or its own types
+        raise ConversionError(
+            f"cannot upgrade the model from opset {current} to {minimum} ({str(exc)[:200]}); "
+            "re-export it at a newer opset"
+        ) from None
+
+
+def prepare(src: Path, dst: Path, recipe: Recipe, layout: str, origin: str, profile: str) -> Path:
+    """Check ops, fix shapes, upgrade opset, then ``quant_pre_process`` into ``dst``."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    model = load(src)
+    check_ops(model, recipe.supported_ops, origin, profile)
+    model = fix_input_shapes(model, recipe.input_size if recipe.static_shape else None, layout)
+    model = upgrade_opset(model, recipe.min_opset)
+    staged = dst.with_name(dst.stem + ".staged.onnx")
+    onnx.save(model, str(staged))
+    dynamic = any(
+        not d.HasField("dim_value") for i in model.graph.input for d in i.type.tensor_type.shape.dim
+    )
+    try:
+        quant_pre_process(str(staged), str(dst), skip_symbolic_shape=dynamic)
+    except ImportError as exc:
+        raise ConversionError(f"quant_pre_process needs {exc.name}: pip install sympy") from None
+    staged.unlink()
+    if dynamic:
+        strip_value_info(dst)
+    return dst
+
+
+def strip_value_info(path: Path) -> None:
+    """Drop intermediate shape annotations. With dynamic inputs, shape inference on PP-OCR
+    gives broadcast operands one symbolic dim, and onnxruntime then fails at run time
+    ("Shape mismatch attempting to re-use buffer"); without them it infers shapes itself."""
+    model = onnx.load(str(path))
+    del model.graph.value_info[:]
+    for out in model.graph.output:  # they may hold one calibration input's spatial size
+        out.type.tensor_type.ClearField("shape")
+    onnx.save(model, str(path))
+
+
+def _qtype(name: str) -> object:
+    from onnxruntime.quantization import QuantType
+
+    return {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}[name]
+
+
+def quantize_static_int8(src: Path, dst: Path, calib: CalibrationSet, opts: QuantOptions) -> Path:
+    """Static INT8 QDQ with the recipe's types, per-channel and calibration method."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
+
+    method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
+    # not CalibMaxIntermediateOutputs: onnxruntime 1.32 discards the data it flushes
+    extra: dict[str, object] = {}
+    if opts.calibration == "percentile":
+        extra["CalibPercentile"] = opts.percentile
+    quantize_static(
+        str(src), str(dst), Reader(calib),
+        quant_format=QuantFormat.QDQ,
+        per_channel=opts.per_channel,
+        reduce_range=opts.reduce_range,
+        activation_type=_qtype(opts.activation_type),
+        weight_type=_qtype(opts.weight_type),
+        nodes_to_exclude=list(opts.nodes_to_exclude) or None,
+        calibrate_method=method[opts.calibration],
+        extra_options=extra,
+    )  # fmt: skip
+    strip_value_info(dst)  # the quantizer writes them back
+    return dst
+
+
+def quantize_dynamic_int8(src: Path, dst: Path, opts: QuantOptions) -> Path:
+    """Dynamic INT8 (weights int8, activations quantized at run time): MatMul-heavy models."""
+    from onnxruntime.quantization import quantize_dynamic
+
+    quantize_dynamic(
+        str(src), str(dst), per_channel=opts.per_channel, reduce_range=opts.reduce_range,
+        weight_type=_qtype(opts.weight_type), nodes_to_exclude=list(opts.nodes_to_exclude) or None,
+    )  # fmt: skip
+    return dst
+
+
+def convert_fp16(src: Path, dst: Path) -> Path:
+    """FP16 weights and compute, float32 inputs and outputs (``keep_io_types``)."""
+    try:
+        from onnxconverter_common import float16  # type: ignore[import-untyped]  # no stubs
+    except ImportError:
+        raise ConversionError(
+            "FP16 conversion needs onnxconverter-common: pip install onnxconverter-common"
+        ) from None
+    model = float16.convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    onnx.save(model, str(dst))
+    return dst

@@ -1,0 +1,112 @@
+"""TFLite output (FP32, FP16, INT8, full-integer INT8) through onnx2tf.
+
+onnx2tf pins TensorFlow 2.19, numpy 1.26, protobuf 4.25 and onnx 1.19, which
+cannot share edgewise's environment, so it runs from an isolated tool venv that
+is created on first use (``~/.cache/edgewise/tools/onnx2tf``, ~2.6 GB from PyPI).
+Two traps handled here: onnx2tf downloads a calibration sample for 3-channel
+image inputs unless ``calibration_image_sample_data_20x128x128x3_float32.npy``
+is in its working directory, and it fails on dynamic batch (shapes are fixed first).
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from converters.errors import ConversionError, ToolUnavailableError
+from converters.profiles import Recipe
+from edge.models.zoo import edgewise_home
+
+log = logging.getLogger(__name__)
+
+ONNX2TF_REQUIREMENT = "onnx2tf==1.29.24"
+_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+
+
+def tool_dir() -> Path:
+    return edgewise_home() / "tools" / "onnx2tf"
+
+
+def onnx2tf_exe() -> Path:
+    return tool_dir() / "bin" / "onnx2tf"
+
+
+def ensure_onnx2tf(*, install: bool = True) -> Path:
+    """The onnx2tf executable, building its tool venv first when ``install``."""
+    exe, stamp = onnx2tf_exe(), tool_dir() / ".installed"
+    if exe.is_file() and stamp.is_file() and stamp.read_text() == ONNX2TF_REQUIREMENT:
+        return exe
+    if not install:
+        raise ToolUnavailableError(f"onnx2tf is not installed in {tool_dir()}")
+    log.warning("creating the onnx2tf tool environment in %s (~2.6 GB, once)", tool_dir())
+    steps = [
+        [sys.executable, "-m", "venv", str(tool_dir())],
+        [str(tool_dir() / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
+         ONNX2TF_REQUIREMENT],
+    ]  # fmt: skip
+    for cmd in steps:
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ToolUnavailableError(
+                f"cannot build the onnx2tf tool environment in {tool_dir()} ({tail}); "
+                "check the network to PyPI and free disk space (~2.6 GB)"
+            )
+    stamp.write_text(ONNX2TF_REQUIREMENT)
+    return exe
+
+
+def _output_name(stem: str, recipe: Recipe) -> str:
+    if recipe.precision == "fp32":
+        return f"{stem}_float32.tflite"
+    if recipe.precision == "fp16":
+        return f"{stem}_float16.tflite"
+    if recipe.full_integer:
+        return f"{stem}_full_integer_quant.tflite"
+    return f"{stem}_integer_quant.tflite"
+
+
+def _vector(values: list[float]) -> str:
+    return "[[[[" + ",".join(f"{v:g}" for v in values) + "]]]]"
+
+
+def convert(
+    onnx_path: Path,
+    out_dir: Path,
+    recipe: Recipe,
+    input_name: str,
+    calibration_nhwc: npt.NDArray[np.float32] | None,
+) -> Path:
+    """Convert a static-shape ONNX model; ``calibration_nhwc`` holds model-ready NHWC inputs."""
+    exe = ensure_onnx2tf()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [str(exe), "-i", str(onnx_path), "-o", str(out_dir), "-b", "1", "-coion"]
+    if recipe.precision == "int8":
+        if calibration_nhwc is None or not len(calibration_nhwc):
+            raise ConversionError("INT8 TFLite needs calibration inputs")
+        calib = out_dir / "calibration.npy"
+        np.save(calib, calibration_nhwc.astype(np.float32))
+        channels = int(calibration_nhwc.shape[-1])
+        # the tensors are already normalized by the manifest's pre-processing
+        cmd += ["-oiqt", "-qt", "per-channel" if recipe.per_channel else "per-tensor",
+                "-cind", input_name, str(calib), _vector([0.0] * channels),
+                _vector([1.0] * channels)]  # fmt: skip
+        if recipe.full_integer:
+            cmd += ["-iqd", recipe.activation_type, "-oqd", recipe.activation_type]
+    # onnx2tf fetches this sample from the internet for 3-channel inputs unless it is present
+    np.save(out_dir / _SAMPLE, np.zeros((20, 128, 128, 3), dtype=np.float32))
+    log.info("running onnx2tf: %s", " ".join(cmd))
+    proc = subprocess.run(cmd, cwd=out_dir, capture_output=True, text=True, check=False)
+    result = out_dir / _output_name(onnx_path.stem, recipe)
+    if proc.returncode != 0 or not result.is_file():
+        lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "rror" in ln]
+        raise ConversionError(
+            f"onnx2tf failed on {onnx_path.name} (exit {proc.returncode}): "
+            f"{(lines or ['no error line'])[-1].strip()[:300]}"
+        )
+    return result
