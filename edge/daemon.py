@@ -102,8 +102,12 @@ class Daemon:
             for sc in cfg.sinks:
                 sinks.append(build_sink(sc, ctx))
             fanout = SinkFanout(sinks, self._sink_error)
+
+            def emit(ev: Event) -> None:
+                self._emit(ev, fanout)
+
             for s in cfg.streams:
-                runners.append(StreamRunner(s, slots[s.name], cfg.tracking, self._emit))
+                runners.append(StreamRunner(s, slots[s.name], cfg.tracking, emit))
         except BaseException:
             for r in runners:
                 r.source.close()
@@ -119,15 +123,14 @@ class Daemon:
     def _sink_error(sink: Any, exc: Exception) -> None:
         log.error("sink %s failed: %s", type(sink).__name__, exc)
 
-    def _emit(self, ev: Event) -> None:
+    def _emit(self, ev: Event, fanout: SinkFanout) -> None:
+        """Events of one generation go to that generation's sinks (ends arrive while stopping)."""
         with self._emit_lock:
             self.events_total += 1
             if self.first_event_s is None:
                 self.first_event_s = time.monotonic() - self.t_start
                 log.info("first event %.3f s after start", self.first_event_s)
-            running = self._running
-            if running is not None:
-                running.fanout.emit(ev)
+            fanout.emit(ev)
 
     # -- lifecycle -------------------------------------------------------------------
 

@@ -88,14 +88,14 @@ class StreamMetrics:
         }
 
 
-_COUNTERS = (
-    ("frames_in", "Frames captured"),
-    ("processed", "Frames through the detectors"),
-    ("dropped", "Frames dropped (latest-frame policy, fps limit)"),
-    ("gated", "Frames skipped by the motion gate"),
-    ("skipped", "Frames of unusable shape or type"),
-    ("converted", "Frames converted (channels) or of a changed size"),
-    ("reconnects", "Source reconnects"),
+_COUNTERS = (  # metric, StreamMetrics attribute, help
+    ("frames_in", "frames_in", "Frames captured"),
+    ("frames_processed", "processed", "Frames through the detectors"),
+    ("frames_dropped", "dropped", "Frames dropped (latest-frame policy, fps limit)"),
+    ("frames_gated", "gated", "Frames skipped by the motion gate"),
+    ("frames_skipped", "skipped", "Frames of unusable shape or type"),
+    ("frames_converted", "converted", "Frames converted (channels) or of a changed size"),
+    ("reconnects", "reconnects", "Source reconnects"),
 )
 
 
@@ -132,8 +132,8 @@ def prometheus(
     stages = [(m.stream, s, t) for m in streams for s, t in m.stages.items()]
     family("edgewise_fps_in", "gauge", "Frames in per second (last 5 s)", rate_in)
     family("edgewise_fps_processed", "gauge", "Frames processed per second (last 5 s)", rate_out)
-    for attr, help_ in _COUNTERS:
-        family(f"edgewise_{attr}_total", "counter", help_, per_stream(attr))
+    for metric, attr, help_ in _COUNTERS:
+        family(f"edgewise_{metric}_total", "counter", help_, per_stream(attr))
     family("edgewise_events_total", "counter", "Events emitted", events)
     family("edgewise_queue_depth", "gauge", "Items waiting in a stream queue", queues)
     family(
