@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--http-port", type=int, default=8080)
     s.add_argument("--retention-days", type=float, default=None, help="delete older events")
     s.add_argument("--max-payload", type=int, default=1024 * 1024, help="bytes per message")
+    s.add_argument(
+        "--device-rate-mb", type=float, default=4.0, help="per-device payload MB/s before refusing"
+    )
     s.add_argument("--token", default=None, help="API bearer token (or EDGE_HUB_TOKEN)")
     s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     s.add_argument("--debug", action="store_true", help="tracebacks on errors")
@@ -62,6 +65,8 @@ def serve(args: argparse.Namespace) -> int:
         password=os.environ.get("EDGE_HUB_MQTT_PASSWORD"),
         max_payload=args.max_payload,
         retention_days=args.retention_days,
+        device_rate_bytes=args.device_rate_mb * 1024 * 1024,
+        device_burst_bytes=args.device_rate_mb * 4 * 1024 * 1024,
     )
     hub = Hub(store, Ingest(cfg, store), token=token, prefix=args.prefix)
     config = uvicorn.Config(

@@ -28,9 +28,10 @@ from paho.mqtt.properties import Properties
 from cloud_sync.hub.bounded import BoundedQueue
 from cloud_sync.hub.errors import HubError
 from cloud_sync.hub.metrics import HubMetrics
+from cloud_sync.hub.ratelimit import DeviceRateLimit
 from cloud_sync.hub.store import Store
 from cloud_sync.hub.validate import DEFAULT_MAX_PAYLOAD, Rejected, Reply, decode
-from cloud_sync.schema import EventBatchV1, StatusV1, TelemetryV1
+from cloud_sync.schema import EventBatchV1, StatusV1, TelemetryV1, parse_topic
 
 log = logging.getLogger("edge_hub.ingest")
 
@@ -53,6 +54,8 @@ class IngestConfig:
     receive_maximum: int = 2000
     write_batch: int = 2000
     retention_days: float | None = None
+    device_rate_bytes: float = 4 * 1024 * 1024
+    device_burst_bytes: float = 16 * 1024 * 1024
 
 
 def subscriptions(prefix: str, group: str, shared: bool) -> list[str]:
@@ -83,6 +86,7 @@ class Ingest:
         self.store = store
         self.metrics = metrics or HubMetrics()
         self.on_stored = on_stored
+        self.limit = DeviceRateLimit(cfg.device_rate_bytes, cfg.device_burst_bytes)
         self.queue: BoundedQueue[Item] = BoundedQueue(cfg.queue_items, cfg.queue_bytes)
         self.client_id = cfg.client_id or f"edge-hub-{socket.gethostname()}-{id(self):x}"
         self._stop = threading.Event()
@@ -152,6 +156,11 @@ class Ingest:
         payload = msg.payload
         if len(payload) > self.cfg.max_payload:
             self._reject(Rejected("too_large", msg.topic, f"{len(payload)} bytes"))
+            self._ack(msg.mid, msg.qos)
+            return
+        parsed = parse_topic(self.cfg.prefix, msg.topic)
+        if parsed is not None and not self.limit.allow(parsed[0], len(payload)):
+            self._reject(Rejected("rate_limited", msg.topic, f"device {parsed[0]} over its rate"))
             self._ack(msg.mid, msg.qos)
             return
         self.queue.put((msg.mid, msg.qos, msg.topic, bytes(payload)), len(payload) + 200)

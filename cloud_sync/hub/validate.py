@@ -25,7 +25,13 @@ DEFAULT_MAX_PAYLOAD = 1024 * 1024
 """A full batch (1000 events) is ~400 kB of JSON; anything past 1 MiB is refused."""
 
 RejectReason = Literal[
-    "too_large", "bad_topic", "not_json", "bad_version", "bad_schema", "device_mismatch"
+    "too_large",
+    "bad_topic",
+    "not_json",
+    "bad_version",
+    "bad_schema",
+    "device_mismatch",
+    "rate_limited",
 ]
 REJECT_REASONS: tuple[RejectReason, ...] = (
     "too_large",
@@ -34,6 +40,7 @@ REJECT_REASONS: tuple[RejectReason, ...] = (
     "bad_version",
     "bad_schema",
     "device_mismatch",
+    "rate_limited",
 )
 
 

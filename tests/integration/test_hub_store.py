@@ -92,7 +92,9 @@ def test_registry_status_telemetry_replies_and_retention(store: Store) -> None:
     tel = store.telemetry("d1", since=0)
     assert [(t["fps"], t["inference_ms"]) for t in tel] == [(29.5, 1.25)]
     store.add_command("c1", "d1", "config", {"threshold": 0.7})
-    store.write([], replies=[Reply("d1", "config", CommandReplyV1(id="c1", command="config", ok=True))])
+    store.write(
+        [], replies=[Reply("d1", "config", CommandReplyV1(id="c1", command="config", ok=True))]
+    )
     (c,) = store.commands("d1")
     assert (c["id"], c["ok"], c["args"]) == ("c1", True, {"threshold": 0.7})
     counts = store.label_counts(since=0, bucket_s=60)
@@ -102,7 +104,7 @@ def test_registry_status_telemetry_replies_and_retention(store: Store) -> None:
 
 
 def test_unsupported_url_says_what_works(tmp_path: Path) -> None:
-    with pytest.raises(StoreError, match="sqlite:///hub.db"):
+    with pytest.raises(StoreError, match=r"sqlite:///hub\.db"):
         open_store("mysql://x")
     with pytest.raises(StoreError, match="does not exist"):
         open_store(f"sqlite:///{tmp_path}/missing/hub.db")

@@ -27,7 +27,12 @@ def event(device: str = "cam-1", seq: int = 0) -> dict[str, object]:
 
 
 def batch(device: str = "cam-1", **over: object) -> bytes:
-    doc: dict[str, object] = {"v": 1, "device_id": device, "boot_id": BOOT, "events": [event(device)]}
+    doc: dict[str, object] = {
+        "v": 1,
+        "device_id": device,
+        "boot_id": BOOT,
+        "events": [event(device)],
+    }
     doc.update(over)
     return json.dumps(doc).encode()
 
@@ -52,14 +57,16 @@ GOOD = batch()
         (f"{P}/cam-1/events", batch(v="1"), "bad_version"),
         (f"{P}/cam-1/cmd/config", GOOD, "bad_topic"),  # the hub's own commands
         (f"{P}/cam-1/nope", GOOD, "bad_topic"),
-        (f"other/cam-1/events", GOOD, "bad_topic"),
+        ("other/cam-1/events", GOOD, "bad_topic"),
         (f"{P}/cam-1/status", b'{"v":1,"device_id":"cam-1","state":"dancing"}', "bad_schema"),
         (f"{P}/cam-1/status", b'{"v":1,"device_id":"cam-9","state":"online"}', "device_mismatch"),
         (f"{P}/cam-1/telemetry", b'{"v":1,"device_id":"cam-1"}', "bad_schema"),
         (f"{P}/cam-1/cmd/config/reply", b'{"v":1,"id":"x"}', "bad_schema"),
     ],
 )
-def test_hostile_payloads_are_rejected_with_a_reason(topic: str, payload: bytes, reason: str) -> None:
+def test_hostile_payloads_are_rejected_with_a_reason(
+    topic: str, payload: bytes, reason: str
+) -> None:
     got = decode(P, topic, payload)
     assert isinstance(got, Rejected), got
     assert got.reason == reason, got.detail
