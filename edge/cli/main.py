@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from edge import __version__
-from edge.cli import bench_cmd, detect_cmd, models_cmd, run_cmd, validate_cmd
+from edge.cli import bench_cmd, detect_cmd, doctor_cmd, models_cmd, run_cmd, validate_cmd
 from edge.errors import EdgeError
 
-COMMANDS: list[ModuleType] = [models_cmd, detect_cmd, bench_cmd, run_cmd, validate_cmd]
+COMMANDS: list[ModuleType] = [models_cmd, detect_cmd, bench_cmd, run_cmd, validate_cmd, doctor_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:
