@@ -100,7 +100,7 @@ def daemon(tmp_path: Path) -> Iterator[Callable[[Path], subprocess.Popen[str]]]:
         p = subprocess.Popen(
             [*EDGE, "run", "--config", str(cfg)],
             stdout=subprocess.DEVNULL,
-            stderr=open(tmp_path / "daemon.log", "w"),  # noqa: SIM115  # closed with the process
+            stderr=(tmp_path / "daemon.log").open("w"),  # closed with the process
             text=True,
         )
         procs.append(p)

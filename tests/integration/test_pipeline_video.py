@@ -1,0 +1,118 @@
+"""The pipeline on a 640×480 video built from real photos, with BlazeFace short.
+
+Ground truth (tests/fixtures/video.py): 240 frames at 30 frames/s; the astronaut's
+face is in frames 30–89 (top right) and 150–209 (centre); `coffee` elsewhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.config import DetectorConfig, MotionGateConfig, StreamConfig, TrackingConfig
+from edge.events import Event
+from edge.pipeline import StreamRunner, load_slot
+from edge.sources import Frame
+from edge.sources.video import VideoFileSource
+from tests.fixtures.video import DEFAULT_SPANS, FPS, face_video
+
+pytestmark = pytest.mark.slow
+TOL = 3  # frames
+
+
+def run(
+    video: Path, source: object | None = None, gate: MotionGateConfig | None = None
+) -> tuple[StreamRunner, list[Event]]:
+    cfg = StreamConfig(name="cam", source=str(video), detectors=["face"], motion_gate=gate)
+    slot = load_slot("face", DetectorConfig(model="blazeface-short"), 0.6, None)
+    out: list[Event] = []
+    r = StreamRunner(cfg, [slot], TrackingConfig(min_hits=3, max_missing=5), out.append, source)  # type: ignore[arg-type]
+    r.start()
+    assert r.done.wait(60)
+    r.join(5)
+    return r, out
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return face_video(tmp_path_factory.mktemp("v") / "faces.avi", 240, DEFAULT_SPANS)[0]
+
+
+def test_face_events_match_the_truth(video: Path) -> None:
+    r, evs = run(video)
+    assert r.metrics.frames_in == r.metrics.processed == 240 and r.metrics.dropped == 0
+    t0 = r.source.t0  # type: ignore[attr-defined]
+
+    def frame(ts: float) -> int:
+        return round((ts - t0) * FPS)
+
+    tracks = sorted({e.track_id for e in evs if e.track_id is not None})
+    assert len(tracks) == len(DEFAULT_SPANS)  # one id per face
+    for tid, span in zip(tracks, DEFAULT_SPANS, strict=True):
+        mine = [e for e in evs if e.track_id == tid]
+        start = next(e for e in mine if e.phase == "start")
+        end = next(e for e in mine if e.phase == "end")
+        assert abs(frame(start.started_at) - span.first) <= TOL
+        assert abs(frame(start.ts) - (span.first + 2)) <= TOL  # confirmed on the 3rd frame
+        assert abs(frame(end.ts) - span.last) <= TOL
+        assert [e.phase for e in mine].count("end") == 1
+        # the box lies where the patch was pasted (normalized)
+        assert start.box is not None
+        cx, cy = (start.box[0] + start.box[2]) / 2 * 640, (start.box[1] + start.box[3]) / 2 * 480
+        assert span.x < cx < span.x + 200 and span.y < cy < span.y + 200
+        assert (
+            start.kind == "vision"
+            and start.label == "face"
+            and start.model.name == "blazeface-short"
+        )
+
+
+def test_motion_gate_skips_static_frames_and_keeps_the_events(video: Path) -> None:
+    r, evs = run(video, gate=MotionGateConfig(threshold=2.0, max_skip_s=10.0))
+    # the scene changes only at frames 30, 90, 150, 210: every other frame is static
+    assert r.metrics.gated >= 200
+    assert r.metrics.processed + r.metrics.gated == 240
+    assert sorted({e.track_id for e in evs}) == [1, 2]
+    assert [e.phase for e in evs].count("end") == 2
+
+
+class OddFrames:
+    """The video's frames, with frame 40 grey, 41 BGRA, 42 two-channel, 43 half size."""
+
+    live = False
+    reconnects = 0
+
+    def __init__(self, video: Path) -> None:
+        self.inner = VideoFileSource(video)
+        self.t0 = self.inner.t0
+
+    def read(self) -> Frame | None:
+        f = self.inner.read()
+        if f is None or f.image is None:
+            return f
+        img = f.image
+        if f.index == 40:
+            f.image = np.ascontiguousarray(img[:, :, 1])
+        elif f.index == 41:
+            f.image = np.dstack([img, np.full(img.shape[:2], 255, np.uint8)])
+        elif f.index == 42:
+            f.image = np.ascontiguousarray(img[:, :, :2])
+        elif f.index == 43:
+            f.image = np.ascontiguousarray(img[::2, ::2])
+        return f
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_frames_of_unexpected_shape_mid_stream_do_not_crash(video: Path) -> None:
+    r, evs = run(video, source=OddFrames(video))
+    m = r.metrics
+    assert m.error is None
+    assert m.skipped == 1  # the two-channel frame
+    assert m.converted == 4  # grey, BGRA, the half-size frame, and back to full size
+    assert m.processed == 239
+    # the face in 30–89 is still one track with one end
+    assert sorted({e.track_id for e in evs}) == [1, 2]
