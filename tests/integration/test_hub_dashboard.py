@@ -1,0 +1,121 @@
+"""The dashboard in headless Chromium (Debian's, driven by Playwright): devices listed, a new
+event shown within 2 s without a reload, a kill -9'd device turning offline (its LWT).
+
+EDGEWISE_UPDATE_SCREENSHOT=1 saves docs/dashboard.png from this test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from cloud_sync.schema import topic
+
+from .hub_support import HubProc, Publisher, make_batch, make_telemetry, mosquitto, wait_for
+
+pytestmark = pytest.mark.slow
+CHROMIUM = Path("/usr/bin/chromium")
+REPO = Path(__file__).resolve().parents[2]
+
+DEVICE_SCRIPT = r"""
+import sys, time, uuid
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+sys.path.insert(0, sys.argv[4])
+from tests.integration.hub_support import make_batch, make_telemetry, status
+port, prefix, dev = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+boot = str(uuid.uuid4())
+c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=dev,
+                protocol=mqtt.MQTTv5)
+c.will_set(f"{prefix}/{dev}/status", status(dev, "offline"), qos=1, retain=True)
+c.connect("127.0.0.1", port, keepalive=60)
+c.loop_start()
+c.publish(f"{prefix}/{dev}/status", status(dev, "online", boot), qos=1, retain=True)
+seq = 0
+labels = ["face", "person", "speech"]
+while True:
+    lab = labels[seq % 3]
+    b = make_batch(dev, boot, [seq], label=lab, kind="audio" if lab == "speech" else "vision")
+    c.publish(f"{prefix}/{dev}/events", b.model_dump_json(), qos=1)
+    fps = 25 + (seq % 7)
+    c.publish(f"{prefix}/{dev}/telemetry",
+              make_telemetry(dev, boot, fps, 1.0 + (seq % 5) / 4).model_dump_json(), qos=1)
+    seq += 1
+    time.sleep(0.5)
+"""
+
+
+def test_dashboard_live_feed_and_offline_device(tmp_path: Path) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    with mosquitto(tmp_path) as port:
+        hub = HubProc(f"sqlite:///{tmp_path}/hub.db", port, prefix, tmp_path / "hub.log")
+        devs = [
+            subprocess.Popen(
+                [sys.executable, "-c", DEVICE_SCRIPT, str(port), prefix, name, str(REPO)]
+            )
+            for name in ("front-door", "lobby-cam", "loading-dock")
+        ]
+        pub = Publisher(port)
+        try:
+            boot = str(uuid.uuid4())
+            for i in range(6):  # some history, and a gap, for the charts and the gaps table
+                tel = make_telemetry("yard-mic", boot, 15, 3.5).model_dump_json().encode()
+                pub.publish(topic(prefix, "yard-mic", "telemetry"), [tel])
+                time.sleep(0.01 * i)
+            pub.publish(topic(prefix, "yard-mic", "events"), [
+                make_batch("yard-mic", boot, [0, 1, 4], label="speech", kind="audio")
+                .model_dump_json().encode()])  # fmt: skip
+            wait_for(lambda: len(hub.get("/api/devices")["devices"]) == 4)
+            with sync_api.sync_playwright() as pw:
+                browser = pw.chromium.launch(
+                    executable_path=str(CHROMIUM),
+                    args=["--headless", "--no-sandbox", "--disable-gpu",
+                          "--disable-background-networking", "--disable-component-update",
+                          "--disable-sync", "--no-first-run"],
+                )  # fmt: skip
+                page = browser.new_page(viewport={"width": 1440, "height": 900})
+                page.goto(hub.url("/"))
+                for name in ("front-door", "lobby-cam", "loading-dock", "yard-mic"):
+                    page.wait_for_selector(f'#devices tr[data-device="{name}"]', timeout=5000)
+                page.wait_for_selector('#devices tr[data-device="front-door"][data-state="online"]')
+                # a newly published event shows up without a reload
+                marker = make_batch("yard-mic", boot, [5], label="glass-break", kind="audio")
+                time.sleep(1.0)
+                t0 = time.monotonic()
+                pub.publish(
+                    topic(prefix, "yard-mic", "events"), [marker.model_dump_json().encode()]
+                )
+                page.wait_for_selector(f'#feed tr[data-id="{marker.events[0].id}"]', timeout=2000)
+                assert time.monotonic() - t0 < 2.0
+                # kill -9 one device: the broker sends its LWT, the dashboard shows offline
+                devs[2].send_signal(signal.SIGKILL)
+                devs[2].wait()
+                page.wait_for_selector(
+                    '#devices tr[data-device="loading-dock"][data-state="offline"]', timeout=5000
+                )
+                assert (
+                    page.get_attribute('#devices tr[data-device="lobby-cam"]', "data-state")
+                    == "online"
+                )
+                page.wait_for_selector("#gaps tbody tr", timeout=6000)
+                if os.environ.get("EDGEWISE_UPDATE_SCREENSHOT") == "1":
+                    time.sleep(4)  # let the charts fill
+                    page.screenshot(path=str(REPO / "docs" / "dashboard.png"))
+                browser.close()
+        finally:
+            pub.close()
+            for p in devs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            hub.stop()
