@@ -117,7 +117,9 @@ def make_telemetry(device: str, boot: str, fps: float, inf_ms: float) -> Telemet
 
 
 def status(device: str, state: str, boot: str | None = None) -> bytes:
-    return StatusV1(device_id=device, state=state, boot_id=boot, ts=now()).model_dump_json().encode()  # type: ignore[arg-type]
+    return (
+        StatusV1(device_id=device, state=state, boot_id=boot, ts=now()).model_dump_json().encode()
+    )
 
 
 class Publisher:
