@@ -225,7 +225,7 @@ class Publisher:
             while True:
                 rc = client.loop(timeout=0.05)
                 if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                    if not self._stop.is_set():
+                    if not self._stopping.is_set():
                         log.warning("mqtt: connection lost (%s)", mqtt.error_string(rc))
                     break
                 ack = self._connack
