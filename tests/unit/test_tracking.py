@@ -13,7 +13,7 @@ B = (0.6, 0.6, 0.9, 0.9)
 def run(frames: list[list[Observation]], cfg: TrackingConfig = CFG) -> list[tuple[int, str, int]]:
     """(frame, phase, track id) of every step; frame i has capture time i / 10 s."""
     t = Tracker(cfg)
-    out = []
+    out: list[tuple[int, str, int]] = []
     for i, obs in enumerate(frames):
         out += [(round(s.ts * 10), s.phase, s.track.id) for s in t.update(obs, i / 10)]
     out += [(round(s.ts * 10), s.phase, s.track.id) for s in t.finish()]
@@ -25,8 +25,10 @@ def face(box: tuple[float, float, float, float] = A, score: float = 0.8) -> Obse
 
 
 def test_starts_after_min_hits_and_ends_after_max_missing() -> None:
-    # present in frames 2..9, absent 10..19: start at frame 4 (3rd hit), end at the last sighting (9)
-    frames = [[] for _ in range(2)] + [[face()] for _ in range(8)] + [[] for _ in range(10)]
+    # present in frames 2..9, absent 10..19: start at frame 4 (3rd hit), end at the last one (9)
+    frames: list[list[Observation]] = (
+        [[] for _ in range(2)] + [[face()] for _ in range(8)] + [[] for _ in range(10)]
+    )
     assert run(frames) == [(4, "start", 1), (9, "end", 1)]
 
 
