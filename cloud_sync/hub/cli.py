@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--retention-days", type=float, default=None, help="delete older events")
     s.add_argument("--max-payload", type=int, default=1024 * 1024, help="bytes per message")
     s.add_argument(
-        "--device-rate-mb", type=float, default=4.0, help="per-device payload MB/s before refusing"
+        "--device-rate-mb", type=float, default=16.0, help="per-device payload MB/s before refusing"
     )
     s.add_argument("--token", default=None, help="API bearer token (or EDGE_HUB_TOKEN)")
     s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))

@@ -54,8 +54,11 @@ class IngestConfig:
     receive_maximum: int = 2000
     write_batch: int = 2000
     retention_days: float | None = None
-    device_rate_bytes: float = 4 * 1024 * 1024
-    device_burst_bytes: float = 16 * 1024 * 1024
+    device_rate_bytes: float = 16 * 1024 * 1024
+    device_burst_bytes: float = 64 * 1024 * 1024
+    session_expiry_s: int = 7 * 24 * 3600
+    """With a fixed ``client_id`` the broker keeps this worker's session (and queues its
+    QoS 1 messages) while it is down, for this long: a hub restart loses nothing."""
 
 
 def subscriptions(prefix: str, group: str, shared: bool) -> list[str]:
@@ -89,6 +92,8 @@ class Ingest:
         self.limit = DeviceRateLimit(cfg.device_rate_bytes, cfg.device_burst_bytes)
         self.queue: BoundedQueue[Item] = BoundedQueue(cfg.queue_items, cfg.queue_bytes)
         self.client_id = cfg.client_id or f"edge-hub-{socket.gethostname()}-{id(self):x}"
+        # A named worker keeps its broker session across restarts; an anonymous one cannot.
+        self._persistent = cfg.client_id is not None
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
         self._client: mqtt.Client | None = None
@@ -104,6 +109,7 @@ class Ingest:
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
+            clean_session=None if self._v5 else not self._persistent,
             manual_ack=True,
         )
         if self.cfg.username:
@@ -120,7 +126,15 @@ class Ingest:
         if self._v5:
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho
             props.ReceiveMaximum = self.cfg.receive_maximum
-        c.connect_async(self.cfg.host, self.cfg.port, keepalive=30, properties=props)
+            if self._persistent:
+                props.SessionExpiryInterval = self.cfg.session_expiry_s
+        c.connect_async(
+            self.cfg.host,
+            self.cfg.port,
+            keepalive=30,
+            clean_start=not self._persistent if self._v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=props,
+        )
         c.loop_start()
 
     def _on_connect(self, c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:

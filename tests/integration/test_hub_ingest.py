@@ -207,3 +207,29 @@ def test_a_flood_from_one_device_keeps_memory_bounded_and_others_served(tmp_path
             th.join()
             pub.close()
             hub.stop()
+
+
+def test_events_published_while_the_hub_is_down_arrive_after_restart(tmp_path: Path) -> None:
+    """A named worker keeps its broker session: the broker queues events while it is down."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    boot = str(uuid.uuid4())
+    db = f"sqlite:///{tmp_path}/hub.db"
+    with mosquitto(tmp_path) as port:
+        hub = HubProc(db, port, prefix, tmp_path / "hub1.log", "--client-id", "hub-a")
+        pub = Publisher(port)
+        try:
+            pub.publish(
+                topic(prefix, "cam-r", "events"),
+                [make_batch("cam-r", boot, range(0, 50)).model_dump_json().encode()],
+            )
+            wait_for(lambda: any(d["events"] == 50 for d in hub.get("/api/devices")["devices"]))
+            hub.stop()
+            for start in range(50, 250, 50):  # the hub is down: the broker holds these
+                batch = make_batch("cam-r", boot, range(start, start + 50))
+                pub.publish(topic(prefix, "cam-r", "events"), [batch.model_dump_json().encode()])
+            hub = HubProc(db, port, prefix, tmp_path / "hub2.log", "--client-id", "hub-a")
+            wait_for(lambda: any(d["events"] == 250 for d in hub.get("/api/devices")["devices"]))
+            assert hub.get("/api/gaps") == {"gaps": []}
+        finally:
+            pub.close()
+            hub.stop()
