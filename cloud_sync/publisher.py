@@ -41,7 +41,6 @@ from edge.events import rfc3339
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(slots=True)
 class _Flight:
     first: int
