@@ -31,6 +31,21 @@ def temperature_c(root: Path = THERMAL) -> float | None:
     return best
 
 
+_STREAM_KEYS = ("fps_in", "fps_processed", "dropped", "gated", "reconnects")
+
+
+def _detector(d: dict[str, Any]) -> dict[str, Any]:
+    """``inference_ms`` may be one number or one per stream (the daemon's shape): the mean."""
+    ms = d.get("inference_ms")
+    if isinstance(ms, dict):
+        values = [float(v) for v in ms.values() if v is not None]
+        ms = sum(values) / len(values) if values else 0.0
+    out: dict[str, Any] = {"inference_ms": ms if ms is not None else 0.0}
+    if d.get("calls") is not None:
+        out["calls"] = d["calls"]
+    return out
+
+
 class Telemetry:
     """Builds TelemetryV1 payloads. CPU percent is measured since the previous call."""
 
@@ -46,11 +61,12 @@ class Telemetry:
         streams: dict[str, StreamStatsV1] = {}
         detectors: dict[str, DetectorStatsV1] = {}
         try:
-            for name, s in dict(daemon.get("streams", {})).items():
-                streams[str(name)] = StreamStatsV1.model_validate(s)
+            for name, st in dict(daemon.get("streams", {})).items():
+                picked = {k: st[k] for k in _STREAM_KEYS if st.get(k) is not None}
+                streams[str(name)] = StreamStatsV1.model_validate(picked)
             for name, d in dict(daemon.get("detectors", {})).items():
-                detectors[str(name)] = DetectorStatsV1.model_validate(d)
-        except (ValidationError, TypeError, ValueError) as exc:
+                detectors[str(name)] = DetectorStatsV1.model_validate(_detector(d))
+        except (ValidationError, TypeError, ValueError, KeyError, AttributeError) as exc:
             if not self._warned:  # a daemon bug, not the device's health: say it once
                 log.warning("telemetry: DeviceControl.stats() has an unexpected shape: %s", exc)
                 self._warned = True
