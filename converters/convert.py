@@ -112,6 +112,10 @@ def run(req: Request) -> tuple[Report, Path]:
     threads = req.threads or profile.runtime.threads
     conv_manifest = bundle_input(src.manifest, profile)
     detector = is_image_detector(src.manifest)
+    # a model the target cannot run fails before any data is read
+    onnx_recipes.check_ops(
+        onnx_recipes.load(src.path), profile.recipe.supported_ops, src.origin, profile.name
+    )
     eval_dir, eval_images = _split(req, detector)
     layout = conv_manifest.input.layout if isinstance(conv_manifest.input, ImageInput) else "NCHW"
     with tempfile.TemporaryDirectory(prefix="edgewise-convert-") as tmp:

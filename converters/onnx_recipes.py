@@ -81,8 +81,8 @@ def check_ops(
     if bad:
         ops = ", ".join(f"{op} (node {name!r})" for op, name in bad.items())
         raise UnsupportedOpError(
-            f"{origin}: profile {profile!r} cannot run op {ops}; replace it in the model "
-            "or choose a profile whose runtime supports it"
+            f"{origin}: profile {profile!r} cannot run op{'s' * (len(bad) > 1)} {ops}; "
+            "replace them in the model or choose a profile whose runtime supports them"
         )
 
 
