@@ -39,9 +39,20 @@ def main() -> int:
         except ImportError:
             rgb = np.full((512, 512, 3), 128, np.uint8)
         cv2.imwrite(str(image), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        edge = [sys.executable, "-m", "edge.cli.main", "-q", "detect", "blazeface-short", str(image), "--json"]
+        edge = [
+            sys.executable,
+            "-m",
+            "edge.cli.main",
+            "-q",
+            "detect",
+            "blazeface-short",
+            str(image),
+            "--json",
+        ]
         bare = [sys.executable, "-c", "import numpy, cv2; from ai_edge_litert import interpreter"]
-        subprocess.run(edge, check=True, capture_output=True)  # pulls the model if needed; warms the page cache
+        subprocess.run(
+            edge, check=True, capture_output=True
+        )  # pulls the model if needed; warms the page cache
         ours, base = [], []
         for _ in range(args.runs):
             ours.append(_time(edge))

@@ -17,7 +17,7 @@ class DeviceControl(Protocol):
         ...
 
     def swap_model(self, detector: str, bundle: Path) -> dict[str, Any]:
-        """Load the verified bundle beside the running model, swap atomically, roll back on failure."""
+        """Load the bundle beside the running model, swap atomically, roll back on failure."""
         ...
 
     def snapshot(self, stream: str | None, max_bytes: int) -> bytes:

@@ -78,9 +78,9 @@ def manifest_reference() -> str:
         table(Manifest).replace("| `input` |", "| `input` |"),
         "\n#### `source` (zoo models)\n",
         table(Source, "source."),
-        "\n#### `input` for images (`kind = \"image\"`)\n",
+        '\n#### `input` for images (`kind = "image"`)\n',
         table(ImageInput, "input."),
-        "\n#### `input` for audio (`kind = \"audio\"`)\n",
+        '\n#### `input` for audio (`kind = "audio"`)\n',
         table(AudioInput, "input."),
     ]
     for name, entry in DECODERS.items():
@@ -101,7 +101,10 @@ def manifest_reference() -> str:
 
 
 def zoo_table() -> str:
-    rows = ["| name | task | format | size | license | from (PyPI wheel, member) |", "|---|---|---|---|---|---|"]
+    rows = [
+        "| name | task | format | size | license | from (PyPI wheel, member) |",
+        "|---|---|---|---|---|---|",
+    ]
     for m in sorted(zoo.zoo().values(), key=lambda m: m.name):
         s = m.source
         assert s is not None

@@ -51,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.runs < 1 or args.warmup < 0 or args.threads < 1:
         raise InputError("--runs and --threads must be ≥ 1 and --warmup ≥ 0")
-    model, det = load_detector(args.model, threads=args.threads, backend=args.backend, home=args.home)
+    model, det = load_detector(
+        args.model, threads=args.threads, backend=args.backend, home=args.home
+    )
     try:
         if model.manifest.input.kind == "audio":
             doc = _bench_audio(args, det)

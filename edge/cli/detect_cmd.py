@@ -98,7 +98,9 @@ def _run_image(
         return
     print(f"{path}: {len(detections)} detection(s) by {name} in {total_ms:.1f} ms")
     if detections:
-        rows = [[d.label, f"{d.score:.3f}", ", ".join(f"{v:.0f}" for v in d.box)] for d in detections]
+        rows = [
+            [d.label, f"{d.score:.3f}", ", ".join(f"{v:.0f}" for v in d.box)] for d in detections
+        ]
         print(table(rows, ["LABEL", "SCORE", "BOX x1, y1, x2, y2 (px)"]))
 
 

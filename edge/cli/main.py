@@ -14,10 +14,26 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from edge import __version__
-from edge.cli import bench_cmd, detect_cmd, doctor_cmd, models_cmd, run_cmd, validate_cmd
+from edge.cli import (
+    bench_cmd,
+    demo_cmd,
+    detect_cmd,
+    doctor_cmd,
+    models_cmd,
+    run_cmd,
+    validate_cmd,
+)
 from edge.errors import EdgeError
 
-COMMANDS: list[ModuleType] = [models_cmd, detect_cmd, bench_cmd, run_cmd, validate_cmd, doctor_cmd]
+COMMANDS: list[ModuleType] = [
+    models_cmd,
+    detect_cmd,
+    bench_cmd,
+    run_cmd,
+    validate_cmd,
+    doctor_cmd,
+    demo_cmd,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"edgewise {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="only warnings and errors on stderr"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMANDS:
         module.add_parser(sub)
@@ -37,7 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

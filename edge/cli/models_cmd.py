@@ -23,7 +23,9 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("models", help="list, pull and inspect zoo models")
     msub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
 
-    ls = msub.add_parser("list", help="every zoo model: task, format, size, license, source, pulled?")
+    ls = msub.add_parser(
+        "list", help="every zoo model: task, format, size, license, source, pulled?"
+    )
     ls.add_argument("--json", action="store_true", help="one JSON document on stdout")
     add_home_option(ls)
     ls.set_defaults(handler=run_list)

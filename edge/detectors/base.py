@@ -33,7 +33,9 @@ class Detection:
     def __post_init__(self) -> None:
         x1, y1, x2, y2 = self.box
         if not (x2 >= x1 and y2 >= y1):
-            raise ValueError(f"box must be (x1, y1, x2, y2) with x2 >= x1 and y2 >= y1, got {self.box}")
+            raise ValueError(
+                f"box must be (x1, y1, x2, y2) with x2 >= x1 and y2 >= y1, got {self.box}"
+            )
 
     def to_json(self, ndigits: int = 2) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -42,9 +44,13 @@ class Detection:
             "box": [round(float(v), ndigits) for v in self.box],
         }
         if self.keypoints is not None:
-            out["keypoints"] = [[round(float(x), ndigits), round(float(y), ndigits)] for x, y in self.keypoints]
+            out["keypoints"] = [
+                [round(float(x), ndigits), round(float(y), ndigits)] for x, y in self.keypoints
+            ]
         if self.polygon is not None:
-            out["polygon"] = [[round(float(x), ndigits), round(float(y), ndigits)] for x, y in self.polygon]
+            out["polygon"] = [
+                [round(float(x), ndigits), round(float(y), ndigits)] for x, y in self.polygon
+            ]
         return out
 
 

@@ -42,7 +42,7 @@ class ImagePreprocessor:
         self.tensor = tensor
         if len(tensor.shape) != 4:
             raise InputError(
-                f"input tensor {tensor.name!r} has shape {tensor.shape}; an image model needs 4 dims"
+                f"input tensor {tensor.name!r} has shape {tensor.shape}; image models need 4 dims"
             )
         if spec.layout == "NHWC":
             h, w = tensor.shape[1], tensor.shape[2]
@@ -91,8 +91,8 @@ class ImagePreprocessor:
         else:
             ratio = side / long_ if long_ > side else 1.0
         m = self.spec.multiple_of
-        w = max(m, int(round(image_w * ratio / m)) * m)
-        h = max(m, int(round(image_h * ratio / m)) * m)
+        w = max(m, round(image_w * ratio / m) * m)
+        h = max(m, round(image_h * ratio / m) * m)
         return w, h
 
     def _interp(self, s: float) -> int:

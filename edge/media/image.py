@@ -34,7 +34,9 @@ def read_image(path: Path) -> npt.NDArray[np.uint8]:
 _COLOURS = [(0, 200, 255), (80, 220, 80), (255, 120, 40), (200, 80, 255), (40, 40, 255)]
 
 
-def draw_detections(image: npt.NDArray[np.uint8], detections: list[Detection]) -> npt.NDArray[np.uint8]:
+def draw_detections(
+    image: npt.NDArray[np.uint8], detections: list[Detection]
+) -> npt.NDArray[np.uint8]:
     """A copy of ``image`` with boxes, polygons, keypoints and ``label score`` drawn."""
     out = image.copy()
     thick = max(1, round(min(out.shape[:2]) / 300))
@@ -54,7 +56,9 @@ def draw_detections(image: npt.NDArray[np.uint8], detections: list[Detection]) -
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         ty = max(th + base, y1)
         cv2.rectangle(out, (x1, ty - th - base), (x1 + tw, ty), colour, -1)
-        cv2.putText(out, text, (x1, ty - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(
+            out, text, (x1, ty - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA
+        )
     return out
 
 

@@ -8,6 +8,7 @@ Nothing is ever loaded from a model hub.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -95,10 +96,8 @@ def verify_file(path: Path, sha256: str) -> None:
             f"{path}: sha256 is {actual[:16]}…, the manifest pins {sha256[:16]}…; "
             "the file is corrupt or was replaced (re-pull it: edge models pull --force NAME)"
         )
-    try:
+    with contextlib.suppress(OSError):  # a read-only cache works; it re-hashes next time
         stamp.write_text(f"{sha256}:{_stamp_of(path)}")
-    except OSError:
-        pass  # a read-only cache still works; it just re-hashes next time
 
 
 def is_pulled(m: Manifest, home: Path | None = None) -> bool:

@@ -46,7 +46,9 @@ class OnnxBackend:
     def __init__(self, path: Path, options: BackendOptions) -> None:
         ort = _import_ort()
         if not path.is_file():
-            raise ModelError(f"{path}: model file not found; check the path or run `edge models pull`")
+            raise ModelError(
+                f"{path}: model file not found; check the path or run `edge models pull`"
+            )
         so = ort.SessionOptions()
         so.intra_op_num_threads = max(1, options.threads)
         so.inter_op_num_threads = 1

@@ -54,7 +54,9 @@ class TFLiteBackend:
     def __init__(self, path: Path, options: BackendOptions, prefer: str | None = None) -> None:
         self.library, mod = import_interpreter_module(prefer)
         if not path.is_file():
-            raise ModelError(f"{path}: model file not found; check the path or run `edge models pull`")
+            raise ModelError(
+                f"{path}: model file not found; check the path or run `edge models pull`"
+            )
         delegates = []
         for name in options.providers:
             if name.lower() in {"cpu", "xnnpack", "default"}:

@@ -38,11 +38,23 @@ def test_every_zoo_manifest_is_valid_with_its_decoder(name: str) -> None:
     [
         (lambda d: None, None, does_not_raise()),
         (lambda d: d.pop("sha256"), "sha256: Field required", pytest.raises(ManifestError)),
-        (lambda d: d.update(sha256="abc"), "sha256: String should match", pytest.raises(ManifestError)),
+        (
+            lambda d: d.update(sha256="abc"),
+            "sha256: String should match",
+            pytest.raises(ManifestError),
+        ),
         (lambda d: d.update(task="dance"), "task: Input should be", pytest.raises(ManifestError)),
         (lambda d: d.update(colour="RGB"), "colour: Extra inputs", pytest.raises(ManifestError)),
-        (lambda d: d["input"].update(layout="HWC"), "input.image.layout", pytest.raises(ManifestError)),
-        (lambda d: d["input"].update(kind="video"), "input: Input tag 'video'", pytest.raises(ManifestError)),
+        (
+            lambda d: d["input"].update(layout="HWC"),
+            "input.image.layout",
+            pytest.raises(ManifestError),
+        ),
+        (
+            lambda d: d["input"].update(kind="video"),
+            "input: Input tag 'video'",
+            pytest.raises(ManifestError),
+        ),
     ],
 )
 def test_manifest_fields(
@@ -62,7 +74,9 @@ def test_unknown_decoder_names_the_field_and_the_choices(tmp_path: Path) -> None
     data = _base()
     data["decoder"]["type"] = "yolo_v99"
     m = read_manifest(_write(tmp_path, data))
-    with pytest.raises(ManifestError, match=r"decoder\.type: unknown decoder 'yolo_v99'; choose one of"):
+    with pytest.raises(
+        ManifestError, match=r"decoder\.type: unknown decoder 'yolo_v99'; choose one of"
+    ):
         decoder_entry(m, "manifest.json")
 
 

@@ -65,7 +65,7 @@ def test_truncated_onnx(tmp_path: Path) -> None:
 def test_missing_file_and_unknown_format(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="model file not found"):
         load_backend(tmp_path / "nope.onnx")
-    with pytest.raises(ModelError, match="unknown model format '.pt'"):
+    with pytest.raises(ModelError, match=r"unknown model format '\.pt'"):
         format_of(tmp_path / "model.pt")
     with pytest.raises(ModelError, match="unknown backend 'tensorrt'"):
         load_backend(tmp_path / "x.onnx", backend="tensorrt")

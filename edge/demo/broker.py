@@ -1,0 +1,86 @@
+"""The demo's MQTT broker: mosquitto when it is on PATH, otherwise amqtt (a Python
+broker, MQTT 3.1.1 only), each on a free loopback port, stopped by PID."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from edge.errors import EdgeError
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise EdgeError(
+                f"the process meant to listen on 127.0.0.1:{port} exited ({proc.returncode})"
+            )
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise EdgeError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
+
+
+@dataclass
+class Broker:
+    kind: str  # "mosquitto" or "amqtt"
+    port: int
+    protocol: str  # the MQTT version both sides use: "5" or "3.1.1"
+    proc: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_broker(workdir: Path, log: IO[bytes], prefer: str = "auto") -> Broker:
+    port = free_port()
+    mosquitto = shutil.which("mosquitto")
+    if prefer in ("auto", "mosquitto") and mosquitto:
+        conf = workdir / "mosquitto.conf"
+        # The hub keeps a persistent session: queue generously for it while it restarts.
+        conf.write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "max_queued_messages 100000\n"
+        )
+        proc = subprocess.Popen([mosquitto, "-c", str(conf)], stdout=log, stderr=log)
+        wait_port(port, 10, proc)
+        return Broker("mosquitto", port, "5", proc)
+    if prefer == "mosquitto":
+        raise EdgeError("mosquitto is not on PATH: install it (apt-get install mosquitto)")
+    if importlib.util.find_spec("amqtt") is None:
+        raise EdgeError(
+            "no MQTT broker: mosquitto is not on PATH and amqtt is not installed; "
+            "apt-get install mosquitto, or pip install 'edgewise[demo]'"
+        )
+    conf = workdir / "amqtt.yaml"
+    conf.write_text(
+        "listeners:\n  default:\n    type: tcp\n"
+        f"    bind: 127.0.0.1:{port}\n"
+        "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n    allow_anonymous: true\n"
+    )
+    cmd = [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(conf)]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=log)
+    wait_port(port, 20, proc)
+    return Broker("amqtt", port, "3.1.1", proc)

@@ -1,0 +1,214 @@
+"""Start a broker, the hub on SQLite and a daemon on the sample media (or your camera and
+microphone); print the dashboard URL; stop all of it on Ctrl-C (or after ``duration``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from edge.demo.broker import Broker, free_port, start_broker, wait_port
+from edge.demo.media import WAV, build_video
+from edge.errors import EdgeError
+
+log = logging.getLogger(__name__)
+
+DEVICE_ID = "demo-device"
+
+
+@dataclass
+class DemoOptions:
+    workdir: Path
+    http_port: int = 8080
+    camera: str | None = None  # a camera index or URL instead of the sample video
+    mic: bool = False  # the default microphone instead of the sample WAV
+    duration: float | None = None  # seconds; None: until Ctrl-C
+    broker: str = "auto"  # auto | mosquitto | amqtt
+    quiet: bool = False
+
+
+def device_config(opts: DemoOptions, video: Path, broker: Broker, health_port: int) -> str:
+    """The daemon's config for the demo, as TOML text."""
+    cam = opts.camera if opts.camera is not None else str(video)
+    cam_file = opts.camera is None
+    mic = "mic" if opts.mic else str(WAV)
+    lines = [
+        f'device_id = "{DEVICE_ID}"',
+        f'data_dir = "{(opts.workdir / "device").as_posix()}"',
+        "",
+        "[[streams]]",
+        'name = "lobby-cam"',
+        f"source = {json.dumps(cam)}",
+        'detectors = ["face"]',
+        *(["loop = true", "realtime = true"] if cam_file else []),
+        "",
+        "[[streams]]",
+        'name = "lobby-mic"',
+        f"source = {json.dumps(mic)}",
+        'detectors = ["speech", "wakeword"]',
+        *(["loop = true", "realtime = true"] if not opts.mic else []),
+        "",
+        "[detectors.face]",
+        'model = "blazeface-short"',
+        "threshold = 0.65",
+        "",
+        "[detectors.speech]",
+        'model = "silero-vad"',
+        "",
+        "[detectors.wakeword]",
+        'model = "okay-nabu"',
+        "",
+        "[tracking]",
+        "update_interval_s = 2.0",
+        "",
+        "[[sinks]]",
+        'type = "mqtt"',
+        "",
+        "[health]",
+        f"port = {health_port}",
+        "",
+        "[sync]",
+        f"port = {broker.port}",
+        f'protocol = "{broker.protocol}"',
+        "telemetry_interval_s = 2.0",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+class _Procs:
+    def __init__(self) -> None:
+        self.items: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, cmd: list[str], log_file: IO[bytes]) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=log_file, start_new_session=True)
+        self.items.append((name, proc))
+        return proc
+
+    def dead(self) -> str | None:
+        for name, proc in self.items:
+            if proc.poll() is not None:
+                return f"{name} exited ({proc.returncode})"
+        return None
+
+    def stop(self) -> None:
+        for _name, proc in reversed(self.items):  # the daemon first: it ends its events
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=3) as r:
+        return json.loads(r.read())
+
+
+def _wait_hub(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise EdgeError("edge-hub exited during start-up; see its log")
+        try:
+            if _get(url + "/healthz").get("mqtt_connected"):
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise EdgeError(f"edge-hub did not come up at {url} within {timeout:.0f} s")
+
+
+def _summary(url: str) -> str:
+    try:
+        buckets = _get(url + "/api/stats/labels").get("counts", [])
+        devices = _get(url + "/api/devices")["devices"]
+    except (OSError, ValueError, KeyError, AttributeError):
+        return "hub not answering"
+    totals: dict[str, int] = {}
+    for b in buckets:
+        totals[b["label"]] = totals.get(b["label"], 0) + int(b["count"])
+    dev = next((d for d in devices if d.get("device_id") == DEVICE_ID), None)
+    state = str(dev.get("state", "?")) if dev else "not seen yet"
+    counts = ", ".join(f"{n} {label}" for label, n in sorted(totals.items())) or "none yet"
+    return f"{DEVICE_ID} {state}; events: {counts}"
+
+
+def run_demo(opts: DemoOptions) -> int:
+    work = opts.workdir
+    (work / "logs").mkdir(parents=True, exist_ok=True)
+
+    def say(msg: str) -> None:
+        if not opts.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    video = build_video(work / "demo.avi") if opts.camera is None else work / "demo.avi"
+    logs = {n: (work / "logs" / f"{n}.log").open("wb") for n in ("broker", "hub", "daemon")}
+    procs = _Procs()
+    broker: Broker | None = None
+    stopping = False
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        broker = start_broker(work, logs["broker"], opts.broker)
+        say(f"broker: {broker.kind} on 127.0.0.1:{broker.port} (MQTT {broker.protocol})")
+        http_port = opts.http_port
+        try:
+            wait_port(http_port, 0.1)
+            http_port = free_port()  # something already listens there
+        except EdgeError:
+            pass
+        url = f"http://127.0.0.1:{http_port}"
+        hub = procs.start(
+            "hub",
+            [sys.executable, "-m", "cloud_sync.hub.cli", "serve",
+             "--db", f"sqlite:///{(work / 'hub.db').as_posix()}",
+             "--mqtt-port", str(broker.port), "--mqtt-protocol", broker.protocol,
+             "--http-port", str(http_port), "--client-id", "edge-hub-demo"],
+            logs["hub"],
+        )  # fmt: skip
+        _wait_hub(url, hub)
+        config = work / "device.toml"
+        config.write_text(device_config(opts, video, broker, free_port()))
+        procs.start(
+            "daemon", [sys.executable, "-m", "edge.cli.main", "run", "--config", str(config)],
+            logs["daemon"],
+        )  # fmt: skip
+        say(f"dashboard: {url}/   (API: {url}/api/events, live feed: {url}/api/stream)")
+        say(f"logs: {work / 'logs'}; Ctrl-C stops everything")
+        t0 = time.monotonic()
+        next_report = t0 + 5
+        while not stopping:
+            if opts.duration is not None and time.monotonic() - t0 >= opts.duration:
+                break
+            why = procs.dead()
+            if why is not None or (broker.proc.poll() is not None):
+                why = why or f"broker exited ({broker.proc.returncode})"
+                raise EdgeError(f"demo stopped: {why}; see {work / 'logs'}")
+            if time.monotonic() >= next_report:
+                say(_summary(url))
+                next_report += 10
+            time.sleep(0.2)
+        say("stopping: daemon, hub, broker")
+        return 0
+    finally:
+        procs.stop()
+        if broker is not None:
+            broker.stop()
+        for f in logs.values():
+            f.close()
+        for s, h in old.items():
+            signal.signal(s, h)
