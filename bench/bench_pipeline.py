@@ -69,7 +69,7 @@ def bare_ms(video: Path) -> tuple[float, dict[str, float]]:
 def pipeline_fps(video: Path) -> float:
     cfg = StreamConfig(name="b", source=str(video), detectors=["face"])
     slot = load_slot("face", DetectorConfig(model="blazeface-short", threads=1), 0.6, None)
-    r = StreamRunner(cfg, [slot], TrackingConfig(), lambda e: None)
+    r = StreamRunner(cfg, [slot], TrackingConfig(), lambda events: None)
     t0 = time.perf_counter()
     r.start()
     r.done.wait(120)

@@ -103,8 +103,8 @@ class Daemon:
                 sinks.append(build_sink(sc, ctx))
             fanout = SinkFanout(sinks, self._sink_error)
 
-            def emit(ev: Event) -> None:
-                self._emit(ev, fanout)
+            def emit(events: list[Event]) -> None:
+                self._emit(events, fanout)
 
             for s in cfg.streams:
                 runners.append(StreamRunner(s, slots[s.name], cfg.tracking, emit))
@@ -123,14 +123,14 @@ class Daemon:
     def _sink_error(sink: Any, exc: Exception) -> None:
         log.error("sink %s failed: %s", type(sink).__name__, exc)
 
-    def _emit(self, ev: Event, fanout: SinkFanout) -> None:
+    def _emit(self, events: list[Event], fanout: SinkFanout) -> None:
         """Events of one generation go to that generation's sinks (ends arrive while stopping)."""
         with self._emit_lock:
-            self.events_total += 1
+            self.events_total += len(events)
             if self.first_event_s is None:
                 self.first_event_s = time.monotonic() - self.t_start
                 log.info("first event %.3f s after start", self.first_event_s)
-            fanout.emit(ev)
+            fanout.emit_many(events)
 
     # -- lifecycle -------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -115,6 +116,10 @@ class EventSink(Protocol):
 
     def emit(self, event: Event) -> None:
         """Accept one event. Durable sinks have committed it when this returns."""
+        ...
+
+    def emit_many(self, events: Sequence[Event]) -> int | None:
+        """Accept several events at once (one transaction for durable sinks)."""
         ...
 
     def flush(self) -> None: ...

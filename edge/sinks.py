@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -52,11 +52,15 @@ class JsonlSink:
         self._lock = threading.Lock()
 
     def emit(self, event: Event) -> None:
+        self.emit_many((event,))
+
+    def emit_many(self, events: Sequence[Event]) -> None:
         with self._lock:
-            self._f.write(_line(event, self._ctx) + "\n")
-            self._n += 1
-            if self._n % self._every == 0:
-                self._f.flush()
+            for event in events:
+                self._f.write(_line(event, self._ctx) + "\n")
+                self._n += 1
+                if self._n % self._every == 0:
+                    self._f.flush()
 
     def flush(self) -> None:
         with self._lock:
@@ -85,11 +89,15 @@ class StdoutSink:
         self._lock = threading.Lock()
 
     def emit(self, event: Event) -> None:
+        self.emit_many((event,))
+
+    def emit_many(self, events: Sequence[Event]) -> None:
         with self._lock:
-            sys.stdout.write(_line(event, self._ctx) + "\n")
-            self._n += 1
-            if self._n % self._every == 0:
-                sys.stdout.flush()
+            for event in events:
+                sys.stdout.write(_line(event, self._ctx) + "\n")
+                self._n += 1
+                if self._n % self._every == 0:
+                    sys.stdout.flush()
 
     def flush(self) -> None:
         with self._lock:
@@ -141,11 +149,12 @@ class SinkFanout:
         self._on_error = on_error
         self.emitted = 0
 
-    def emit(self, event: Event) -> None:
-        self.emitted += 1
+    def emit_many(self, events: Sequence[Event]) -> None:
+        """One call per sink: the outbox commits a frame's events in one transaction."""
+        self.emitted += len(events)
         for s in self.sinks:
             try:
-                s.emit(event)
+                s.emit_many(events)
             except Exception as exc:  # a sink's own failure must not stop the pipeline
                 self._on_error(s, exc)
 

@@ -47,7 +47,7 @@ class StreamRunner:
         cfg: StreamConfig,
         slots: list[DetectorSlot],
         tracking: TrackingConfig,
-        emit: Callable[[Event], None],
+        emit: Callable[[list[Event]], None],
         source: Source | None = None,
     ) -> None:
         kinds = {s.is_audio for s in slots}
@@ -65,6 +65,7 @@ class StreamRunner:
         self.metrics = StreamMetrics(cfg.name)
         self.live = self.source.live
         self._emit = emit
+        self._pending: list[Event] = []  # events of the current post step, emitted together
         self._in_q: queue.Queue[Any] = queue.Queue(maxsize=1 if self.live else 8)
         self._post_q: queue.Queue[Any] = queue.Queue(maxsize=64)
         self._checker = FrameChecker(cfg.name)
@@ -277,6 +278,7 @@ class StreamRunner:
                 item = self._post_q.get()
                 if item[0] is _END:
                     self._finish(item[1])
+                    self._flush_events()
                     break
                 frame, size, results = item
                 self._queues()
@@ -290,6 +292,7 @@ class StreamRunner:
                         obs = self._observations(dets, size)
                         steps = self._trackers[name].update(obs, frame.ts)
                         self._send_steps(name, steps, latency)
+                self._flush_events()
         except Exception:  # keep the daemon alive; the stream is reported down
             self.metrics.error = "post-processing failed"
             log.exception("%s: post-processing failed", self.cfg.name)
@@ -344,4 +347,10 @@ class StreamRunner:
 
     def _send(self, ev: Event) -> None:
         self.metrics.events[ev.phase] += 1
-        self._emit(ev)
+        self._pending.append(ev)
+
+    def _flush_events(self) -> None:
+        """Hand the step's events to the sinks in one call (one outbox transaction)."""
+        if self._pending:
+            events, self._pending = self._pending, []
+            self._emit(events)

@@ -25,7 +25,7 @@ def run(wav: Path, model: str, chunk_ms: int = 96) -> tuple[StreamRunner, list[E
     cfg = StreamConfig(name="mic", source=str(wav), detectors=["d"], chunk_ms=chunk_ms)
     slot = load_slot("d", DetectorConfig(model=model), None, None)
     out: list[Event] = []
-    r = StreamRunner(cfg, [slot], TrackingConfig(audio_min_s=0.3), out.append)
+    r = StreamRunner(cfg, [slot], TrackingConfig(audio_min_s=0.3), out.extend)
     r.start()
     assert r.done.wait(60)
     r.join(5)

@@ -158,7 +158,11 @@ def test_a_flood_from_one_device_keeps_memory_bounded_and_others_served(tmp_path
     boot = str(uuid.uuid4())
     flood_payload = make_batch("flood", boot, range(100)).model_dump_json().encode()
     with mosquitto(tmp_path) as port:
-        hub = HubProc(f"sqlite:///{tmp_path}/hub.db", port, prefix, tmp_path / "hub.log")
+        # A rate below what the database absorbs, so the flood is refused before it queues.
+        hub = HubProc(
+            f"sqlite:///{tmp_path}/hub.db", port, prefix, tmp_path / "hub.log",
+            "--device-rate-mb", "4",
+        )  # fmt: skip
         base = rss_mb(hub.p.pid)
         stop = threading.Event()
         peak = [base]

@@ -28,7 +28,7 @@ def run(
     cfg = StreamConfig(name="cam", source=str(video), detectors=["face"], motion_gate=gate)
     slot = load_slot("face", DetectorConfig(model="blazeface-short"), 0.6, None)
     out: list[Event] = []
-    r = StreamRunner(cfg, [slot], TrackingConfig(min_hits=3, max_missing=5), out.append, source)  # type: ignore[arg-type]
+    r = StreamRunner(cfg, [slot], TrackingConfig(min_hits=3, max_missing=5), out.extend, source)  # type: ignore[arg-type]
     r.start()
     assert r.done.wait(60)
     r.join(5)
