@@ -36,20 +36,31 @@ def _line(event: Event, ctx: DaemonContext) -> str:
     return json.dumps(doc, separators=(",", ":"))
 
 
-class JsonlSink:
-    """Appends one JSON object per event to a file; ``flush_every`` events per flush."""
+class JsonLinesSink:
+    """One JSON object per event on a text stream; ``flush_every`` events per flush.
 
-    def __init__(self, path: Path, ctx: DaemonContext, flush_every: int = 1) -> None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._f: IO[str] = path.open("a", encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{path}: jsonl sink cannot open the file ({exc.strerror})") from None
-        self.path = path
+    ``jsonl`` appends to a file it owns; ``stdout`` writes to standard output (logs go
+    to stderr) and leaves it open.
+    """
+
+    def __init__(
+        self, stream: IO[str], ctx: DaemonContext, flush_every: int = 1, *, owns: bool = False
+    ) -> None:
+        self._f = stream
         self._ctx = ctx
         self._every = flush_every
+        self._owns = owns
         self._n = 0
         self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: Path, ctx: DaemonContext, flush_every: int = 1) -> JsonLinesSink:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            stream = path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{path}: jsonl sink cannot open the file ({exc.strerror})") from None
+        return cls(stream, ctx, flush_every, owns=True)
 
     def emit(self, event: Event) -> None:
         self.emit_many((event,))
@@ -68,53 +79,27 @@ class JsonlSink:
 
     def close(self) -> None:
         with self._lock:
-            if not self._f.closed:
-                self._f.flush()
+            if self._f.closed:
+                return
+            self._f.flush()
+            if self._owns:
                 self._f.close()
 
-    def __enter__(self) -> JsonlSink:
+    def __enter__(self) -> JsonLinesSink:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-class StdoutSink:
-    """JSON Lines on stdout (logs go to stderr)."""
-
-    def __init__(self, ctx: DaemonContext, flush_every: int = 1) -> None:
-        self._ctx = ctx
-        self._every = flush_every
-        self._n = 0
-        self._lock = threading.Lock()
-
-    def emit(self, event: Event) -> None:
-        self.emit_many((event,))
-
-    def emit_many(self, events: Sequence[Event]) -> None:
-        with self._lock:
-            for event in events:
-                sys.stdout.write(_line(event, self._ctx) + "\n")
-                self._n += 1
-                if self._n % self._every == 0:
-                    sys.stdout.flush()
-
-    def flush(self) -> None:
-        with self._lock:
-            sys.stdout.flush()
-
-    def close(self) -> None:
-        self.flush()
-
-
 def _jsonl(cfg: SinkConfig, ctx: DaemonContext) -> EventSink:
     if cfg.path is None:
         raise ConfigError("sinks: a jsonl sink needs `path`")
-    return JsonlSink(cfg.path.expanduser(), ctx, cfg.flush_every)
+    return JsonLinesSink.open(cfg.path.expanduser(), ctx, cfg.flush_every)
 
 
 def _stdout(cfg: SinkConfig, ctx: DaemonContext) -> EventSink:
-    return StdoutSink(ctx, cfg.flush_every)
+    return JsonLinesSink(sys.stdout, ctx, cfg.flush_every)
 
 
 def _mqtt(cfg: SinkConfig, ctx: DaemonContext) -> EventSink:

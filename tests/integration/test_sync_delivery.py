@@ -190,7 +190,11 @@ def test_proxy_that_stalls_and_cuts_loses_nothing_and_memory_stays_bounded(
 def test_outbox_full_policy_is_applied_counted_and_delivery_goes_on(
     tmp_path: Path, policy: str
 ) -> None:
-    b = Broker(tmp_path / "broker", free_port())  # down while the outbox fills
+    # A subscriber session that the broker keeps (and queues for) while nobody is connected,
+    # so what the device publishes the moment the broker is back cannot race the subscription.
+    b = Broker(tmp_path / "broker", free_port(), persistence=True).start()
+    Subscriber(b.port, persistent=True).close()
+    b.stop()  # down while the outbox fills
     cfg = fast_cfg(b.port, outbox=OutboxConfig(max_bytes=40_000, when_full=policy))
     with MqttSink(cfg, "cam1", tmp_path) as sink:
         kept = sum(sink.emit_many(make_events(10)) for _ in range(100))  # ~400 bytes each
@@ -203,7 +207,7 @@ def test_outbox_full_policy_is_applied_counted_and_delivery_goes_on(
             assert kept < 1000 and st.rejected == 1000 - kept and st.dropped == 0
             expected = list(range(kept))  # the oldest survive, no seq spent on rejects
         b.start()
-        sub = Subscriber(b.port)
+        sub = Subscriber(b.port, persistent=True)
         assert sub.wait_seqs(expected, 20), f"got {len(sub.seqs())}, expected {len(expected)}"
         sink.emit_many(make_events(5))  # still running and accepting
         assert sub.wait_seqs([*expected, *range(expected[-1] + 1, expected[-1] + 6)], 10)
