@@ -88,9 +88,8 @@ def test_demo_delivers_face_speech_and_keyword_events(tmp_path: Path) -> None:
 
 def test_demo_without_mosquitto_uses_the_python_broker(tmp_path: Path) -> None:
     pytest.importorskip("amqtt", reason="amqtt is the demo extra: pip install 'edgewise[demo]'")
-    mosq = shutil.which("mosquitto")
     dirs = os.environ.get("PATH", "").split(os.pathsep)
-    path = os.pathsep.join(d for d in dirs if mosq is None or Path(d) != Path(mosq).parent)
+    path = os.pathsep.join(d for d in dirs if not (Path(d) / "mosquitto").exists())
     env = _fresh_env(tmp_path, PATH=path)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env["PATH"]])
     stderr, seen = _run_demo(tmp_path, env)
