@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from converters.evaluate import Report
-from converters.profiles import Profile
 from converters.report import write_report
 from edge.models.manifest import ImageInput, Manifest
 from edge.models.zoo import sha256_file
+from edge.profiles import Profile
 
 
 def bundle_input(manifest: Manifest, profile: Profile) -> Manifest:

@@ -39,8 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _list_profiles(as_json: bool) -> int:
-    from converters.profiles import all_profiles
     from edge.cli.output import emit_json, table
+    from edge.profiles import all_profiles
 
     profiles = all_profiles()
     if as_json:
@@ -64,8 +64,8 @@ def _run(args: argparse.Namespace) -> int:
         flags = ", ".join("MODEL" if n == "model" else f"--{n}" for n in missing)
         raise ConversionError(f"missing {flags}; see edge-convert --help")
     from converters.convert import Request, run
-    from converters.profiles import get_profile
     from edge.cli.output import emit_json
+    from edge.profiles import get_profile
 
     req = Request(
         model=args.model, profile=get_profile(args.profile), calibration=args.calibration,

@@ -24,10 +24,10 @@ from converters.evaluate import (
     is_image_detector,
     list_images,
 )
-from converters.profiles import Profile
 from edge.models.manifest import ImageInput, Manifest, read_manifest
 from edge.models.resolve import ResolvedModel, resolve
 from edge.models.zoo import sha256_file
+from edge.profiles import Profile
 from edge.runtime import BackendOptions, TensorSpec, load_backend
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge.errors import ConfigError, EdgeError, InputError
+from edge.errors import EdgeError, InputError
 
 
 class ConversionError(EdgeError):
@@ -15,10 +15,6 @@ class UnsupportedOpError(ConversionError):
 
 class CalibrationError(InputError):
     """The calibration or evaluation set is empty or does not fit the model's input."""
-
-
-class ProfileError(ConfigError):
-    """A device profile is unknown or invalid."""
 
 
 class GateFailedError(ConversionError):

@@ -11,7 +11,7 @@ import onnx
 
 from converters.calibration import CalibrationSet, Reader
 from converters.evaluate import Report
-from converters.profiles import Gate
+from edge.profiles import Gate
 
 log = logging.getLogger(__name__)
 

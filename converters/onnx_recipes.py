@@ -13,8 +13,8 @@ from onnx import version_converter
 
 from converters.calibration import CalibrationSet, Reader
 from converters.errors import ConversionError, UnsupportedOpError
-from converters.profiles import Recipe
 from edge.errors import ModelError
+from edge.profiles import Recipe
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ import numpy as np
 import numpy.typing as npt
 
 from converters.errors import ConversionError, ToolUnavailableError
-from converters.profiles import Recipe
 from edge.models.zoo import edgewise_home
+from edge.profiles import Recipe
 
 log = logging.getLogger(__name__)
 

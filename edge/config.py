@@ -15,7 +15,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cloud_sync.config import SyncConfig
-from edge.errors import ConfigError
+from edge.errors import ConfigError, ProfileError
+from edge.profiles import get_profile
 
 SourceType = Literal["camera", "video", "url", "images", "wav", "mic"]
 VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".mkv", ".mov", ".webm", ".mjpg", ".mjpeg", ".m4v"})
@@ -144,7 +145,19 @@ class DetectorConfig(_Section):
     backend: Literal["onnxruntime", "tflite"] | None = Field(
         default=None, title="Backend", description="default: from the model's format"
     )
-    threads: int = Field(default=1, ge=1, le=64, title="Threads", description="inference threads")
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        title="Threads",
+        description="inference threads (default: the device profile's, else 1)",
+    )
+    providers: list[str] | None = Field(
+        default=None,
+        title="Providers",
+        description="onnxruntime execution providers or TFLite delegates, in order "
+        "(default: the device profile's, where it uses the same runtime)",
+    )
     threshold: float | None = Field(
         default=None,
         gt=0,
@@ -232,6 +245,12 @@ class DeviceConfig(_Section):
         title="Data dir",
         description="state: outbox, boot id",
     )
+    profile: str | None = Field(
+        default=None,
+        title="Device profile",
+        description="a device_profiles/ name (edge doctor names this machine's): default "
+        "threads and providers or delegates for the detectors",
+    )
     models_home: Path | None = Field(
         default=None, title="Models home", description="model cache (default $EDGEWISE_HOME)"
     )
@@ -259,6 +278,11 @@ class DeviceConfig(_Section):
                         f"stream {s.name!r} names detector {d!r}, which has no [detectors.{d}] "
                         f"table; defined: {sorted(self.detectors)}"
                     )
+        if self.profile is not None:
+            try:
+                get_profile(self.profile)
+            except ProfileError as exc:
+                raise ValueError(str(exc)) from None
         for sink in self.sinks:
             if sink.type == "jsonl" and sink.path is None:
                 raise ValueError("a jsonl sink needs `path`")

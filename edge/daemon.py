@@ -21,12 +21,13 @@ from typing import Any
 import cv2
 
 from edge.config import DeviceConfig, load_config, parse_config, resolve_paths
-from edge.detectors import load_detector
 from edge.errors import ConfigError, EdgeError, InputError
 from edge.events import Event, uuid7
 from edge.health import HealthServer
 from edge.models.resolve import resolve
 from edge.pipeline import DetectorSlot, StreamRunner, load_slot, prometheus
+from edge.pipeline.slots import open_detector
+from edge.profiles import Profile, get_profile
 from edge.sinks import DaemonContext, SinkFanout, build_sink
 
 log = logging.getLogger(__name__)
@@ -74,16 +75,25 @@ class Daemon:
     def _context(self, cfg: DeviceConfig) -> DaemonContext:
         return DaemonContext(cfg.device_id, self.boot_id, cfg, cfg.data_dir, self)
 
+    @staticmethod
+    def _profile(cfg: DeviceConfig) -> Profile | None:
+        return get_profile(cfg.profile) if cfg.profile else None
+
     def _load_slots(self, cfg: DeviceConfig) -> dict[str, list[DetectorSlot]]:
         """Each stream's detectors, one instance per stream (interpreters are not shared)."""
         slots: dict[str, list[DetectorSlot]] = {}
+        profile = self._profile(cfg)
         try:
             for s in cfg.streams:
                 slots[s.name] = []
                 for name in s.detectors:
                     slots[s.name].append(
                         load_slot(
-                            name, cfg.detectors[name], s.thresholds.get(name), cfg.models_home
+                            name,
+                            cfg.detectors[name],
+                            s.thresholds.get(name),
+                            cfg.models_home,
+                            profile,
                         )
                     )
         except BaseException:
@@ -275,9 +285,7 @@ class Daemon:
             loaded = []
             try:
                 for _ in targets:
-                    loaded.append(
-                        load_detector(model, threads=dcfg.threads, backend=dcfg.backend)[1]
-                    )
+                    loaded.append(open_detector(dcfg, model, self._profile(self.cfg)))
             except BaseException:
                 for det in loaded:
                     det.close()

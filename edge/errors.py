@@ -39,3 +39,7 @@ class BackendUnavailableError(EdgeError):
 
 class ConfigError(EdgeError):
     """A device config or profile is invalid."""
+
+
+class ProfileError(ConfigError):
+    """A device profile is unknown or invalid."""

@@ -51,6 +51,8 @@ def _default(f: FieldInfo) -> str:
     value = f.default_factory() if f.default_factory is not None else f.default  # type: ignore[call-arg]
     if isinstance(value, BaseModel):
         return "(table)"
+    if isinstance(value, list):
+        value = [v.model_dump(exclude_none=True) if isinstance(v, BaseModel) else v for v in value]
     return f"`{json.dumps(value, default=str)}`"
 
 
@@ -116,7 +118,43 @@ def zoo_table() -> str:
     return "\n".join(rows)
 
 
-GENERATORS = {"manifest-reference": manifest_reference, "zoo": zoo_table}
+def config_reference() -> str:
+    from cloud_sync.config import SyncConfig
+    from edge.config import (
+        DetectorConfig,
+        DeviceConfig,
+        HealthConfig,
+        SinkConfig,
+        StreamConfig,
+        TrackingConfig,
+    )
+
+    sections = [
+        ("Top level", DeviceConfig, ""),
+        ("`[[streams]]`", StreamConfig, "streams[]."),
+        ("`[detectors.NAME]`", DetectorConfig, "detectors.NAME."),
+        ("`[tracking]`", TrackingConfig, "tracking."),
+        ("`[[sinks]]`", SinkConfig, "sinks[]."),
+        ("`[health]`", HealthConfig, "health."),
+        ("`[sync]`", SyncConfig, "sync."),
+    ]
+    parts = [
+        "<details><summary>Every device-config key (generated from edge/config.py)</summary>\n"
+    ]
+    for title, model, prefix in sections:
+        rows = table(model, prefix).splitlines()
+        if model is DeviceConfig:  # the nested tables have their own sections
+            rows = [r for r in rows if not r.startswith(("| `tracking.", "| `health.", "| `sync."))]
+        parts.append(f"\n**{title}**\n\n" + "\n".join(rows))
+    parts.append("\n</details>")
+    return "\n".join(parts)
+
+
+GENERATORS = {
+    "manifest-reference": manifest_reference,
+    "zoo": zoo_table,
+    "config-reference": config_reference,
+}
 
 
 def render(text: str) -> str:

@@ -82,7 +82,7 @@ def runtimes() -> dict[str, Any]:
 def match_profile(machine: Machine) -> tuple[str | None, str]:
     """The best-matching profile name and why: a board-specific profile whose model name
     matches beats a generic one; flags must all be present (and excluded ones absent)."""
-    from converters.profiles import all_profiles
+    from edge.profiles import all_profiles
 
     flags = set(machine.flags)
     names = f"{machine.cpu} {machine.board}".lower()

@@ -10,7 +10,9 @@ from pathlib import Path
 from edge.config import DetectorConfig
 from edge.detectors import AudioDetector, ImageDetector, load_detector, set_threshold
 from edge.events import ModelRef
-from edge.models.resolve import ResolvedModel
+from edge.models.resolve import ResolvedModel, resolve
+from edge.profiles import Profile
+from edge.runtime import FORMAT_BACKEND
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +53,34 @@ class DetectorSlot:
             self.detector.close()
 
 
+def backend_options(
+    cfg: DetectorConfig, model: ResolvedModel, profile: Profile | None
+) -> tuple[str, int, tuple[str, ...]]:
+    """Backend, threads and providers: the detector's own settings, else the device
+    profile's (only where the profile uses the same runtime), else one thread."""
+    backend = cfg.backend or FORMAT_BACKEND[model.manifest.format]
+    rt = profile.runtime if profile is not None and profile.runtime.name == backend else None
+    threads = cfg.threads or (rt.threads if rt is not None else 1)
+    providers = cfg.providers if cfg.providers is not None else (rt.providers if rt else [])
+    return backend, threads, tuple(providers)
+
+
+def open_detector(
+    cfg: DetectorConfig, model: ResolvedModel, profile: Profile | None
+) -> ImageDetector | AudioDetector:
+    backend, threads, providers = backend_options(cfg, model, profile)
+    return load_detector(model, threads=threads, backend=backend, providers=providers)[1]
+
+
 def load_slot(
-    name: str, cfg: DetectorConfig, threshold: float | None, home: Path | None
+    name: str,
+    cfg: DetectorConfig,
+    threshold: float | None,
+    home: Path | None,
+    profile: Profile | None = None,
 ) -> DetectorSlot:
-    model, det = load_detector(cfg.model, threads=cfg.threads, backend=cfg.backend, home=home)
+    model = resolve(cfg.model, home)
+    det = open_detector(cfg, model, profile)
     value = threshold if threshold is not None else cfg.threshold
     if value is not None:
         set_threshold(det, value)

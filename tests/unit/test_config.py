@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import wave
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 
 from edge.cli.main import main
 from edge.config import InvalidConfigError, key_lines, load_config
+from edge.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "examples" / "configs").glob("*.toml"))
@@ -156,3 +158,53 @@ def test_key_lines_counts_arrays_of_tables() -> None:
     lines = key_lines(GOOD)
     assert lines[("streams", "1", "source")] == 10
     assert lines[("detectors", "vad", "model")] == 17
+
+
+# --- the device profile sets detector defaults --------------------------------------------
+
+
+def _resolved(fmt: str) -> Any:
+    from edge.models import zoo
+    from edge.models.resolve import ResolvedModel
+
+    name = "ppocr-det" if fmt == "onnx" else "blazeface-short"
+    return ResolvedModel(zoo.get(name), Path("unused"), name)
+
+
+def test_profile_supplies_threads_and_providers_for_its_own_runtime() -> None:
+    from edge.config import DetectorConfig
+    from edge.pipeline.slots import backend_options
+    from edge.profiles import get_profile
+
+    pi5 = get_profile("raspberry-pi-5")  # TFLite, XNNPACK, 4 threads
+    assert pi5.runtime.name == "tflite"
+    tfl, onnx = _resolved("tflite"), _resolved("onnx")
+    assert backend_options(DetectorConfig(model="m"), tfl, pi5) == (
+        "tflite",
+        pi5.runtime.threads,
+        tuple(pi5.runtime.providers),
+    )
+    # an ONNX model on a TFLite profile: the profile's delegates do not apply
+    assert backend_options(DetectorConfig(model="m"), onnx, pi5) == ("onnxruntime", 1, ())
+    # the detector's own settings win
+    own = DetectorConfig(model="m", threads=2, providers=["CPUExecutionProvider"])
+    assert backend_options(own, onnx, get_profile("x86-64-vnni")) == (
+        "onnxruntime",
+        2,
+        ("CPUExecutionProvider",),
+    )
+    assert backend_options(DetectorConfig(model="m"), tfl, None) == ("tflite", 1, ())
+
+
+def test_unknown_profile_is_a_config_error(tmp_path: Path) -> None:
+    from edge.config import load_config
+
+    path = tmp_path / "device.toml"
+    path.write_text(
+        'device_id = "d"\nprofile = "raspberry-pi-9"\n'
+        '[[streams]]\nname = "s"\nsource = "0"\ndetectors = ["face"]\n'
+        '[detectors.face]\nmodel = "blazeface-short"\n'
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert "unknown profile 'raspberry-pi-9'" in str(exc.value)

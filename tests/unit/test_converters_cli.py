@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from converters.cli import main
-from converters.errors import ProfileError
-from converters.profiles import PROFILES_DIR, all_profiles, get_profile, read_profile
 from edge.cli.doctor_cmd import Machine, match_profile, read_machine
+from edge.errors import ProfileError
 from edge.models.resolve import resolve
+from edge.profiles import PROFILES_DIR, all_profiles, get_profile, read_profile
 from tests.unit.conv_graphs import calibration_npy, manifest_for, tiny_cnn
 
 EXPECTED = {"raspberry-pi-4", "raspberry-pi-5", "jetson-orin-nano", "coral-dev-board",

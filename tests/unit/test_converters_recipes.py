@@ -15,8 +15,8 @@ from converters import onnx_recipes as recipes
 from converters.calibration import load_set
 from converters.convert import calib_inputs
 from converters.errors import UnsupportedOpError
-from converters.profiles import Recipe
 from edge.errors import ModelError
+from edge.profiles import Recipe
 from tests.unit.conv_graphs import calibration_npy, tiny_cnn
 
 RECIPE = Recipe(format="onnx", precision="int8")

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from converters.errors import ProfileError
+from edge.errors import ProfileError
 from edge.models.manifest import format_validation_error
 
 PROFILES_DIR = Path(__file__).resolve().parents[1] / "device_profiles"
