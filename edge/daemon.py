@@ -20,9 +20,9 @@ from typing import Any
 
 import cv2
 
-from edge.config import DeviceConfig, load_config, parse_config, resolve_paths
+from edge.config import DeviceConfig, SinkConfig, load_config, parse_config, resolve_paths
 from edge.errors import ConfigError, EdgeError, InputError
-from edge.events import Event, uuid7
+from edge.events import Event, EventSink, uuid7
 from edge.health import HealthServer
 from edge.models.resolve import resolve
 from edge.pipeline import DetectorSlot, StreamRunner, load_slot, prometheus
@@ -35,14 +35,43 @@ log = logging.getLogger(__name__)
 SHUTDOWN_BUDGET_S = 4.0
 
 
-class _Running:
-    """One generation of the pipeline: what a config built (replaced whole on reload)."""
+KeyedSink = tuple[str, EventSink]
 
-    def __init__(self, runners: list[StreamRunner], fanout: SinkFanout) -> None:
+
+def sink_key(sc: SinkConfig, cfg: DeviceConfig) -> str:
+    """What a sink was built from: an unchanged sink survives a reload as it is."""
+    sync = cfg.sync.model_dump_json() if sc.type == "mqtt" and cfg.sync is not None else ""
+    return f"{cfg.device_id}|{cfg.data_dir}|{sc.model_dump_json()}|{sync}"
+
+
+def close_later(sinks: list[KeyedSink]) -> None:
+    """Close replaced sinks off the caller's thread: a reload that came in as a cloud
+    command runs on the MQTT sink's own command thread, which must not join itself."""
+
+    def close_all() -> None:
+        for _key, sink in sinks:
+            try:
+                sink.close()
+            except Exception as exc:  # closing a replaced sink must not stop the daemon
+                log.error("closing a replaced sink failed: %s", exc)
+
+    if sinks:
+        threading.Thread(target=close_all, name="sink-closer", daemon=False).start()
+
+
+class _Running:
+    """One generation of the pipeline: what a config built. On reload the streams are
+    rebuilt; sinks whose config did not change (the MQTT outbox and connection above
+    all) carry over to the next generation."""
+
+    def __init__(
+        self, runners: list[StreamRunner], fanout: SinkFanout, sinks: list[KeyedSink]
+    ) -> None:
         self.runners = runners
         self.fanout = fanout
+        self.sinks = sinks
 
-    def stop(self, budget_s: float) -> None:
+    def stop(self, budget_s: float, *, close_sinks: bool = True) -> None:
         deadline = time.monotonic() + budget_s
         for r in self.runners:
             r.stop()
@@ -50,7 +79,8 @@ class _Running:
             if not r.join(max(0.0, deadline - time.monotonic())):
                 log.warning("%s: did not finish in time", r.cfg.name)
         self.fanout.flush()
-        self.fanout.close()
+        if close_sinks:
+            self.fanout.close()
 
 
 class Daemon:
@@ -103,15 +133,32 @@ class Daemon:
             raise
         return slots
 
-    def _build(self, cfg: DeviceConfig, slots: dict[str, list[DetectorSlot]]) -> _Running:
+    def _build(
+        self,
+        cfg: DeviceConfig,
+        slots: dict[str, list[DetectorSlot]],
+        pool: list[KeyedSink] | None = None,
+    ) -> _Running:
+        """Build a generation; sinks are taken from ``pool`` (the previous generation's)
+        where their config is unchanged. What is taken is removed from ``pool``; on
+        failure it is put back, and only the sinks built here are closed."""
+        pool = pool if pool is not None else []
         runners: list[StreamRunner] = []
-        sinks = []
+        keyed: list[KeyedSink] = []
+        built: list[EventSink] = []
         try:
             cfg.data_dir.mkdir(parents=True, exist_ok=True)
             ctx = self._context(cfg)
             for sc in cfg.sinks:
-                sinks.append(build_sink(sc, ctx))
-            fanout = SinkFanout(sinks, self._sink_error)
+                key = sink_key(sc, cfg)
+                reuse = next((i for i, (k, _) in enumerate(pool) if k == key), None)
+                if reuse is not None:
+                    keyed.append(pool.pop(reuse))
+                else:
+                    sink = build_sink(sc, ctx)
+                    built.append(sink)
+                    keyed.append((key, sink))
+            fanout = SinkFanout([s for _, s in keyed], self._sink_error)
 
             def emit(events: list[Event]) -> None:
                 self._emit(events, fanout)
@@ -121,13 +168,16 @@ class Daemon:
         except BaseException:
             for r in runners:
                 r.source.close()
-            for sink in sinks:
-                sink.close()
+            for key, sink in keyed:
+                if any(sink is b for b in built):
+                    sink.close()
+                else:
+                    pool.append((key, sink))
             for group in slots.values():
                 for slot in group:
                     slot.close()
             raise
-        return _Running(runners, fanout)
+        return _Running(runners, fanout, keyed)
 
     @staticmethod
     def _sink_error(sink: Any, exc: Exception) -> None:
@@ -226,17 +276,20 @@ class Daemon:
             return False
         with self._state_lock:
             old = self._running
+            pool: list[KeyedSink] = []
             if old is not None:
-                old.stop(SHUTDOWN_BUDGET_S)
+                old.stop(SHUTDOWN_BUDGET_S, close_sinks=False)
+                pool = list(old.sinks)
             applied = True
             try:
-                running = self._build(new, slots)
+                running = self._build(new, slots, pool)
             except EdgeError as exc:
                 applied = False
                 self.reload_failures += 1
                 log.error("reload failed (%s); restarting the old config", exc)
-                running = self._build(self.cfg, self._load_slots(self.cfg))
+                running = self._build(self.cfg, self._load_slots(self.cfg), pool)
                 new = self.cfg
+            close_later(pool)  # sinks the new config no longer has, or changed
             self._running = running
             for r in running.runners:
                 r.start()
