@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,17 +20,12 @@ from pathlib import Path
 
 import pytest
 
+from edge.demo.broker import free_port
 from tests.fixtures.video import DEFAULT_SPANS, face_video
 
 pytestmark = pytest.mark.slow
 EDGE = [sys.executable, "-m", "edge.cli.main"]
 SERVER = Path(__file__).with_name("mjpeg_server.py")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def config(tmp: Path, source: str, port: int, extra: str = "") -> str:

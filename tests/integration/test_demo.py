@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,13 +17,9 @@ from typing import Any
 
 import pytest
 
+from edge.demo.broker import free_port
+
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(url: str) -> Any:
@@ -41,7 +36,7 @@ def _labels(base: str) -> set[str]:
 
 
 def _run_demo(tmp_path: Path, env: dict[str, str]) -> tuple[str, set[str]]:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     err = (tmp_path / "demo.err").open("w")
     proc = subprocess.Popen(
