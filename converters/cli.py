@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge.errors import EdgeError
+from edge.errors import run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,15 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.DEBUG if args.debug else logging.WARNING
     fmt = "%(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=level, format=fmt, stream=sys.stderr)
-    try:
-        return _run(args)
-    except EdgeError as exc:
-        if args.debug:
-            raise
-        print(f"edge-convert: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
+    return run_cli("edge-convert", lambda: _run(args), debug=args.debug)
 
 
 if __name__ == "__main__":

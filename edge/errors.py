@@ -6,6 +6,9 @@ The CLI turns any ``EdgeError`` into one line on stderr and a non-zero exit;
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 
 class EdgeError(Exception):
     """Base class for every error a user can cause and fix."""
@@ -43,3 +46,19 @@ class ConfigError(EdgeError):
 
 class ProfileError(ConfigError):
     """A device profile is unknown or invalid."""
+
+
+def run_cli(prog: str, command: Callable[[], int], *, debug: bool) -> int:
+    """Run a CLI's command: an ``EdgeError`` becomes one line on stderr and its exit code
+    (the traceback only with ``--debug``); Ctrl-C exits 130; a closed pipe exits 0."""
+    try:
+        return command()
+    except EdgeError as exc:
+        if debug:
+            raise
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0

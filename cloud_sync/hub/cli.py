@@ -14,6 +14,7 @@ import sys
 
 from cloud_sync.hub.errors import HubError
 from cloud_sync.schema import DEFAULT_PREFIX
+from edge.errors import run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,13 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    try:
-        return serve(args)
-    except HubError as e:
-        if args.debug:
-            raise
-        print(f"edge-hub: {e}", file=sys.stderr)
-        return e.exit_code
+    return run_cli("edge-hub", lambda: serve(args), debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import ValidationError
 
@@ -33,15 +33,7 @@ RejectReason = Literal[
     "device_mismatch",
     "rate_limited",
 ]
-REJECT_REASONS: tuple[RejectReason, ...] = (
-    "too_large",
-    "bad_topic",
-    "not_json",
-    "bad_version",
-    "bad_schema",
-    "device_mismatch",
-    "rate_limited",
-)
+REJECT_REASONS: tuple[RejectReason, ...] = get_args(RejectReason)
 
 
 @dataclass(frozen=True, slots=True)

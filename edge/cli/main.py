@@ -23,7 +23,7 @@ from edge.cli import (
     run_cmd,
     validate_cmd,
 )
-from edge.errors import EdgeError
+from edge.errors import run_cli
 
 COMMANDS: list[ModuleType] = [
     models_cmd,
@@ -59,17 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     handler: Callable[[argparse.Namespace], int] = args.handler
-    try:
-        return handler(args)
-    except EdgeError as exc:
-        if args.debug:
-            raise
-        print(f"edge: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return 0
+    return run_cli("edge", lambda: handler(args), debug=args.debug)
 
 
 if __name__ == "__main__":
