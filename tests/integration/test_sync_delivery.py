@@ -195,25 +195,27 @@ def test_outbox_full_policy_is_applied_counted_and_delivery_goes_on(
     b = Broker(tmp_path / "broker", free_port(), persistence=True).start()
     Subscriber(b.port, persistent=True).close()
     b.stop()  # down while the outbox fills
-    cfg = fast_cfg(b.port, outbox=OutboxConfig(max_bytes=40_000, when_full=policy))
-    with MqttSink(cfg, "cam1", tmp_path) as sink:
-        kept = sum(sink.emit_many(make_events(10)) for _ in range(100))  # ~400 bytes each
-        st = sink.outbox.stats()
-        assert st.bytes <= 40_000
-        if policy == "drop_oldest":
-            assert kept == 1000 and st.dropped > 0 and st.rejected == 0
-            expected = list(range(st.dropped, 1000))  # the newest survive
-        else:
-            assert kept < 1000 and st.rejected == 1000 - kept and st.dropped == 0
-            expected = list(range(kept))  # the oldest survive, no seq spent on rejects
-        b.start()
-        sub = Subscriber(b.port, persistent=True)
-        assert sub.wait_seqs(expected, 20), f"got {len(sub.seqs())}, expected {len(expected)}"
-        sink.emit_many(make_events(5))  # still running and accepting
-        assert sub.wait_seqs([*expected, *range(expected[-1] + 1, expected[-1] + 6)], 10)
-        deadline = time.monotonic() + 5
-        while not sub.telemetry and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert sub.telemetry[-1].outbox.dropped == 1000 - len(expected)
-    sub.close()
-    b.stop()
+    try:
+        cfg = fast_cfg(b.port, outbox=OutboxConfig(max_bytes=40_000, when_full=policy))
+        with MqttSink(cfg, "cam1", tmp_path) as sink:
+            kept = sum(sink.emit_many(make_events(10)) for _ in range(100))  # ~400 bytes each
+            st = sink.outbox.stats()
+            assert st.bytes <= 40_000
+            if policy == "drop_oldest":
+                assert kept == 1000 and st.dropped > 0 and st.rejected == 0
+                expected = list(range(st.dropped, 1000))  # the newest survive
+            else:
+                assert kept < 1000 and st.rejected == 1000 - kept and st.dropped == 0
+                expected = list(range(kept))  # the oldest survive, no seq spent on rejects
+            b.start()
+            sub = Subscriber(b.port, persistent=True)
+            assert sub.wait_seqs(expected, 20), f"got {len(sub.seqs())}, expected {len(expected)}"
+            sink.emit_many(make_events(5))  # still running and accepting
+            assert sub.wait_seqs([*expected, *range(expected[-1] + 1, expected[-1] + 6)], 10)
+            deadline = time.monotonic() + 5
+            while not sub.telemetry and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert sub.telemetry[-1].outbox.dropped == 1000 - len(expected)
+        sub.close()
+    finally:
+        b.stop()  # also when an assertion failed: no broker left running

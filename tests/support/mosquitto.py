@@ -6,6 +6,7 @@ process, started from ``/usr/sbin/mosquitto`` (or ``$MOSQUITTO``).
 
 from __future__ import annotations
 
+import atexit
 import getpass
 import os
 import shutil
@@ -18,6 +19,17 @@ import pytest
 
 from edge.demo.broker import free_port, wait_port
 from edge.errors import EdgeError
+
+_RUNNING: set[subprocess.Popen[bytes]] = set()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    """A test that failed before stopping its broker must not leave it running."""
+    for proc in list(_RUNNING):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
 
 
 def mosquitto_binary() -> str:
@@ -74,6 +86,7 @@ class Broker:
             stderr=log,
             start_new_session=True,
         )
+        _RUNNING.add(self.proc)
         try:
             wait_port(self.port, 10.0, self.proc)
         except EdgeError:
@@ -93,6 +106,7 @@ class Broker:
             except subprocess.TimeoutExpired:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
+        _RUNNING.discard(self.proc)
         self.proc = None
 
     def stop(self) -> None:
