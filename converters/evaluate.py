@@ -18,6 +18,7 @@ import numpy.typing as npt
 from tqdm import tqdm
 
 from converters.calibration import CalibrationSet
+from edge.boxes import iou
 from edge.detectors import ImageDetector, build_detector, decoder_entry
 from edge.detectors.preprocess import ImagePreprocessor
 from edge.media.image import IMAGE_SUFFIXES, read_image
@@ -60,18 +61,10 @@ class Report:
         return d
 
 
-def _iou(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def match_counts(ref: list[Box], got: list[Box], thr: float = 0.5) -> tuple[int, int, int]:
     """Greedy one-to-one matching by IoU: (true positives, false positives, false negatives)."""
     pairs = sorted(
-        ((_iou(r, g), i, j) for i, r in enumerate(ref) for j, g in enumerate(got)), reverse=True
+        ((iou(r, g), i, j) for i, r in enumerate(ref) for j, g in enumerate(got)), reverse=True
     )
     used_r: set[int] = set()
     used_g: set[int] = set()

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-import numpy.typing as npt
 
+from edge.boxes import iou, iou_matrix
 from edge.config import TrackingConfig
 
 Box = tuple[float, float, float, float]
@@ -52,23 +52,6 @@ class Step:
     phase: Phase
     track: Track
     ts: float
-
-
-def iou_matrix(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    out: npt.NDArray[np.float64] = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-    return out
-
-
-def iou(a: Box, b: Box) -> float:
-    return float(iou_matrix(np.array([a], np.float64), np.array([b], np.float64))[0, 0])
 
 
 @dataclass

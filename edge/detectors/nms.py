@@ -11,22 +11,15 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from edge.boxes import iou_matrix
+
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.intp]
 
 
 def iou_one_to_many(box: Floats, boxes: Floats) -> Floats:
     """IoU of ``box`` (4,) with each row of ``boxes`` (N, 4); 0 where the union is empty."""
-    ix1 = np.maximum(box[0], boxes[:, 0])
-    iy1 = np.maximum(box[1], boxes[:, 1])
-    ix2 = np.minimum(box[2], boxes[:, 2])
-    iy2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(ix2 - ix1, 0.0, None) * np.clip(iy2 - iy1, 0.0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    union = area + areas - inter
-    out = np.zeros(boxes.shape[0], dtype=np.float32)
-    np.divide(inter, union, out=out, where=union > 0)
+    out: Floats = iou_matrix(box[None, :4], boxes)[0]
     return out
 
 

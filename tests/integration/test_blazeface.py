@@ -13,6 +13,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
+from edge.boxes import iou
 from edge.detectors import Detection, build_detector
 from edge.detectors.preprocess import Transform
 from edge.detectors.ssd_anchor import SsdAnchorDetector
@@ -51,14 +52,6 @@ def reference_images() -> dict[str, Rgb]:
         "camera": np.dstack([photo("camera")] * 3),
         "astronaut_crop": np.ascontiguousarray(astro[0:384, 64:512]),
     }
-
-
-def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union
 
 
 @pytest.fixture(scope="module", params=["blazeface-short", "blazeface-full"])

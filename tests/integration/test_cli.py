@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import skimage.data
 
+from edge.boxes import iou
 from edge.models.resolve import ResolvedModel
 from tests.conftest import FIXTURES
-from tests.fixtures.text_scene import iou
 
 EDGE = [sys.executable, "-m", "edge.cli.main"]
 # The astronaut's face in skimage.data.astronaut() (512×512), read by eye.

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from converters.cli import main
+from edge.boxes import iou
 from edge.models.resolve import ResolvedModel
 from tests.fixtures.convert_scenes import CALIBRATION_PHOTOS, EVALUATION_PHOTOS, write_scenes
-from tests.fixtures.text_scene import astronaut_scene, iou
+from tests.fixtures.text_scene import astronaut_scene
 
 pytestmark = pytest.mark.slow
 

@@ -14,11 +14,12 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.boxes import iou
 from edge.detectors import build_detector
 from edge.detectors.db_text import DBTextDetector
 from edge.models.resolve import ResolvedModel
 from edge.runtime import BackendOptions, load_backend
-from tests.fixtures.text_scene import ASTRONAUT_LINES, Box, astronaut_scene, iou, photo
+from tests.fixtures.text_scene import ASTRONAUT_LINES, Box, astronaut_scene, photo
 
 pytestmark = pytest.mark.slow
 

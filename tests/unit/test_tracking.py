@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from edge.boxes import iou
 from edge.config import TrackingConfig
-from edge.tracking import Observation, Tracker, iou
+from edge.tracking import Observation, Tracker
 
 CFG = TrackingConfig(min_hits=3, max_missing=4, update_interval_s=1.0, min_update_gap_s=0.2)
 A = (0.1, 0.1, 0.3, 0.3)

@@ -1,0 +1,36 @@
+"""Axis-aligned boxes (x1, y1, x2, y2): the one place IoU is computed.
+
+Used by NMS (detectors), the tracker, the converter's box F1 and the tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+Box = tuple[float, float, float, float]
+Floats = npt.NDArray[np.floating]
+
+
+def iou_matrix(a: Floats, b: Floats) -> Floats:
+    """IoU of every row of ``a`` (N, 4) with every row of ``b`` (M, 4): (N, M), in the
+    inputs' float type; 0 where the union is empty. NMS calls it per candidate, so it
+    allocates as little as it can."""
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    out: Floats = np.zeros_like(inter)
+    np.divide(inter, union, out=out, where=union > 0)
+    return out
+
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """IoU of two boxes."""
+    return float(iou_matrix(np.array([a[:4]], np.float64), np.array([b[:4]], np.float64))[0, 0])
