@@ -64,17 +64,9 @@ class OnnxBackend:
                 "is it a valid, complete .onnx file?"
             ) from exc
         self.providers: list[str] = list(self._session.get_providers())
-        self._inputs = [_spec(a) for a in self._session.get_inputs()]
-        self._outputs = [_spec(a) for a in self._session.get_outputs()]
-        self._output_names = [o.name for o in self._outputs]
-
-    @property
-    def inputs(self) -> list[TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> list[TensorSpec]:
-        return self._outputs
+        self.inputs = [_spec(a) for a in self._session.get_inputs()]
+        self.outputs = [_spec(a) for a in self._session.get_outputs()]
+        self._output_names = [o.name for o in self.outputs]
 
     def run(self, feeds: dict[str, Array]) -> list[Array]:
         result: list[Array] = self._session.run(self._output_names, feeds)

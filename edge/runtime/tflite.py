@@ -79,8 +79,8 @@ class TFLiteBackend:
             ) from exc
         in_details = self._interp.get_input_details()
         out_details = self._interp.get_output_details()
-        self._inputs = [_spec(d) for d in in_details]
-        self._outputs = [_spec(d) for d in out_details]
+        self.inputs = [_spec(d) for d in in_details]
+        self.outputs = [_spec(d) for d in out_details]
         self._in_index = {d["name"]: int(d["index"]) for d in in_details}
         self._out_index = [int(d["index"]) for d in out_details]
 
@@ -96,14 +96,6 @@ class TFLiteBackend:
         """Recreate the interpreter, zeroing resource variables (``VAR_HANDLE``) that
         neither ``reset_all_variables()`` nor ``allocate_tensors()`` resets (~0.4 ms)."""
         self._interp = self._open()
-
-    @property
-    def inputs(self) -> list[TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> list[TensorSpec]:
-        return self._outputs
 
     def run(self, feeds: dict[str, Array]) -> list[Array]:
         interp = self._interp

@@ -43,16 +43,8 @@ class ScriptedBackend:
         self.probs = probs
         self.calls: list[Array] = []
         self.resets = 0
-        self._inputs = [TensorSpec("in", (1, 3, 40), np.dtype(np.int8), Quantization(0.1, -128))]
-        self._outputs = [TensorSpec("out", (1, 1), np.dtype(np.uint8), Quantization(1 / 256, 0))]
-
-    @property
-    def inputs(self) -> list[TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> list[TensorSpec]:
-        return self._outputs
+        self.inputs = [TensorSpec("in", (1, 3, 40), np.dtype(np.int8), Quantization(0.1, -128))]
+        self.outputs = [TensorSpec("out", (1, 1), np.dtype(np.uint8), Quantization(1 / 256, 0))]
 
     def run(self, feeds: dict[str, Array]) -> list[Array]:
         self.calls.append(feeds["in"].copy())
