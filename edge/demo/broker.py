@@ -22,6 +22,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port``."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), 0.2):
+            return True
+    except OSError:
+        return False
+
+
 def wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -29,11 +38,9 @@ def wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = 
             raise EdgeError(
                 f"the process meant to listen on 127.0.0.1:{port} exited ({proc.returncode})"
             )
-        try:
-            with socket.create_connection(("127.0.0.1", port), 0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
+        if listening(port):
+            return
+        time.sleep(0.05)
     raise EdgeError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
 
 

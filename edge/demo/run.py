@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from edge.demo.broker import Broker, free_port, start_broker, wait_port
+from edge.demo.broker import Broker, free_port, listening, start_broker
 from edge.demo.media import WAV, build_video
 from edge.errors import EdgeError
 
@@ -165,12 +165,8 @@ def run_demo(opts: DemoOptions) -> int:
     try:
         broker = start_broker(work, logs["broker"], opts.broker)
         say(f"broker: {broker.kind} on 127.0.0.1:{broker.port} (MQTT {broker.protocol})")
-        http_port = opts.http_port
-        try:
-            wait_port(http_port, 0.1)
-            http_port = free_port()  # something already listens there
-        except EdgeError:
-            pass
+        # a dashboard port already taken (another demo, another server): take a free one
+        http_port = free_port() if listening(opts.http_port) else opts.http_port
         url = f"http://127.0.0.1:{http_port}"
         hub = procs.start(
             "hub",

@@ -326,6 +326,8 @@ class StreamRunner:
         return out
 
     def _send_steps(self, name: str, steps: list[Step], latency: float) -> None:
+        if not steps:  # the common case, every frame: no lookup, no allocation
+            return
         ref = next(s.ref for s in self.slots if s.name == name)
         for st in steps:
             t = st.track
