@@ -81,14 +81,14 @@ def load_detector(
     or parameter fails fast with the field named.
     """
     model = ref if isinstance(ref, ResolvedModel) else resolve(ref, home)
-    decoder_entry(model.manifest, model.origin)
+    entry, params = decoder_entry(model.manifest, model.origin)  # fails before loading
     rt = load_backend(
         model.path,
         BackendOptions(threads=threads, providers=providers),
         backend or FORMAT_BACKEND[model.manifest.format],
     )
     try:
-        return model, build_detector(model.manifest, rt, model.origin)
+        return model, entry.build(model.manifest, rt, params)
     except BaseException:
         rt.close()
         raise
