@@ -16,15 +16,3 @@ def test_readme_generated_sections_are_current() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-
-
-def test_json_schema_files_are_current(tmp_path: object) -> None:
-    import json
-
-    from cloud_sync.schema import json_schemas
-
-    for name, schema in json_schemas().items():
-        path = REPO / "schemas" / f"{name}.schema.json"
-        assert json.loads(path.read_text()) == schema, (
-            f"{path} is stale: python -m cloud_sync.schema --write schemas"
-        )
