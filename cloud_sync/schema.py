@@ -41,7 +41,7 @@ Uuid = Annotated[
     str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ]
 Name = Label
-TopicKind = Literal["status", "events", "telemetry", "cmd"]
+TopicKind = Literal["status", "events", "telemetry", "cmd", "ack"]
 
 
 class _Wire(BaseModel):
@@ -109,6 +109,38 @@ class StatusV1(_Versioned):
     boot_id: Uuid | None = None
     ts: WireTime | None = None
     version: str | None = Field(default=None, max_length=64, description="edgewise version")
+    epoch: Count | None = Field(
+        default=None,
+        description="boot counter, +1 on every daemon start; kept outside the outbox, so it "
+        "survives an outbox that was lost (Sparkplug's bdSeq)",
+    )
+    seq_start: Count | None = Field(default=None, description="the first seq this boot will assign")
+    outbox_reset: bool = Field(
+        default=False,
+        description="this boot found its outbox lost or damaged: seqs below seq_start that the "
+        "hub never received are lost at the device, not in transit",
+    )
+
+
+SeqRange = Annotated[list[Count], Field(min_length=2, max_length=2)]
+"""An inclusive ``[first, last]`` range of sequence numbers."""
+
+
+class HubAckV1(_Versioned):
+    """Published by the hub on ``<prefix>/<device>/ack`` (QoS 1) once the events in
+    ``ranges`` are stored (or quarantined: kept where an operator sees them, never
+    dropped). The device deletes a row from its outbox only on this acknowledgement;
+    a broker's PUBACK is one hop, not the end."""
+
+    device_id: DeviceId
+    ranges: Annotated[list[SeqRange], Field(min_length=1, max_length=MAX_BATCH_EVENTS)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> HubAckV1:
+        for first, last in self.ranges:
+            if first > last:
+                raise ValueError(f"range [{first}, {last}] is reversed")
+        return self
 
 
 class StreamStatsV1(_Wire):
@@ -189,7 +221,7 @@ def parse_topic(prefix: str, t: str) -> tuple[str, str, str | None] | None:
     if not t.startswith(prefix + "/"):
         return None
     parts = t[len(prefix) + 1 :].split("/")
-    if len(parts) == 2 and parts[1] in ("status", "events", "telemetry"):
+    if len(parts) == 2 and parts[1] in ("status", "events", "telemetry", "ack"):
         return parts[0], parts[1], None
     if len(parts) == 3 and parts[1] == "cmd":
         return parts[0], "cmd", parts[2]
@@ -204,6 +236,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "telemetry.v1": TelemetryV1,
     "command.v1": CommandV1,
     "command-reply.v1": CommandReplyV1,
+    "hub-ack.v1": HubAckV1,
 }
 
 
