@@ -164,10 +164,7 @@ class Outbox:
 
     def _encode(self, event: Event) -> str:
         """The event's JSON without its opening brace and ``seq`` (prepended under the lock)."""
-        d = event.to_json()
-        d["device_id"] = self.device_id
-        d["boot_id"] = self.boot_id
-        return json.dumps(d, separators=(",", ":"))[1:]
+        return event.encode(self.device_id, self.boot_id)[1:]  # edge.events: one serialisation
 
     def _make_room(self, encoded: list[str]) -> list[str]:
         """Apply the when-full policy; called with the lock held."""

@@ -143,17 +143,35 @@ class HubAckV1(_Versioned):
         return self
 
 
+ShortText = Annotated[str, Field(max_length=512, pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+
 class StreamStatsV1(_Wire):
+    """One stream. ``kind`` says what the rates and counters count: video frames, or
+    audio chunks (``chunk_ms`` long each)."""
+
+    kind: Literal["video", "audio"] | None = None
     fps_in: NonNegative
     fps_processed: NonNegative
     dropped: Count
     gated: Count = 0
     reconnects: Count = 0
+    frames_in: Count = 0
+    processed: Count = 0
+    skipped: Count = Field(default=0, description="unusable frames/chunks, and crashed ones")
+    restarts: Count = Field(default=0, description="pipeline threads restarted after a crash")
+    queue_depth: dict[Label, Count] = Field(default_factory=dict)
+    error: ShortText | None = Field(default=None, description="why the stream ended badly")
 
 
 class DetectorStatsV1(_Wire):
-    inference_ms: NonNegative
+    inference_ms: NonNegative = Field(description="mean over the streams that run it")
     calls: Count = 0
+    model: ModelRefV1 | None = None
+    inference_ms_by_stream: dict[StreamName, NonNegative] = Field(default_factory=dict)
+    accelerator: JsonObject | None = Field(
+        default=None, description="what the runtime really runs on (provider or delegate)"
+    )
 
 
 class OutboxStatsV1(_Wire):
@@ -163,6 +181,11 @@ class OutboxStatsV1(_Wire):
     bytes: Count = 0
 
 
+class SinkStatsV1(_Wire):
+    failures: Count = 0
+    events_lost: Count = 0
+
+
 class TelemetryV1(_Versioned):
     device_id: DeviceId
     boot_id: Uuid
@@ -170,11 +193,20 @@ class TelemetryV1(_Versioned):
     uptime_s: NonNegative
     streams: dict[StreamName, StreamStatsV1] = Field(default_factory=dict)
     detectors: dict[Name, DetectorStatsV1] = Field(default_factory=dict)
-    outbox: OutboxStatsV1
+    outbox: OutboxStatsV1 | None = Field(
+        default=None, description="absent when the outbox's figures could not be read"
+    )
+    sinks: dict[Name, SinkStatsV1] = Field(default_factory=dict)
     reconnects: Count = Field(description="MQTT reconnects since boot")
     cpu_percent: NonNegative | None = None
     rss_mb: NonNegative | None = None
     temperature_c: Finite | None = None
+    build_errors: Count = Field(
+        default=0, description="telemetry sections that could not be built, since boot"
+    )
+    errors: Annotated[list[ShortText], Field(max_length=16)] = Field(
+        default_factory=list, description="what was left out of this payload, and why"
+    )
 
 
 class CommandV1(_Versioned):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cloud_sync.commands import CommandHandler, CommandWorker
 from cloud_sync.config import SyncConfig
@@ -102,14 +102,9 @@ class MqttSink:
         return None
 
     def _telemetry_payload(self) -> bytes | None:
-        daemon: dict[str, Any] = {}
-        if self.control is not None:
-            try:
-                daemon = self.control.stats()
-            except Exception as exc:  # telemetry must never stop delivery
-                log.warning("telemetry: DeviceControl.stats() failed: %s", exc)
-        t = self._telemetry.build(daemon, self.outbox.stats(), self.publisher.reconnects)
-        return t.model_dump_json(exclude_none=True).encode()
+        """Never raises (it runs on the publisher's sender thread): see cloud_sync.telemetry."""
+        stats = self.control.stats if self.control is not None else None
+        return self._telemetry.payload(stats, self.outbox.stats, self.publisher.reconnects)
 
 
 def from_daemon(cfg: SinkConfig, ctx: DaemonContext) -> MqttSink:

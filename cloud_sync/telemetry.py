@@ -1,22 +1,42 @@
-"""Periodic health: the daemon's figures, the outbox, the MQTT link and the host."""
+"""Periodic health: the daemon's figures (``edge.stats``), the outbox, the link, the host.
+
+``Telemetry.build`` maps ``DeviceStats`` onto ``TelemetryV1`` field by field.
+``Telemetry.payload`` is what the publisher's sender thread calls: it never
+raises. A section that cannot be built (the daemon's ``stats()`` failing, an
+outbox figure out of range, such as the ``depth=-1`` two daemons sharing one
+data dir produced) is left out of that payload, counted in ``build_errors`` and
+named in ``errors``; the rest still goes out, and delivery goes on.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import psutil
-from pydantic import ValidationError
 
 from cloud_sync.outbox import OutboxStats
-from cloud_sync.schema import DetectorStatsV1, OutboxStatsV1, StreamStatsV1, TelemetryV1
+from cloud_sync.schema import (
+    DetectorStatsV1,
+    ModelRefV1,
+    OutboxStatsV1,
+    SinkStatsV1,
+    StreamStatsV1,
+    TelemetryV1,
+)
+from edge.stats import DetectorStats, DeviceStats, SinkStats, StreamStats
 
 log = logging.getLogger(__name__)
+_S = TypeVar("_S")
+_T = TypeVar("_T")
 
 THERMAL = Path("/sys/class/thermal")
+_MAX_ERRORS = 16  # TelemetryV1.errors
+_ERROR_CHARS = 500  # TelemetryV1.errors items are at most 512 characters
 
 
 def temperature_c(root: Path = THERMAL) -> float | None:
@@ -31,19 +51,46 @@ def temperature_c(root: Path = THERMAL) -> float | None:
     return best
 
 
-_STREAM_KEYS = ("fps_in", "fps_processed", "dropped", "gated", "reconnects")
+def stream_v1(s: StreamStats) -> StreamStatsV1:
+    return StreamStatsV1(
+        kind=s.kind,
+        fps_in=s.fps_in,
+        fps_processed=s.fps_processed,
+        dropped=s.dropped,
+        gated=s.gated,
+        reconnects=s.reconnects,
+        frames_in=s.frames_in,
+        processed=s.processed,
+        skipped=s.skipped,
+        restarts=s.restarts,
+        queue_depth=dict(s.queue_depth),
+        error=s.error[:_ERROR_CHARS] if s.error is not None else None,
+    )
 
 
-def _detector(d: dict[str, Any]) -> dict[str, Any]:
-    """``inference_ms`` may be one number or one per stream (the daemon's shape): the mean."""
-    ms = d.get("inference_ms")
-    if isinstance(ms, dict):
-        values = [float(v) for v in ms.values() if v is not None]
-        ms = sum(values) / len(values) if values else 0.0
-    out: dict[str, Any] = {"inference_ms": ms if ms is not None else 0.0}
-    if d.get("calls") is not None:
-        out["calls"] = d["calls"]
-    return out
+def detector_v1(d: DetectorStats) -> DetectorStatsV1:
+    return DetectorStatsV1(
+        inference_ms=d.mean_inference_ms,
+        calls=d.calls,
+        model=ModelRefV1(name=d.model, version=d.version, sha256=d.sha256),
+        inference_ms_by_stream=dict(d.inference_ms),
+        accelerator=d.accelerator,
+    )
+
+
+def outbox_v1(o: OutboxStats) -> OutboxStatsV1:
+    return OutboxStatsV1(
+        depth=o.depth, oldest_age_s=o.oldest_age_s, dropped=o.dropped + o.rejected, bytes=o.bytes
+    )
+
+
+def sink_v1(s: SinkStats) -> SinkStatsV1:
+    return SinkStatsV1(failures=s.failures, events_lost=s.events_lost)
+
+
+def _why(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())  # pydantic's messages span lines
+    return f"{type(exc).__name__}: {text}"
 
 
 class Telemetry:
@@ -55,21 +102,29 @@ class Telemetry:
         self.started = time.monotonic()
         self._proc = psutil.Process()
         self._proc.cpu_percent(None)  # prime: the first call returns 0.0
-        self._warned = False
+        self.build_errors = 0  # sections left out since boot
+        self.failed = 0  # payloads not sent at all (should stay 0)
+        self._logged: set[str] = set()
 
-    def build(self, daemon: dict[str, Any], outbox: OutboxStats, reconnects: int) -> TelemetryV1:
+    def build(
+        self, stats: DeviceStats | None, outbox: OutboxStats | None, reconnects: int
+    ) -> TelemetryV1:
+        """``stats`` / ``outbox`` None: that section could not be read (see ``payload``).
+        Raises only where a figure is out of range; ``payload`` catches that per section."""
+        errors: list[str] = []
         streams: dict[str, StreamStatsV1] = {}
         detectors: dict[str, DetectorStatsV1] = {}
-        try:
-            for name, st in dict(daemon.get("streams", {})).items():
-                picked = {k: st[k] for k in _STREAM_KEYS if st.get(k) is not None}
-                streams[str(name)] = StreamStatsV1.model_validate(picked)
-            for name, d in dict(daemon.get("detectors", {})).items():
-                detectors[str(name)] = DetectorStatsV1.model_validate(_detector(d))
-        except (ValidationError, TypeError, ValueError, KeyError, AttributeError) as exc:
-            if not self._warned:  # a daemon bug, not the device's health: say it once
-                log.warning("telemetry: DeviceControl.stats() has an unexpected shape: %s", exc)
-                self._warned = True
+        sinks: dict[str, SinkStatsV1] = {}
+        if stats is not None:
+            for name, st in stats.streams.items():
+                self._section(f"streams.{name}", errors, stream_v1, st, streams, name)
+            for name, d in stats.detectors.items():
+                self._section(f"detectors.{name}", errors, detector_v1, d, detectors, name)
+            for name, sk in stats.sinks.items():
+                self._section(f"sinks.{name}", errors, sink_v1, sk, sinks, name)
+        box: dict[str, OutboxStatsV1] = {}
+        if outbox is not None:
+            self._section("outbox", errors, outbox_v1, outbox, box, "outbox")
         with self._proc.oneshot():
             cpu = self._proc.cpu_percent(None)
             rss = self._proc.memory_info().rss / (1024 * 1024)
@@ -80,14 +135,66 @@ class Telemetry:
             uptime_s=time.monotonic() - self.started,
             streams=streams,
             detectors=detectors,
-            outbox=OutboxStatsV1(
-                depth=outbox.depth,
-                oldest_age_s=outbox.oldest_age_s,
-                dropped=outbox.dropped + outbox.rejected,
-                bytes=outbox.bytes,
-            ),
+            outbox=box.get("outbox"),
+            sinks=sinks,
             reconnects=reconnects,
             cpu_percent=cpu,
             rss_mb=round(rss, 1),
             temperature_c=temperature_c(),
+            build_errors=self.build_errors,
+            errors=errors[:_MAX_ERRORS],
         )
+
+    def payload(
+        self,
+        stats: Callable[[], DeviceStats] | None,
+        outbox: Callable[[], OutboxStats],
+        reconnects: int,
+    ) -> bytes | None:
+        """The JSON to publish; never raises (the sender thread calls it). None only if
+        not even the bare payload could be built (counted in ``failed``)."""
+        errors: list[str] = []
+        got_stats = self._read("DeviceControl.stats()", stats, errors) if stats else None
+        got_outbox = self._read("outbox.stats()", outbox, errors)
+        try:
+            t = self.build(got_stats, got_outbox, reconnects)
+            if errors:
+                t = t.model_copy(update={"errors": (errors + list(t.errors))[:_MAX_ERRORS]})
+            return t.model_dump_json(exclude_none=True).encode()
+        except Exception as exc:  # telemetry must never stop delivery
+            self.failed += 1
+            self.build_errors += 1
+            self._log("telemetry", exc)
+            return None
+
+    def _read(self, what: str, fn: Callable[[], _T], errors: list[str]) -> _T | None:
+        try:
+            return fn()
+        except Exception as exc:  # a daemon or outbox bug: reported, not fatal
+            self.build_errors += 1
+            errors.append(f"{what} failed: {_why(exc)}"[:_ERROR_CHARS])
+            self._log(what, exc)
+            return None
+
+    def _section(
+        self,
+        where: str,
+        errors: list[str],
+        make: Callable[[_S], _T],
+        figures: _S,
+        into: dict[str, _T],
+        key: str,
+    ) -> None:
+        try:
+            into[key] = make(figures)
+        except Exception as exc:  # a bad figure leaves out its section, not the payload
+            self.build_errors += 1
+            errors.append(f"{where} left out: {_why(exc)}"[:_ERROR_CHARS])
+            self._log(where, exc)
+
+    def _log(self, where: str, exc: BaseException) -> None:
+        """Once per place and kind of error: a figure that stays bad must not flood the log."""
+        key = f"{where}|{type(exc).__name__}"
+        if key not in self._logged:
+            self._logged.add(key)
+            log.warning("telemetry: %s left out: %s (counted in build_errors)", where, _why(exc))

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
+from edge.stats import DeviceStats
+
 
 class DeviceControl(Protocol):
     def apply_config(self, text: str) -> None:
@@ -24,6 +26,6 @@ class DeviceControl(Protocol):
         """The current frame of ``stream`` (default: the first video stream) as JPEG ≤ max_bytes."""
         ...
 
-    def stats(self) -> dict[str, Any]:
-        """Per-stream and per-detector figures for telemetry (fps, inference ms, drops, ...)."""
+    def stats(self) -> DeviceStats:
+        """Per-stream, per-detector and per-sink figures for telemetry (``edge.stats``)."""
         ...

@@ -29,6 +29,7 @@ from edge.pipeline import DetectorSlot, StreamRunner, load_slot, prometheus
 from edge.pipeline.slots import open_detector
 from edge.profiles import Profile, get_profile
 from edge.sinks import DaemonContext, SinkFanout, build_sink
+from edge.stats import DetectorStats, DeviceStats
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,9 @@ class Daemon:
                     sink = build_sink(sc, ctx)
                     built.append(sink)
                     keyed.append((key, sink))
-            fanout = SinkFanout([s for _, s in keyed], self._sink_error)
+            fanout = SinkFanout(
+                [s for _, s in keyed], self._sink_error, [sc.type for sc in cfg.sinks]
+            )
 
             def emit(events: list[Event]) -> None:
                 self._emit(events, fanout)
@@ -377,30 +380,42 @@ class Daemon:
                 raise InputError(f"snapshot: cannot fit a JPEG in {max_bytes} bytes")
             scale *= 0.7
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> DeviceStats:
+        """A snapshot of every stream, detector and sink (``edge.stats``), for telemetry."""
         running = self._running
         runners = running.runners if running is not None else []
-        detectors: dict[str, Any] = {}
+        per_stream: dict[str, dict[str, float]] = {}
+        calls: dict[str, int] = {}
+        first: dict[str, DetectorSlot] = {}
         for r in runners:
             for s in r.slots:
-                m = s.model.manifest
-                stage = r.metrics.stages.get(f"{s.name}.invoke") or r.metrics.stages.get(
-                    f"{s.name}.infer"
-                )
-                info = {"model": m.name, "version": m.version, "sha256": m.short_sha}
-                detectors.setdefault(s.name, {**info, "inference_ms": {}})
-                detectors[s.name]["inference_ms"][r.cfg.name] = (
-                    round(stage.ema_ms, 3) if stage else None
-                )
-        return {
-            "device_id": self.cfg.device_id,
-            "boot_id": self.boot_id,
-            "uptime_s": round(time.monotonic() - self.t_start, 1),
-            "events": self.events_total,
-            "reloads": self.reloads,
-            "streams": {r.cfg.name: r.metrics.to_json() for r in runners},
-            "detectors": detectors,
+                first.setdefault(s.name, s)
+                timing = r.metrics.inference(s.name)
+                ms = per_stream.setdefault(s.name, {})
+                calls[s.name] = calls.get(s.name, 0) + (timing.count if timing else 0)
+                if timing is not None:
+                    ms[r.cfg.name] = round(timing.ema_ms, 3)
+        detectors = {
+            name: DetectorStats(
+                model=slot.model.manifest.name,
+                version=slot.model.manifest.version,
+                sha256=slot.model.manifest.short_sha,
+                inference_ms=per_stream[name],
+                calls=calls[name],
+                accelerator=None,  # DetectorSlot.accelerator (the accel branch) fills this
+            )
+            for name, slot in first.items()
         }
+        return DeviceStats(
+            device_id=self.cfg.device_id,
+            boot_id=self.boot_id,
+            uptime_s=round(time.monotonic() - self.t_start, 1),
+            events=self.events_total,
+            reloads=self.reloads,
+            streams={r.cfg.name: r.stats() for r in runners},
+            detectors=detectors,
+            sinks=running.fanout.stats() if running is not None else {},
+        )
 
     # -- health ----------------------------------------------------------------------
 

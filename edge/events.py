@@ -1,12 +1,20 @@
 """Events: what the pipeline tells the world, with a lifecycle (start / update / end).
 
-An ``Event`` is the domain type. The wire format (``cloud_sync.schema``) adds the
-device id, boot id and per-device ``seq``, which the outbox assigns when the
-event enters it. Sinks receive events through ``EventSink``.
+An ``Event`` is the domain type. The wire format (``cloud_sync.schema.EventV1``) adds
+the device id, boot id and per-device ``seq``, which the outbox assigns when the
+event enters it. ``Event.encode()`` is the one serialisation: the JSON Lines sinks
+write it as it is, the outbox splices ``"seq"`` in front of it, so a line in a
+``.jsonl`` file and a row in the outbox differ by ``seq`` alone.
+
+Boxes: detectors report pixels of the image they were given (``Detection.box``, and
+``edge detect`` prints those); events carry normalized ``x1, y1, x2, y2`` in [0, 1]
+(the wire's convention). The conversion happens in one place,
+``edge.pipeline.vision.normalize_box``. Sinks receive events through ``EventSink``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -109,6 +117,14 @@ class Event:
         if self.box is not None:
             out["box"] = [round(float(v), 5) for v in self.box]
         return out
+
+    def wire(self, device_id: str, boot_id: str) -> dict[str, Any]:
+        """``EventV1`` without ``seq`` (the outbox assigns it)."""
+        return {"device_id": device_id, "boot_id": boot_id, **self.to_json()}
+
+    def encode(self, device_id: str, boot_id: str) -> str:
+        """The event as compact JSON: what every sink writes (the outbox adds ``seq``)."""
+        return json.dumps(self.wire(device_id, boot_id), separators=(",", ":"), allow_nan=False)
 
 
 class EventSink(Protocol):

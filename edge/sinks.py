@@ -8,18 +8,18 @@ control interface), so a sink that lives elsewhere (the MQTT outbox in
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from edge.config import DeviceConfig, SinkConfig
 from edge.control import DeviceControl
 from edge.errors import ConfigError
 from edge.events import Event, EventSink
+from edge.stats import SinkStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +32,7 @@ class DaemonContext:
 
 
 def _line(event: Event, ctx: DaemonContext) -> str:
-    doc: dict[str, Any] = {"device_id": ctx.device_id, "boot_id": ctx.boot_id, **event.to_json()}
-    return json.dumps(doc, separators=(",", ":"))
+    return event.encode(ctx.device_id, ctx.boot_id)  # the one serialisation (edge.events)
 
 
 class JsonLinesSink:
@@ -125,34 +124,68 @@ def build_sink(cfg: SinkConfig, ctx: DaemonContext) -> EventSink:
 
 
 class SinkFanout:
-    """Every event to every sink; one failing sink is logged and does not stop the others."""
+    """Every event to every sink; one failing sink is logged and does not stop the others.
+
+    ``stats()`` counts, per sink, the calls that failed and the events those lost
+    (``edge.stats.SinkStats``); the names are the sinks' types, ``jsonl``, ``mqtt``,
+    with ``#2`` … where a type appears more than once."""
 
     def __init__(
-        self, sinks: list[EventSink], on_error: Callable[[EventSink, Exception], None]
+        self,
+        sinks: list[EventSink],
+        on_error: Callable[[EventSink, Exception], None],
+        names: list[str] | None = None,
     ) -> None:
         self.sinks = sinks
         self._on_error = on_error
         self.emitted = 0
+        self.names = _unique(names if names is not None else [_kind(s) for s in sinks])
+        self._failures = [0] * len(sinks)
+        self._lost = [0] * len(sinks)
 
     def emit_many(self, events: Sequence[Event]) -> None:
         """One call per sink: the outbox commits a frame's events in one transaction."""
         self.emitted += len(events)
-        for s in self.sinks:
+        for i, s in enumerate(self.sinks):
             try:
                 s.emit_many(events)
             except Exception as exc:  # a sink's own failure must not stop the pipeline
+                self._failures[i] += 1
+                self._lost[i] += len(events)
                 self._on_error(s, exc)
 
+    def stats(self) -> dict[str, SinkStats]:
+        return {
+            n: SinkStats(failures=f, events_lost=lost)
+            for n, f, lost in zip(self.names, self._failures, self._lost, strict=True)
+        }
+
     def flush(self) -> None:
-        for s in self.sinks:
+        for i, s in enumerate(self.sinks):
             try:
                 s.flush()
             except Exception as exc:  # as above
+                self._failures[i] += 1
                 self._on_error(s, exc)
 
     def close(self) -> None:
-        for s in self.sinks:
+        for i, s in enumerate(self.sinks):
             try:
                 s.close()
             except Exception as exc:  # as above
+                self._failures[i] += 1
                 self._on_error(s, exc)
+
+
+def _kind(sink: EventSink) -> str:
+    name = type(sink).__name__
+    return {"JsonLinesSink": "jsonl", "MqttSink": "mqtt"}.get(name, name)
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
+    return out

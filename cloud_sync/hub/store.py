@@ -320,7 +320,8 @@ class Store:
                     ),
                     (
                         m.device_id, m.ts.timestamp(), m.boot_id, fps, inf, m.cpu_percent,
-                        m.rss_mb, m.outbox.depth, m.outbox.dropped, doc,
+                        m.rss_mb, m.outbox.depth if m.outbox else None,
+                        m.outbox.dropped if m.outbox else None, doc,
                     ),
                 )  # fmt: skip
                 cur.execute(

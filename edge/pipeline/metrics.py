@@ -7,6 +7,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from edge.stats import StreamKind, StreamStats
+
 
 class RateMeter:
     """Events per second over the last ``window_s`` seconds (0 once nothing arrives)."""
@@ -69,23 +71,30 @@ class StreamMetrics:
             t = self.stages[name] = Timing()
         t.add(ms)
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "fps_in": round(self.rate_in.rate(), 2),
-            "fps_processed": round(self.rate_processed.rate(), 2),
-            "frames_in": self.frames_in,
-            "processed": self.processed,
-            "dropped": self.dropped,
-            "gated": self.gated,
-            "skipped": self.skipped,
-            "converted": self.converted,
-            "reconnects": self.reconnects,
-            "events": dict(self.events),
-            "queue_depth": dict(self.queue_depth),
-            "stage_ms": {k: round(v.ema_ms, 3) for k, v in self.stages.items()},
-            "ended": self.ended,
-            "error": self.error,
-        }
+    def inference(self, detector: str) -> Timing | None:
+        """The model call of ``detector``: ``invoke`` (image detectors), ``infer`` (audio)."""
+        return self.stages.get(f"{detector}.invoke") or self.stages.get(f"{detector}.infer")
+
+    def snapshot(self, kind: StreamKind, live: bool, restarts: int = 0) -> StreamStats:
+        return StreamStats(
+            kind=kind,
+            live=live,
+            fps_in=round(self.rate_in.rate(), 2),
+            fps_processed=round(self.rate_processed.rate(), 2),
+            frames_in=self.frames_in,
+            processed=self.processed,
+            dropped=self.dropped,
+            gated=self.gated,
+            skipped=self.skipped,
+            converted=self.converted,
+            reconnects=self.reconnects,
+            restarts=restarts,
+            queue_depth=dict(self.queue_depth),
+            events=dict(self.events),
+            stage_ms={k: round(v.ema_ms, 3) for k, v in list(self.stages.items())},
+            ended=self.ended,
+            error=self.error,
+        )
 
 
 _COUNTERS = (  # metric, StreamMetrics attribute, help

@@ -1,10 +1,27 @@
-"""One stream's pipeline: capture → infer → post (track, events), each in its own thread.
+"""One stream's runner: capture → infer → post, each a ``GuardedThread``, typed queues between.
 
 Capture and inference overlap (OpenCV decode and the runtimes release the GIL).
 The capture queue is bounded: live sources keep only the latest frame (drops
-counted), file sources block (no drops). The post thread turns detections into
-events and hands them to ``emit``. ``stop()`` stops capture; what is queued is
-drained, open events are ended, then the threads exit.
+counted), file sources block (no drops). What happens to one item is the
+stream's ``Pipeline`` (``VisionPipeline`` or ``AudioPipeline``); events leave
+through one ``EventBatch`` per post step. ``stop()`` stops capture; what is
+queued is drained, open events are ended, then the threads exit.
+
+Crashes (an exception that escapes a thread; a detector failing on one frame is
+not one, it is counted as a skipped frame):
+
+- infer, post: restarted by their ``GuardedThread`` with the queues intact; the
+  one item the thread was holding is dropped (counted in ``skipped``), since a
+  frame that crashed the code once would crash it again.
+- capture, live source (camera, url, mic): restarted; the source reconnects on
+  the next read, as after any network failure.
+- capture, file source (video, images, wav): not reopened. Reopening would replay
+  the file from its start and repeat events that were already sent; instead the
+  stream ends as for a corrupt file: open events are ended, ``metrics.error`` says
+  why, ``health()`` reports it, and ``edge run`` exits non-zero once every source ended.
+
+A thread that crashes more than ``max_restarts`` times in ``window_s`` is fatal:
+its ``health()`` says so and the daemon's supervisor exits non-zero.
 """
 
 from __future__ import annotations
@@ -14,31 +31,33 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
-
-import cv2
-import numpy as np
 
 from edge.config import StreamConfig, TrackingConfig
-from edge.detectors.base import AudioDetector, Detection, ImageDetector, Segment
 from edge.errors import EdgeError, InputError
 from edge.events import Event
-from edge.pipeline.audio_events import AudioEvents
-from edge.pipeline.frames import FrameChecker, MotionGate
+from edge.pipeline.audio import AudioPipeline
+from edge.pipeline.items import (
+    END_CAPTURE,
+    CaptureItem,
+    EndCapture,
+    EndOfStream,
+    EventBatch,
+    Pipeline,
+    PostItem,
+)
 from edge.pipeline.metrics import StreamMetrics
 from edge.pipeline.slots import DetectorSlot
-from edge.sources import Frame, Source, open_source
+from edge.pipeline.vision import VisionPipeline
+from edge.sources import Source, open_source
 from edge.sources.base import Image
-from edge.tracking import Observation, Step, Tracker
+from edge.stats import StreamStats
+from edge.supervise import ComponentHealth, GuardedThread
 
 log = logging.getLogger(__name__)
 
-_END = object()
-AudioResult = tuple[list[Segment], Segment | None]
-
-
-def _in_zones(zones: list[Any], x: float, y: float) -> bool:
-    return any(cv2.pointPolygonTest(z, (x, y), False) >= 0 for z in zones)
+# infer/post: one item taking this long means a stuck call (reported, cannot be interrupted)
+STALL_AFTER_S = 60.0
+_POLL_S = 0.1
 
 
 class StreamRunner:
@@ -49,6 +68,9 @@ class StreamRunner:
         tracking: TrackingConfig,
         emit: Callable[[list[Event]], None],
         source: Source | None = None,
+        *,
+        max_restarts: int = 5,
+        window_s: float = 300.0,
     ) -> None:
         kinds = {s.is_audio for s in slots}
         if kinds != {cfg.is_audio}:
@@ -60,49 +82,48 @@ class StreamRunner:
             )
         self.cfg = cfg
         self.slots = slots
-        self.stop_event = threading.Event()
-        self.source = source if source is not None else open_source(cfg, self.stop_event)
         self.metrics = StreamMetrics(cfg.name)
+        self._vision: VisionPipeline | None = None
+        self.pipeline: Pipeline
+        if cfg.is_audio:
+            self.pipeline = AudioPipeline(cfg, slots, tracking, self.metrics)
+        else:
+            self._vision = VisionPipeline(cfg, slots, tracking, self.metrics)
+            self.pipeline = self._vision
+        self.stop_event = threading.Event()  # stop capturing (then drain)
+        self._halt = threading.Event()  # stop restarting infer/post (after the drain)
+        self.source = source if source is not None else open_source(cfg, self.stop_event)
         self.live = self.source.live
-        self._emit = emit
-        self._pending: list[Event] = []  # events of the current post step, emitted together
-        self._in_q: queue.Queue[Any] = queue.Queue(maxsize=1 if self.live else 8)
-        self._post_q: queue.Queue[Any] = queue.Queue(maxsize=64)
-        self._checker = FrameChecker(cfg.name)
-        self._gate = (
-            MotionGate(cfg.motion_gate) if cfg.motion_gate and cfg.motion_gate.enabled else None
-        )
-        self._zones = [np.asarray(z, np.float32).reshape(-1, 1, 2) for z in cfg.zones]
-        self._trackers = {s.name: Tracker(tracking) for s in slots if not s.is_audio}
-        self._audio = {
-            s.name: AudioEvents(cfg.name, s.ref, tracking.audio_min_s, cfg.sample_rate)
-            for s in slots
-            if s.is_audio
-        }
-        for s in slots:
-            if s.is_audio:
-                rate = getattr(s.detector.manifest.input, "sample_rate", cfg.sample_rate)
-                if rate != cfg.sample_rate:
-                    raise InputError(
-                        f"streams.{cfg.name}: detector {s.name} needs {rate} Hz audio; "
-                        f"set sample_rate = {rate}"
-                    )
-                s.detector.reset()  # type: ignore[union-attr]  # audio slots hold AudioDetectors
-        self._last_results: dict[str, list[Detection]] = {}
-        self.last_image: Image | None = None
-        self._threads: list[threading.Thread] = []
+        self._in_q: queue.Queue[CaptureItem] = queue.Queue(maxsize=1 if self.live else 8)
+        self._post_q: queue.Queue[PostItem] = queue.Queue(maxsize=64)
+        self._batch = EventBatch(self.metrics, emit)
         self.done = threading.Event()
+        self._started_at = 0.0
+        name = f"stream {cfg.name}"
+
+        def guarded(part: str, target: Callable[[], None], stop: threading.Event,
+                    stall: float | None) -> GuardedThread:  # fmt: skip
+            # forever=False: each part ends by itself (capture at the end of a file)
+            return GuardedThread(
+                f"{name}: {part}", target, stop=stop, forever=False, max_restarts=max_restarts,
+                window_s=window_s, stall_after_s=stall,
+            )  # fmt: skip
+
+        self._capture_t = guarded("capture", self._capture, self.stop_event, None)
+        self._infer_t = guarded("infer", self._infer, self._halt, STALL_AFTER_S)
+        self._post_t = guarded("post", self._post, self._halt, STALL_AFTER_S)
+        self._threads = (self._capture_t, self._infer_t, self._post_t)
+
+    @property
+    def last_image(self) -> Image | None:
+        """The last video frame that reached the detectors (snapshots); None for audio."""
+        return self._vision.last_image if self._vision is not None else None
 
     # -- control ---------------------------------------------------------------------
 
     def start(self) -> None:
-        for name, target in (
-            ("capture", self._capture),
-            ("infer", self._infer),
-            ("post", self._post),
-        ):
-            t = threading.Thread(target=target, name=f"{self.cfg.name}-{name}", daemon=True)
-            self._threads.append(t)
+        self._started_at = time.monotonic()
+        for t in self._threads:
             t.start()
 
     def stop(self) -> None:
@@ -111,11 +132,13 @@ class StreamRunner:
     def join(self, timeout: float) -> bool:
         """Wait for infer and post to finish (capture may sit in a blocking read); True if done."""
         deadline = time.monotonic() + timeout
-        for t in self._threads[1:]:
+        for t in (self._infer_t, self._post_t):
             t.join(max(0.0, deadline - time.monotonic()))
-        self._threads[0].join(max(0.0, min(0.2, deadline - time.monotonic())))
-        if not self._threads[0].is_alive():
+        self._capture_t.join(max(0.0, min(0.2, deadline - time.monotonic())))
+        self._halt.set()
+        if not self._capture_t.is_alive():
             self.source.close()
+        self._check_fatal()
         return self.done.is_set()
 
     def healthy(self, now: float | None = None) -> bool:
@@ -124,6 +147,40 @@ class StreamRunner:
         return (
             m.error is None and m.last_frame > 0 and now - m.last_frame <= self.cfg.stall_timeout_s
         )
+
+    def health(self, now: float | None = None) -> list[ComponentHealth]:
+        """Each thread, then the stream itself: a live source without frames for
+        ``stall_timeout_s``, a source that ended with an error."""
+        self._check_fatal()
+        out = [t.health() for t in self._threads]
+        out.append(self._stream_health(time.monotonic() if now is None else now))
+        return out
+
+    def stats(self) -> StreamStats:
+        restarts = sum(t.restarts for t in self._threads)
+        return self.metrics.snapshot("audio" if self.cfg.is_audio else "video", self.live, restarts)
+
+    def _stream_health(self, now: float) -> ComponentHealth:
+        name, m = f"stream {self.cfg.name}", self.metrics
+        restarts = sum(t.restarts for t in self._threads)
+        if m.error is not None:
+            return ComponentHealth(name, False, f"source ended with an error: {m.error}", restarts)
+        if m.ended or self.stop_event.is_set() or not self._started_at:
+            return ComponentHealth(name, True, "ended" if m.ended else None, restarts)
+        limit, since = self.cfg.stall_timeout_s, now - (m.last_frame or self._started_at)
+        if self.live and since > limit:
+            what = "frame" if m.last_frame else f"frame from the {self.cfg.source_type} source"
+            return ComponentHealth(name, False, f"no {what} for {since:.0f} s", restarts)
+        return ComponentHealth(name, True, None, restarts)
+
+    def _check_fatal(self) -> None:
+        """A thread that gave up ends the stream: say why, and let waiters go."""
+        dead = [t for t in self._threads if t.fatal]
+        if dead and self.metrics.error is None:
+            self.metrics.error = f"{dead[0].name} failed for good: {dead[0].last_error}"
+        if self._post_t.fatal and not self.done.is_set():
+            self.metrics.ended = True
+            self.done.set()
 
     def _queues(self) -> None:
         self.metrics.queue_depth["capture"] = self._in_q.qsize()
@@ -137,6 +194,7 @@ class StreamRunner:
         next_t = 0.0
         try:
             while not self.stop_event.is_set():
+                self._capture_t.beat()
                 t0 = time.perf_counter()
                 frame = self.source.read()
                 if frame is None:
@@ -154,17 +212,19 @@ class StreamRunner:
                         time.sleep(next_t - m.last_frame)
                     next_t = max(next_t + interval, m.last_frame)
                 self._put(frame)
-        except EdgeError as exc:
+        except EdgeError as exc:  # the source says it cannot go on (file corrupt, gone)
             m.error = str(exc)
             log.error("%s: %s", self.cfg.name, exc)
-        except Exception as exc:  # a source failure must end this stream, not the daemon
-            m.error = f"{type(exc).__name__}: {exc}"
-            log.exception("%s: capture failed", self.cfg.name)
-        finally:
-            m.reconnects = self.source.reconnects
-            self._put(_END, force=True)
+        except Exception as exc:
+            if self.live and not self.stop_event.is_set():
+                raise  # GuardedThread restarts capture; the source reconnects on the next read
+            # a file source is not reopened (it would replay frames already sent): it ends
+            m.error = f"capture failed: {type(exc).__name__}: {exc}"
+            log.exception("%s: capture failed; the stream ends", self.cfg.name)
+        m.reconnects = self.source.reconnects
+        self._put(END_CAPTURE, force=True)
 
-    def _put(self, item: Any, force: bool = False) -> None:
+    def _put(self, item: CaptureItem, force: bool = False) -> None:
         if self.live:
             while True:
                 try:
@@ -175,184 +235,71 @@ class StreamRunner:
                         old = self._in_q.get_nowait()
                     except queue.Empty:
                         continue
-                    if old is not _END:
+                    if old is not END_CAPTURE:
                         self.metrics.dropped += 1
         while True:
             try:
-                self._in_q.put(item, timeout=0.1)
+                self._in_q.put(item, timeout=_POLL_S)
                 return
             except queue.Full:
+                self._capture_t.beat()  # waiting on a slow detector is progress
                 if self.stop_event.is_set() and not force:
                     return
-                if force and self.stop_event.is_set() and not self._threads[1].is_alive():
+                if force and self.stop_event.is_set() and not self._infer_t.is_alive():
                     return
 
     # -- inference -------------------------------------------------------------------
 
     def _infer(self) -> None:
-        try:
-            while True:
-                try:
-                    item = self._in_q.get(timeout=0.1)
-                except queue.Empty:
-                    if self.stop_event.is_set():
-                        break
-                    continue
-                if item is _END:
+        """Until the capture's end marker (or stop): detectors, then hand over to post.
+        An exception here escapes to the GuardedThread, which restarts this loop on the
+        same queues; the end-of-stream marker is only sent once the input really ended."""
+        while True:
+            self._infer_t.beat()
+            try:
+                item = self._in_q.get(timeout=_POLL_S)
+            except queue.Empty:
+                if self.stop_event.is_set() or self._capture_t.fatal:
                     break
-                self._queues()
-                if item.audio is not None:
-                    self._infer_audio(item)
-                else:
-                    self._infer_image(item)
-        finally:
-            flushed: dict[str, list[Segment]] = {}
-            for s in self.slots:
-                if s.is_audio:
-                    with s.lock:
-                        try:
-                            flushed[s.name] = s.detector.flush()  # type: ignore[union-attr]  # audio slot
-                        except Exception:  # flushing must not block the end events
-                            log.exception("%s: %s flush failed", self.cfg.name, s.name)
-            self._post_q.put((_END, flushed))
-
-    def _infer_image(self, frame: Frame) -> None:
-        m = self.metrics
-        image = self._checker.check(frame.image, frame.index)
-        m.skipped, m.converted = self._checker.skipped, self._checker.converted
-        if image is None:
-            return
-        self.last_image = image
-        if self._gate is not None and not self._gate.should_run(image):
-            m.gated += 1
-            results = self._last_results
-        else:
-            results = {}
-            for s in self.slots:
-                det: ImageDetector = s.detector  # type: ignore[assignment]  # image slot
-                try:
-                    with s.lock:
-                        results[s.name] = det.detect(image)
-                        times = dict(det.times.ms)
-                except Exception as exc:  # one bad frame must not stop the stream
-                    m.skipped += 1
-                    log.warning(
-                        "%s: %s failed on frame %d: %s", self.cfg.name, s.name, frame.index, exc
-                    )
-                    continue
-                for k, v in times.items():
-                    m.stage(f"{s.name}.{k}", v)
-            self._last_results = results
-            m.processed += 1
-            m.rate_processed.mark()
-        self._post_q.put((frame, (image.shape[1], image.shape[0]), results))
-
-    def _infer_audio(self, frame: Frame) -> None:
-        m = self.metrics
-        assert frame.audio is not None
-        chunk = frame.audio
-        if chunk.ndim != 1 or chunk.dtype != np.float32:
-            m.skipped += 1
-            log.warning(
-                "%s: audio chunk %d of shape %s skipped", self.cfg.name, frame.index, chunk.shape
-            )
-            return
-        results: dict[str, AudioResult] = {}
-        for s in self.slots:
-            det: AudioDetector = s.detector  # type: ignore[assignment]  # audio slot
-            t0 = time.perf_counter()
-            with s.lock:
-                closed = det.feed(chunk)
-                active = det.active
-            m.stage(f"{s.name}.infer", (time.perf_counter() - t0) * 1000)
-            results[s.name] = (closed, active)
-        m.processed += 1
-        m.rate_processed.mark()
-        self._post_q.put((frame, None, results))
+                continue
+            if isinstance(item, EndCapture):
+                break
+            self._queues()
+            try:
+                result = self.pipeline.infer(item)
+            except Exception:
+                self.metrics.skipped += 1  # the frame it was holding is not retried
+                raise
+            if result is not None:
+                self._post_q.put(result)
+        self._post_q.put(self.pipeline.flush())
 
     # -- post: tracking and events -----------------------------------------------------
 
     def _post(self) -> None:
-        try:
-            while True:
-                item = self._post_q.get()
-                if item[0] is _END:
-                    self._finish(item[1])
-                    self._flush_events()
-                    break
-                frame, size, results = item
-                self._queues()
-                latency = (time.monotonic() - frame.t_read) * 1000
-                if size is None:
-                    for name, (closed, active) in results.items():
-                        for ev in self._audio[name].step(frame, closed, active, latency):
-                            self._send(ev)
+        """Events per item; at the end, every open event ends. Crashes restart this loop
+        (the tracker state and the queue are kept); the crashing item is dropped."""
+        while True:
+            self._post_t.beat()
+            try:
+                item = self._post_q.get(timeout=_POLL_S)
+            except queue.Empty:
+                if self._infer_t.fatal:
+                    item = EndOfStream()  # no end marker will come: end what is open
                 else:
-                    for name, dets in results.items():
-                        obs = self._observations(dets, size)
-                        steps = self._trackers[name].update(obs, frame.ts)
-                        self._send_steps(name, steps, latency)
-                self._flush_events()
-        except Exception:  # keep the daemon alive; the stream is reported down
-            self.metrics.error = "post-processing failed"
-            log.exception("%s: post-processing failed", self.cfg.name)
-        finally:
-            self.metrics.ended = True
-            self.done.set()
-
-    def _finish(self, flushed: dict[str, list[Segment]]) -> None:
-        for name, tracker in self._trackers.items():
-            self._send_steps(name, tracker.finish(), 0.0)
-        for name, builder in self._audio.items():
-            for ev in builder.finish(flushed.get(name, [])):
-                self._send(ev)
-
-    def _observations(self, dets: list[Detection], size: tuple[int, int]) -> list[Observation]:
-        w, h = size
-        out = []
-        for d in dets:
-            x1, y1, x2, y2 = d.box
-            box = (
-                min(max(x1 / w, 0.0), 1.0),
-                min(max(y1 / h, 0.0), 1.0),
-                min(max(x2 / w, 0.0), 1.0),
-                min(max(y2 / h, 0.0), 1.0),
-            )
-            if self._zones and not _in_zones(
-                self._zones, (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-            ):
-                continue
-            out.append(Observation(d.label, d.score, box))
-        return out
-
-    def _send_steps(self, name: str, steps: list[Step], latency: float) -> None:
-        if not steps:  # the common case, every frame: no lookup, no allocation
-            return
-        ref = next(s.ref for s in self.slots if s.name == name)
-        for st in steps:
-            t = st.track
-            self._send(
-                Event(
-                    stream=self.cfg.name,
-                    kind="vision",
-                    label=t.label,
-                    score=t.score,
-                    phase=st.phase,
-                    started_at=t.started_at,
-                    ts=st.ts,
-                    model=ref,
-                    track_id=t.id,
-                    box=t.box,
-                    latency_ms=latency,
-                )
-            )
-
-    def _send(self, ev: Event) -> None:
-        self.metrics.events[ev.phase] += 1
-        self._pending.append(ev)
-
-    def _flush_events(self) -> None:
-        """Hand the step's events to the sinks in one call (one outbox transaction)."""
-        if self._pending:
-            events, self._pending = self._pending, []
-            self._emit(events)
+                    continue
+            if isinstance(item, EndOfStream):
+                self.pipeline.finish(item, self._batch)
+                self._batch.flush()
+                break
+            self._queues()
+            latency = (time.monotonic() - item.frame.t_read) * 1000
+            try:
+                self.pipeline.post(item, latency, self._batch)
+            except Exception:
+                self.metrics.skipped += 1
+                raise
+            finally:
+                self._batch.flush()  # the events made before a crash are real: send them
+        self.metrics.ended = True
+        self.done.set()

@@ -1,0 +1,80 @@
+"""``DeviceStats``: the daemon's figures, the one contract between the daemon and telemetry.
+
+``DeviceControl.stats()`` returns it; ``cloud_sync.telemetry`` turns it into
+``TelemetryV1`` field by field (no shape guessing), the health endpoint shows
+``to_json()``. Frozen: a snapshot taken at one moment, safe to hand to another thread.
+
+Video and audio streams are kept apart by ``kind``: for a video stream the rates
+and counters count frames, for an audio stream they count chunks (``chunk_ms`` long).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+StreamKind = Literal["video", "audio"]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStats:
+    kind: StreamKind  # video: frames; audio: chunks
+    live: bool  # camera / url / mic, as opposed to a file
+    fps_in: float  # frames (chunks) captured per second, last 5 s
+    fps_processed: float  # frames (chunks) through the detectors per second, last 5 s
+    frames_in: int = 0
+    processed: int = 0
+    dropped: int = 0  # latest-frame policy and fps limit
+    gated: int = 0  # skipped by the motion gate
+    skipped: int = 0  # unusable frames, and frames a crashed pipeline thread was holding
+    converted: int = 0
+    reconnects: int = 0
+    restarts: int = 0  # pipeline threads (capture, infer, post) restarted after a crash
+    queue_depth: Mapping[str, int] = field(default_factory=dict)  # "capture", "post"
+    events: Mapping[str, int] = field(default_factory=dict)  # per phase
+    stage_ms: Mapping[str, float] = field(default_factory=dict)  # moving averages
+    ended: bool = False
+    error: str | None = None  # why the stream ended, if it ended badly
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorStats:
+    """One configured detector (``[detectors.<name>]``) over every stream that runs it."""
+
+    model: str
+    version: str
+    sha256: str
+    inference_ms: Mapping[str, float] = field(default_factory=dict)  # per stream, moving avg
+    calls: int = 0  # over all streams
+    # what the runtime really runs on (edge.runtime AcceleratorInfo.to_json()); None: unknown
+    accelerator: dict[str, object] | None = None
+
+    @property
+    def mean_inference_ms(self) -> float:
+        """The mean over streams (0 before the first call)."""
+        values = list(self.inference_ms.values())
+        return sum(values) / len(values) if values else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SinkStats:
+    """One configured sink: how often it failed and how many events it lost."""
+
+    failures: int = 0
+    events_lost: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStats:
+    device_id: str
+    boot_id: str
+    uptime_s: float
+    events: int = 0  # emitted since boot
+    reloads: int = 0
+    streams: Mapping[str, StreamStats] = field(default_factory=dict)
+    detectors: Mapping[str, DetectorStats] = field(default_factory=dict)
+    sinks: Mapping[str, SinkStats] = field(default_factory=dict)  # sink name -> figures
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
