@@ -197,4 +197,4 @@ class Telemetry:
         key = f"{where}|{type(exc).__name__}"
         if key not in self._logged:
             self._logged.add(key)
-            log.warning("telemetry: %s left out: %s (counted in build_errors)", where, _why(exc))
+            log.warning("telemetry: %s: %s (counted in build_errors)", where, _why(exc))

@@ -120,20 +120,3 @@ def test_unwritable_path_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
     with pytest.raises(ConfigError, match="outbox"):
         Outbox(tmp_path / "f" / "o.db", "dev1", uuid7())
-
-
-def test_telemetry_reads_the_daemon_stats_shape(tmp_path: Path) -> None:
-    from cloud_sync.telemetry import Telemetry
-
-    daemon = {  # what edge.daemon's stats() returns (extra keys are ignored)
-        "streams": {"cam0": {"fps_in": 30.0, "fps_processed": 29.5, "dropped": 3, "gated": 0,
-                             "reconnects": 1, "frames_in": 900, "stage_ms": {"decode": 1.0}}},
-        "detectors": {"faces": {"model": "blazeface-short",
-                                "inference_ms": {"cam0": 1.0, "cam1": 3.0}}},
-    }  # fmt: skip
-    with Outbox(tmp_path / "o.db", "dev1", uuid7()) as ob:
-        ob.append(events(2))
-        t = Telemetry("dev1", ob.boot_id).build(daemon, ob.stats(), reconnects=4)
-    assert t.streams["cam0"].fps_in == 30.0 and t.streams["cam0"].dropped == 3
-    assert t.detectors["faces"].inference_ms == 2.0  # mean over streams
-    assert t.outbox.depth == 2 and t.reconnects == 4 and t.rss_mb is not None and t.rss_mb > 0
