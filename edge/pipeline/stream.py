@@ -243,6 +243,8 @@ class StreamRunner:
                 return
             except queue.Full:
                 self._capture_t.beat()  # waiting on a slow detector is progress
+                if self._infer_t.fatal:
+                    return  # nobody will take it: the stream is over
                 if self.stop_event.is_set() and not force:
                     return
                 if force and self.stop_event.is_set() and not self._infer_t.is_alive():
