@@ -20,6 +20,7 @@ import pytest
 from cloud_sync import signing
 from cloud_sync.commands import CommandHandler
 from edge.errors import ConfigError, ModelError
+from edge.stats import DeviceStats
 
 MODEL_BYTES = b"\x08\x01model-weights" * 100
 SHA = hashlib.sha256(MODEL_BYTES).hexdigest()
@@ -53,8 +54,8 @@ class Device:
     def snapshot(self, stream: str | None, max_bytes: int) -> bytes:
         return b"\xff\xd8" + b"\x00" * 100 + b"\xff\xd9"
 
-    def stats(self) -> dict[str, Any]:
-        return {}
+    def stats(self) -> DeviceStats:
+        return DeviceStats(device_id="dev1", boot_id="0" * 8, uptime_s=0.0)
 
 
 class _Handler(BaseHTTPRequestHandler):
