@@ -30,6 +30,15 @@ the XNNPACK CPU delegate by default to the ops it supports (builtin kernels do t
 CPU_NAMES = frozenset({"cpu", "xnnpack", "default"})
 """Provider names that mean the default CPU path rather than a delegate library."""
 
+KNOWN_DELEGATES = (
+    "libedgetpu.so.1",  # Coral Edge TPU
+    "libtensorflowlite_gpu_delegate.so",  # OpenCL/OpenGL GPU
+    "libvx_delegate.so",  # VeriSilicon NPU (NXP i.MX 8M Plus)
+    "libQnnTFLiteDelegate.so",  # Qualcomm AI Engine
+    "libarmnnDelegate.so",  # Arm NN (Mali GPU, Neon)
+)
+"""Delegate libraries ``edge doctor`` looks for."""
+
 # The C entry points of a TFLite external delegate (external_delegate_interface.h).
 _PLUGIN_SYMBOLS = ("tflite_plugin_create_delegate", "tflite_plugin_destroy_delegate")
 
