@@ -15,6 +15,7 @@ from edge.profiles import Profile
 
 def available() -> dict[str, Any]:
     """onnxruntime's execution providers and the TFLite delegate libraries found here."""
+    from edge.profiles import all_profiles
     from edge.runtime import tflite
 
     out: dict[str, Any] = {}
@@ -33,8 +34,6 @@ def available() -> dict[str, Any]:
     # Only dlopen and the entry points are checked; creating the delegate could claim
     # the device (an Edge TPU serves one process).
     names = dict.fromkeys(tflite.KNOWN_DELEGATES)
-    from edge.profiles import all_profiles
-
     for p in all_profiles().values():
         if p.runtime.name == "tflite":
             names.update(
@@ -74,8 +73,8 @@ def zoo_accelerators(profile: Profile | None, home: Path | None) -> dict[str, An
             )
             providers = tuple(rt.providers) if rt is not None else ()
             if not zoo.is_pulled(m, home):
-                out[name] = {"backend": backend, "requested": list(providers), "error":
-                             f"not pulled (edge models pull {name})"}  # fmt: skip
+                why = f"not pulled (edge models pull {name})"
+                out[name] = {"backend": backend, "requested": list(providers), "error": why}
                 continue
             try:
                 be = load_backend(
