@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from cloud_sync.config import SyncConfig
 from edge.errors import ConfigError, ProfileError
 from edge.profiles import get_profile
+from edge.wire import DeviceId, StreamName
 
 SourceType = Literal["camera", "video", "url", "images", "wav", "mic"]
 VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".mkv", ".mov", ".webm", ".mjpg", ".mjpeg", ".m4v"})
@@ -44,8 +45,8 @@ class MotionGateConfig(_Section):
 
 
 class StreamConfig(_Section):
-    name: str = Field(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", title="Name", description="stream id"
+    name: StreamName = Field(
+        title="Name", description="stream id: letters, digits, `_.-`, at most 128 characters"
     )
     source: str = Field(
         min_length=1,
@@ -243,8 +244,10 @@ class HealthConfig(_Section):
 
 
 class DeviceConfig(_Section):
-    device_id: str = Field(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", title="Device id", description="unique per device"
+    device_id: DeviceId = Field(
+        title="Device id",
+        description="unique per device; one MQTT topic level: letters, digits, `_.-`, "
+        "at most 64 characters",
     )
     data_dir: Path = Field(
         default=Path("~/.local/share/edgewise"),
