@@ -402,7 +402,7 @@ class Daemon:
                 sha256=slot.model.manifest.short_sha,
                 inference_ms=per_stream[name],
                 calls=calls[name],
-                accelerator=None,  # DetectorSlot.accelerator (the accel branch) fills this
+                accelerator=slot.accelerator.to_json(),
             )
             for name, slot in first.items()
         }

@@ -63,12 +63,15 @@ enabled = false
     face = st.detectors["face"]
     assert face.model == "blazeface-short" and len(face.sha256) == 12
     assert face.calls == 240 and set(face.inference_ms) == {"cam"} and face.inference_ms["cam"] > 0
+    assert face.accelerator is not None and face.accelerator["fallback"] is None
+    assert face.accelerator["backend"] in ("tflite", "onnx") and face.accelerator["active"]
     assert st.sinks == {"jsonl": SinkStats(failures=0, events_lost=0)}
     assert st.events == sum(cam.events.values())  # every event the stream made was emitted
     empty = OutboxStats(depth=0, bytes=0, oldest_age_s=0.0, dropped=0, rejected=0, next_seq=0)
     t = Telemetry("stats-dev", st.boot_id).build(st, empty, reconnects=0)
     assert t.build_errors == 0 and t.errors == []
     assert t.streams["cam"].frames_in == 240 and t.detectors["face"].calls == 240
+    assert t.detectors["face"].accelerator == face.accelerator
     TelemetryV1.model_validate_json(t.model_dump_json(exclude_none=True))
     doc = json.loads(json.dumps(st.to_json()))  # the health endpoint's form: plain JSON
     assert doc["streams"]["cam"]["frames_in"] == 240 and doc["sinks"]["jsonl"]["failures"] == 0
