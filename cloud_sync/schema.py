@@ -32,9 +32,11 @@ from edge.wire import (
     is_command_name,
     is_device_id,
 )
+from edge.wire import (
+    DEFAULT_PREFIX as DEFAULT_PREFIX,  # re-exported: defined in edge.wire
+)
 
 SCHEMA_VERSION = 1
-DEFAULT_PREFIX = "edgewise/v1"
 MAX_BATCH_EVENTS = 1000
 
 Uuid = Annotated[

@@ -50,6 +50,9 @@ LABEL_PATTERN = r"[^\x00-\x1f\x7f]{1,128}"
 COMMAND_PATTERN = r"[a-z][a-z0-9_-]{0,31}"
 """A command name is one MQTT topic level under ``cmd/``."""
 
+DEFAULT_PREFIX = "edgewise/v1"
+"""The topic prefix a device publishes under and the hub subscribes to by default."""
+
 DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN)
 NAME_RE = re.compile(NAME_PATTERN)
 COMMAND_RE = re.compile(COMMAND_PATTERN)

@@ -119,13 +119,13 @@ def zoo_table() -> str:
 
 
 def config_reference() -> str:
-    from cloud_sync.config import SyncConfig
     from edge.config import (
         DetectorConfig,
         DeviceConfig,
         HealthConfig,
         SinkConfig,
         StreamConfig,
+        SyncConfig,
         TrackingConfig,
     )
 

@@ -1,6 +1,8 @@
 """The ``[sync]`` section of a device config: broker, identity, outbox, telemetry.
 
-Owned by cloud_sync; ``edge.config`` embeds it. pydantic, unknown keys rejected.
+Part of the device config (``edge.config``), so loading a config never imports
+``cloud_sync``; ``cloud_sync`` (publisher, MQTT sink) imports it from here.
+pydantic, unknown keys rejected.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud_sync.schema import DEFAULT_PREFIX
+from edge.wire import DEFAULT_PREFIX
 
 
 class _Section(BaseModel):

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cloud_sync.config import SyncConfig
+from edge.config.sync import OutboxConfig, SyncConfig, TLSConfig
 from edge.errors import ConfigError, ProfileError
 from edge.profiles import get_profile
 from edge.wire import DeviceId, StreamName
@@ -22,6 +22,28 @@ from edge.wire import DeviceId, StreamName
 SourceType = Literal["camera", "video", "url", "images", "wav", "mic"]
 VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".mkv", ".mov", ".webm", ".mjpg", ".mjpeg", ".m4v"})
 AUDIO_SUFFIXES = frozenset({".wav", ".wave"})
+__all__ = [
+    "DetectorConfig",
+    "DeviceConfig",
+    "HealthConfig",
+    "InvalidConfigError",
+    "MotionGateConfig",
+    "OutboxConfig",
+    "SinkConfig",
+    "SourceType",
+    "StreamConfig",
+    "SyncConfig",
+    "TLSConfig",
+    "TrackingConfig",
+    "find_line",
+    "format_problems",
+    "infer_source_type",
+    "key_lines",
+    "load_config",
+    "parse_config",
+    "resolve_paths",
+]
+
 URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
 
 
