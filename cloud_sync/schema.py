@@ -35,9 +35,11 @@ from edge.wire import (
 from edge.wire import (
     DEFAULT_PREFIX as DEFAULT_PREFIX,  # re-exported: defined in edge.wire
 )
+from edge.wire import (
+    MAX_BATCH_EVENTS as MAX_BATCH_EVENTS,
+)
 
 SCHEMA_VERSION = 1
-MAX_BATCH_EVENTS = 1000
 
 Uuid = Annotated[
     str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
