@@ -54,10 +54,7 @@ class OutboxConfig(Section):
         default=Path("outbox.db"), description="SQLite file (relative: to the data dir)"
     )
     max_bytes: int = Field(
-        default=64 * 1024 * 1024,
-        gt=0,
-        le=2**62,
-        description="bound on stored payload bytes",
+        default=64 * 1024 * 1024, gt=0, description="bound on stored payload bytes"
     )
     when_full: Literal["drop_oldest", "reject_new"] = Field(
         default="drop_oldest", description="what happens to events when the outbox is full"
