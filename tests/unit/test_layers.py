@@ -48,6 +48,7 @@ def test_import_contracts_hold() -> None:
             "def later() -> None:\n    from cloud_sync import outbox  # lazy: counted too\n",
             "edge never imports cloud_sync",
         ),
+        ("edge/pipeline/_probe.py", "import converters.cli\n", "edge never imports converters"),
         ("cloud_sync/hub/_probe.py", "import cv2\n", "the hub runs without the device runtime"),
         ("cloud_sync/hub/_probe.py", "import edge.pipeline\n", "the hub runs without"),
         ("converters/_probe.py", "import edge.daemon\n", "converters use runtimes"),
