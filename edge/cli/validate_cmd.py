@@ -53,6 +53,16 @@ def deep_problems(path: Path, cfg: DeviceConfig, check_models: bool) -> list[str
             sink_factory(sink.type)
         except ConfigError as exc:
             out.append(f"{at('sinks', str(i), 'type')}: {str(exc).removeprefix('sinks: ')}")
+    sync = cfg.sync
+    if sync is not None:  # files the publisher reads when it connects
+        named = [("password_file", sync.password_file)]
+        if sync.tls is not None:
+            named += [
+                (f"tls.{k}", getattr(sync.tls, k)) for k in ("ca_file", "cert_file", "key_file")
+            ]
+        for key, file in named:
+            if file is not None and not file.expanduser().is_file():
+                out.append(f"{at('sync', *key.split('.'))}: {file} not found")
     for i, s in enumerate(cfg.streams):
         src = Path(s.source).expanduser()
         if s.source_type in ("video", "wav") and not src.is_file():

@@ -114,7 +114,14 @@ def load_config(path: Path) -> DeviceConfig:
     return resolve_paths(parse_config(text, str(path)), path.parent)
 
 
+def _under(base: Path, path: Path) -> Path:
+    return path if path.expanduser().is_absolute() else base / path
+
+
 def resolve_paths(cfg: DeviceConfig, base: Path) -> DeviceConfig:
+    """Make every relative file path relative to ``base`` (the config's folder), so the
+    daemon reads the same files whatever directory it was started in. The outbox path is
+    the exception: relative to the data dir, where the device keeps its state."""
     for s in cfg.streams:
         if (
             s.source_type in ("video", "images", "wav")
@@ -122,12 +129,20 @@ def resolve_paths(cfg: DeviceConfig, base: Path) -> DeviceConfig:
         ):
             s.source = str(base / s.source)
     for sink in cfg.sinks:
-        if isinstance(sink, JsonlSinkConfig) and not sink.path.expanduser().is_absolute():
-            sink.path = base / sink.path
+        if isinstance(sink, JsonlSinkConfig):
+            sink.path = _under(base, sink.path)
     for d in cfg.detectors.values():
         p = Path(d.model)
         is_path = p.suffix.lower() in (".json", ".toml") or "/" in d.model
         if is_path and not p.expanduser().is_absolute():
             d.model = str(base / p)
+    if cfg.sync is not None:
+        if cfg.sync.password_file is not None:
+            cfg.sync.password_file = _under(base, cfg.sync.password_file)
+        tls = cfg.sync.tls
+        if tls is not None:
+            tls.ca_file = _under(base, tls.ca_file) if tls.ca_file else None
+            tls.cert_file = _under(base, tls.cert_file) if tls.cert_file else None
+            tls.key_file = _under(base, tls.key_file) if tls.key_file else None
     cfg.data_dir = cfg.data_dir.expanduser()
     return cfg

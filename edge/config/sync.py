@@ -36,10 +36,15 @@ Host = Annotated[str, Field(min_length=1, max_length=253), AfterValidator(_host)
 
 class TLSConfig(Section):
     ca_file: Path | None = Field(
-        default=None, description="CA bundle that signed the broker's cert"
+        default=None,
+        description="CA bundle that signed the broker's cert (relative: to the config)",
     )
-    cert_file: Path | None = Field(default=None, description="client certificate (mutual TLS)")
-    key_file: Path | None = Field(default=None, description="client private key (mutual TLS)")
+    cert_file: Path | None = Field(
+        default=None, description="client certificate (mutual TLS; relative: to the config)"
+    )
+    key_file: Path | None = Field(
+        default=None, description="client private key (mutual TLS; relative: to the config)"
+    )
     insecure: bool = Field(default=False, description="skip hostname checks (testing only)")
 
     @model_validator(mode="after")
@@ -69,7 +74,9 @@ class SyncConfig(Section):
         default=None, description="default: the device id; letters, digits, `_.:-`"
     )
     username: MqttUsername | None = Field(default=None, description="no control characters")
-    password_file: Path | None = Field(default=None, description="file holding the password")
+    password_file: Path | None = Field(
+        default=None, description="file holding the password (relative: to the config)"
+    )
     tls: TLSConfig | None = None
     prefix: TopicPrefix = Field(
         default=DEFAULT_PREFIX,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import wave
 from pathlib import Path
 from typing import Any
@@ -66,7 +65,11 @@ def test_there_is_an_example_for_each_kind_of_source() -> None:
 def test_examples_validate(
     example: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    shutil.copy(example, tmp_path / example.name)
+    # files under /etc/edgewise (the broker's CA): made small in tmp_path, like the media
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    text = example.read_text().replace("/etc/edgewise/", f"{tmp_path / 'etc'}/")
+    (tmp_path / example.name).write_text(text)
     _media(tmp_path)
     assert main(["validate-config", "--no-models", str(tmp_path / example.name)]) == 0
     assert capsys.readouterr().out.strip().endswith(": ok")
@@ -315,6 +318,8 @@ def test_each_constrained_sync_field_is_checked_at_its_line(
 def test_sync_values_at_the_limits_are_accepted(
     key: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    for name in ("c.pem", "k.pem"):
+        (tmp_path / name).write_text("-----BEGIN X-----\n")
     assert _problems(tmp_path, SYNC + key + "\n", capsys, "--no-models") == []
 
 
@@ -408,3 +413,24 @@ def test_validate_config_reports_a_sink_whose_extra_is_missing(
         f"{tmp_path / 'device.toml'}:20 sinks.0.type: the mqtt sink needs "
         "edgewise_no_such_module, which is not installed; install edgewise[sync]"
     ]
+
+
+def test_sync_files_are_relative_to_the_config_and_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tls = 'password_file = "secret"\ntls = { ca_file = "pki/ca.pem" }\n'
+    lines = _problems(tmp_path, SYNC + tls, capsys, "--no-models")
+    origin = tmp_path / "device.toml"
+    assert lines == [
+        f"{origin}:{SYNC_LINE + 1} sync.password_file: {tmp_path / 'secret'} not found",
+        f"{origin}:{SYNC_LINE + 2} sync.tls.ca_file: {tmp_path / 'pki' / 'ca.pem'} not found",
+    ]
+    (tmp_path / "secret").write_text("pw\n")
+    (tmp_path / "pki").mkdir()
+    (tmp_path / "pki" / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    assert _problems(tmp_path, SYNC + tls, capsys, "--no-models") == []
+    cfg = load_config(origin)
+    assert cfg.sync is not None and cfg.sync.tls is not None
+    assert cfg.sync.password_file == tmp_path / "secret"
+    assert cfg.sync.tls.ca_file == tmp_path / "pki" / "ca.pem"
+    assert cfg.sync.outbox.path == Path("outbox.db")  # relative to the data dir, not here
