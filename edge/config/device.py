@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from edge.config.base import Section
 from edge.config.sinks import MqttSinkConfig, SinkConfig, StdoutSinkConfig
@@ -144,24 +144,51 @@ class DeviceConfig(Section):
     health: HealthConfig = Field(default_factory=HealthConfig, title="Health listener")
     sync: SyncConfig | None = Field(default=None, title="Sync", description="MQTT to the hub")
 
-    @model_validator(mode="after")
-    def _refs(self) -> DeviceConfig:
-        names = [s.name for s in self.streams]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"stream names must be unique, repeated: {', '.join(dupes)}")
-        for s in self.streams:
+    def reference_problems(self) -> list[tuple[tuple[str, ...], str]]:
+        """What the tables say about each other, each problem at the key that is wrong."""
+        out: list[tuple[tuple[str, ...], str]] = []
+        seen: set[str] = set()
+        for i, s in enumerate(self.streams):
+            if s.name in seen:
+                out.append(
+                    (("streams", str(i), "name"), f"stream names must be unique: {s.name!r}")
+                )
+            seen.add(s.name)
             for d in s.detectors:
                 if d not in self.detectors:
-                    raise ValueError(
-                        f"stream {s.name!r} names detector {d!r}, which has no [detectors.{d}] "
-                        f"table; defined: {sorted(self.detectors)}"
+                    out.append(
+                        (
+                            ("streams", str(i), "detectors"),
+                            f"stream {s.name!r} names detector {d!r}, which has no "
+                            f"[detectors.{d}] table; defined: {sorted(self.detectors)}",
+                        )
                     )
         if self.profile is not None:
             try:
                 get_profile(self.profile)
             except ProfileError as exc:
-                raise ValueError(str(exc)) from None
-        if self.sync is None and any(isinstance(s, MqttSinkConfig) for s in self.sinks):
-            raise ValueError("an mqtt sink needs a [sync] section (see examples/configs/)")
+                out.append((("profile",), str(exc)))
+        for i, sink in enumerate(self.sinks):
+            if isinstance(sink, MqttSinkConfig) and self.sync is None:
+                out.append(
+                    (
+                        ("sinks", str(i), "type"),
+                        "an mqtt sink needs a [sync] section (see examples/configs/)",
+                    )
+                )
+        return out
+
+    @model_validator(mode="after")
+    def _refs(self, info: ValidationInfo) -> DeviceConfig:
+        problems = self.reference_problems()
+        collect = info.context.get(COLLECT_REFERENCES) if info.context else None
+        if isinstance(collect, list):  # parse_config: it reports each at its line
+            collect.extend(problems)
+        elif problems:
+            raise ValueError(problems[0][1])
         return self
+
+
+COLLECT_REFERENCES = "edgewise.config.reference_problems"
+"""A validation-context key: a list there receives ``(loc, message)`` for each reference
+problem instead of the first one being raised (``edge.config.load.parse_config``)."""

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from edge.config.device import DeviceConfig
+from edge.config.device import COLLECT_REFERENCES, DeviceConfig
 from edge.config.lines import find_line, key_lines
 from edge.config.sinks import SINK_TYPES, JsonlSinkConfig
 from edge.errors import ConfigError
@@ -97,10 +97,17 @@ def parse_config(text: str, origin: str) -> DeviceConfig:
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
         raise InvalidConfigError([f"{origin}:{m.group(1) if m else 1} (toml): {exc}"]) from None
+    references: list[tuple[tuple[str, ...], str]] = []
     try:
-        return DeviceConfig.model_validate(data)
+        cfg = DeviceConfig.model_validate(data, context={COLLECT_REFERENCES: references})
     except ValidationError as exc:
         raise InvalidConfigError(format_problems(origin, text, exc, data)) from None
+    if references:
+        lines = key_lines(text)
+        raise InvalidConfigError(
+            [f"{origin}:{find_line(lines, loc)} {'.'.join(loc)}: {msg}" for loc, msg in references]
+        )
+    return cfg
 
 
 def load_config(path: Path) -> DeviceConfig:

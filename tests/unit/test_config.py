@@ -105,8 +105,16 @@ def test_good_config_has_no_problems(tmp_path: Path, capsys: pytest.CaptureFixtu
             lambda t: t.replace('name = "a"', "name = 5"),
             ":4 streams.0.name: Input should be a valid string",
         ),
-        # a stream names a detector that has no table: the stream's header, line 8
-        (lambda t: t.replace('["vad"]', '["kws"]'), "stream 'b' names detector 'kws'"),
+        # a stream names a detector that has no table: at that stream's `detectors`, line 11
+        (
+            lambda t: t.replace('["vad"]', '["kws"]'),
+            ":11 streams.1.detectors: stream 'b' names detector 'kws'",
+        ),
+        # two streams with one name: at the second one's name, line 9
+        (
+            lambda t: t.replace('name = "b"', 'name = "a"'),
+            ":9 streams.1.name: stream names must be unique: 'a'",
+        ),
         # unknown key at the top
         (lambda t: "devise = 1\n" + t, ":1 devise: unknown key"),
         # wrong type in a nested table: line 15
@@ -434,3 +442,21 @@ def test_sync_files_are_relative_to_the_config_and_checked(
     assert cfg.sync.password_file == tmp_path / "secret"
     assert cfg.sync.tls.ca_file == tmp_path / "pki" / "ca.pem"
     assert cfg.sync.outbox.path == Path("outbox.db")  # relative to the data dir, not here
+
+
+def test_every_reference_problem_is_reported_at_its_own_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (
+        GOOD.replace('device_id = "t1"', 'device_id = "t1"\nprofile = "raspberry-pi-9"')
+        .replace('["face"]', '["face", "kws"]')
+        .replace('["vad"]', '["ocr"]')
+    ) + '\n[[sinks]]\ntype = "mqtt"\n'
+    lines = _problems(tmp_path, text, capsys, "--no-models")
+    at = [line.split(" ", 2)[0].rsplit(":", 1)[1] + " " + line.split(" ", 2)[1] for line in lines]
+    assert at == [
+        "7 streams.0.detectors:",
+        "12 streams.1.detectors:",
+        "2 profile:",
+        "21 sinks.0.type:",
+    ], lines
