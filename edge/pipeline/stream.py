@@ -176,7 +176,10 @@ class StreamRunner:
     def _check_fatal(self) -> None:
         """A thread that gave up ends the stream: say why, and let waiters go."""
         dead = [t for t in self._threads if t.fatal]
-        if dead and self.metrics.error is None:
+        if not dead:
+            return
+        self.stop_event.set()  # the stream is over: stop capturing what nobody will process
+        if self.metrics.error is None:
             self.metrics.error = f"{dead[0].name} failed for good: {dead[0].last_error}"
         if self._post_t.fatal and not self.done.is_set():
             self.metrics.ended = True
@@ -244,7 +247,8 @@ class StreamRunner:
             except queue.Full:
                 self._capture_t.beat()  # waiting on a slow detector is progress
                 if self._infer_t.fatal:
-                    return  # nobody will take it: the stream is over
+                    self._check_fatal()  # nobody will take it: the stream is over
+                    return
                 if self.stop_event.is_set() and not force:
                     return
                 if force and self.stop_event.is_set() and not self._infer_t.is_alive():
@@ -287,6 +291,7 @@ class StreamRunner:
                 item = self._post_q.get(timeout=_POLL_S)
             except queue.Empty:
                 if self._infer_t.fatal:
+                    self._check_fatal()
                     item = EndOfStream()  # no end marker will come: end what is open
                 else:
                     continue

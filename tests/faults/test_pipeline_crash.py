@@ -163,6 +163,8 @@ def test_a_thread_that_keeps_crashing_is_fatal_and_ends_the_stream(video: Path) 
     assert infer.fatal and not infer.ok and infer.restarts == 2
     assert "model is broken" in (infer.reason or "")
     assert r.metrics.error is not None and "failed for good" in r.metrics.error
+    assert r.stop_event.is_set()  # capture stops too: nothing would process its frames
+    assert r.metrics.frames_in < 240
 
 
 class Silent:

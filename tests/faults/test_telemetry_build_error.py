@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from cloud_sync.config import SyncConfig
 from cloud_sync.outbox import OutboxStats
 from cloud_sync.sink import MqttSink
+from edge.config import SyncConfig
 from edge.stats import DeviceStats
 from tests.support.mosquitto import Broker, start_broker
 from tests.support.mqtt_sub import Subscriber
