@@ -99,6 +99,8 @@ class StreamRunner:
         self._batch = EventBatch(self.metrics, emit)
         self.done = threading.Event()
         self._started_at = 0.0
+        self._input_ended = False  # infer took the capture's end marker
+        self._ending: EndOfStream | None = None  # post took the end-of-stream marker
         name = f"stream {cfg.name}"
 
         def guarded(part: str, target: Callable[[], None], stop: threading.Event,
@@ -260,7 +262,7 @@ class StreamRunner:
         """Until the capture's end marker (or stop): detectors, then hand over to post.
         An exception here escapes to the GuardedThread, which restarts this loop on the
         same queues; the end-of-stream marker is only sent once the input really ended."""
-        while True:
+        while not self._input_ended:  # a restart after the end marker goes on to the flush
             self._infer_t.beat()
             try:
                 item = self._in_q.get(timeout=_POLL_S)
@@ -269,6 +271,7 @@ class StreamRunner:
                     break
                 continue
             if isinstance(item, EndCapture):
+                self._input_ended = True
                 break
             self._queues()
             try:
@@ -288,7 +291,8 @@ class StreamRunner:
         while True:
             self._post_t.beat()
             try:
-                item = self._post_q.get(timeout=_POLL_S)
+                # a restart after the end marker ends again (what finish() ended stays ended)
+                item = self._ending or self._post_q.get(timeout=_POLL_S)
             except queue.Empty:
                 if self._infer_t.fatal:
                     self._check_fatal()
@@ -296,6 +300,7 @@ class StreamRunner:
                 else:
                     continue
             if isinstance(item, EndOfStream):
+                self._ending = item
                 self.pipeline.finish(item, self._batch)
                 self._batch.flush()
                 break

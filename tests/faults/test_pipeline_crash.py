@@ -129,6 +129,25 @@ def test_infer_crash_restarts_with_the_queue_intact(video: Path) -> None:
     assert all(x.ok for x in h.values()), h
 
 
+def test_a_crash_while_ending_still_ends_the_stream(video: Path) -> None:
+    r, evs = runner(video)
+    real = r.pipeline.finish
+    calls: list[int] = []
+
+    def finish_crashing_once(end: Any, out: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom while ending")
+        real(end, out)
+
+    r.pipeline.finish = finish_crashing_once  # type: ignore[method-assign]
+    r.start()
+    finish(r, 30)  # the end marker was taken by the crashed attempt: done all the same
+    post = by_name(r.health())["stream cam: post"]
+    assert post.restarts == 1 and post.ok and len(calls) == 2
+    assert sorted(balanced(evs)) == [1, 2]
+
+
 def test_file_capture_crash_ends_the_stream_and_its_events(video: Path) -> None:
     r, evs = runner(video, FileFrames(video, crash_at=60))
     r.start()
