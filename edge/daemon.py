@@ -40,7 +40,7 @@ from edge.pipeline.slots import open_detector
 from edge.profiles import Profile, get_profile
 from edge.sinks import DaemonContext, SinkFanout, SinkStats, build_sink, sink_names
 from edge.supervise import ComponentHealth
-from edge.supervisor import ComponentFailedError, Supervisor
+from edge.supervisor import ComponentFailedError, Supervisor, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +266,7 @@ class Daemon:
             self.shutdown()
             raise
         self.supervisor.ready()
+        self.supervisor.poll()
         log.info(
             "running device %s: %d stream(s), %d detector(s), boot %s",
             self.cfg.device_id, len(running.runners), len(self.cfg.detectors), self.boot_id,
@@ -615,7 +616,7 @@ class Daemon:
         running = self._running
         runners = running.runners if running is not None else []
         up = {r.cfg.name: r.healthy() for r in runners}
-        verdict = self.supervisor.verdict
+        verdict = Verdict(tuple(self.components()))  # now, not as of the last poll
         ok = bool(up) and all(up.values()) and verdict.ok
         return ok, {
             "ok": ok,
@@ -636,7 +637,7 @@ class Daemon:
         text = prometheus(
             [r.metrics for r in runners], {r.cfg.name: r.healthy() for r in runners}, extra
         )
-        return text + supervisor_metrics(self.supervisor.verdict.components, self._sink_stats)
+        return text + supervisor_metrics(tuple(self.components()), self._sink_stats)
 
 
 def _esc(v: str) -> str:
