@@ -28,16 +28,20 @@ def test_second_daemon_on_a_data_dir_is_refused_naming_the_holder(tmp_path: Path
     data = tmp_path / "data"
     port1, port2 = free_port(), free_port()
     cfg1, cfg2 = tmp_path / "one.toml", tmp_path / "two.toml"
-    cfg1.write_text(device_toml(data, video, health_port=port1, sinks=MQTT_SINK, sync=sync(broker.port)))
-    cfg2.write_text(device_toml(data, video, health_port=port2, sinks=MQTT_SINK, sync=sync(broker.port)))
+    cfg1.write_text(
+        device_toml(data, video, health_port=port1, sinks=MQTT_SINK, sync=sync(broker.port))
+    )
+    cfg2.write_text(
+        device_toml(data, video, health_port=port2, sinks=MQTT_SINK, sync=sync(broker.port))
+    )
     first = EdgeRun(cfg1, tmp_path / "one.log")
     second: EdgeRun | None = None
     try:
         wait_for(lambda: get(port1, "/healthz")[0] == 200, 40, "the first daemon healthy")
-        assert (data / "edgewise.lock").read_text().strip() == str(first.pid)
         second = EdgeRun(cfg2, tmp_path / "two.log")
         rc = second.wait(40)
         assert rc == 3
+        assert (data / "edgewise.lock").read_text().strip() == str(first.pid)
         lines = [x for x in second.log().splitlines() if x.strip()]
         last = lines[-1]
         assert last.startswith("edge: error: ") and f"PID {first.pid}" in last, lines
@@ -45,9 +49,7 @@ def test_second_daemon_on_a_data_dir_is_refused_naming_the_holder(tmp_path: Path
         assert get(port2, "/healthz")[0] == 0  # it never got as far as listening
         # the first one noticed nothing: healthy, still committing, exits 0 on SIGTERM
         before = metric(port1, "edgewise_events_emitted_total")
-        wait_for(
-            lambda: metric(port1, "edgewise_events_emitted_total") > before, 20, "more events"
-        )
+        wait_for(lambda: metric(port1, "edgewise_events_emitted_total") > before, 20, "more events")
         assert get(port1, "/healthz")[0] == 200
         first.proc.send_signal(signal.SIGTERM)
         assert first.wait(10) == 0

@@ -64,9 +64,7 @@ def video(tmp_path: Path) -> Path:
     return face_video(tmp_path / "faces.avi", 240, DEFAULT_SPANS)[0]
 
 
-def test_thread_that_keeps_dying_turns_health_red_then_exits_4(
-    tmp_path: Path, video: Path
-) -> None:
+def test_thread_that_keeps_dying_turns_health_red_then_exits_4(tmp_path: Path, video: Path) -> None:
     port = free_port()
     cfg = tmp_path / "device.toml"
     cfg.write_text(device_toml(tmp_path / "data", video, health_port=port, sinks=SINKS))
@@ -88,9 +86,11 @@ def test_thread_that_keeps_dying_turns_health_red_then_exits_4(
 
         trigger.touch()  # from now on the worker dies on every run
         wait_for(
-            lambda: healthz(port)[1].get("components", {}).get("crashy.worker", {}).get("restarts", 0)
-            >= 1
-            and healthz(port)[0] == 503,
+            lambda: (
+                healthz(port)[1].get("components", {}).get("crashy.worker", {}).get("restarts", 0)
+                >= 1
+                and healthz(port)[0] == 503
+            ),
             15,
             "503 with a restart counted",
         )

@@ -70,7 +70,9 @@ class EdgeRun:
         if prelude is None:
             cmd = [*EDGE, *argv]
         else:  # register a test sink at the boundary, then the real CLI
-            code = f"{prelude}\nimport sys\nfrom edge.cli.main import main\nsys.exit(main({argv!r}))"
+            code = (
+                f"{prelude}\nimport sys\nfrom edge.cli.main import main\nsys.exit(main({argv!r}))"
+            )
             cmd = [sys.executable, "-c", code]
         self._log = log.open("w")
         self.proc = subprocess.Popen(
