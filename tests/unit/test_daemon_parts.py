@@ -25,16 +25,16 @@ from edge.supervisor import Supervisor
 
 @pytest.fixture
 def notify_socket(monkeypatch: pytest.MonkeyPatch) -> Iterator[socket.socket]:
-    d = tempfile.mkdtemp(prefix="sd-", dir="/tmp")
-    path = os.path.join(d, "notify")
+    d = Path(tempfile.mkdtemp(prefix="sd-", dir="/tmp"))  # AF_UNIX paths are short
+    path = d / "notify"
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    s.bind(path)
+    s.bind(str(path))
     s.settimeout(1.0)
-    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
     yield s
     s.close()
-    os.unlink(path)
-    os.rmdir(d)
+    path.unlink()
+    d.rmdir()
 
 
 def drain(s: socket.socket) -> list[str]:
