@@ -22,8 +22,8 @@ from tests.fixtures.video import DEFAULT_SPANS, face_video
 from tests.support import crash_sink
 from tests.support.edge_run import EdgeRun, device_toml, get, healthz, metric, wait_for
 
-SINKS = '[[sinks]]\ntype = "crashy"\n\n[[sinks]]\ntype = "jsonl"\npath = "events.jsonl"\n'
-PRELUDE = "import tests.support.crash_sink"
+SINKS = '[[sinks]]\ntype = "stdout"\n\n[[sinks]]\ntype = "jsonl"\npath = "events.jsonl"\n'
+PRELUDE = "import tests.support.crash_sink"  # the stdout sink is now the crashy one
 
 
 class NotifySocket:

@@ -1,5 +1,6 @@
-"""A test sink registered at the boundary (``edge.sinks.SINKS["crashy"]``) that owns a
-worker thread, as the MQTT sink does. Once the file named by ``$CRASH_SINK_TRIGGER``
+"""A test sink registered at the boundary: the ``stdout`` entry of ``edge.sinks.SINKS``
+points here (a config's ``type = "stdout"`` sink builds it). It owns a worker thread,
+as the MQTT sink does. Once the file named by ``$CRASH_SINK_TRIGGER``
 exists its worker dies on every run (``RuntimeError``), which the daemon must notice,
 count, show in /healthz and, past the restart budget, exit non-zero for.
 
@@ -65,4 +66,4 @@ def _crashy(cfg: SinkConfig, ctx: DaemonContext) -> EventSink:
     return CrashySink(Path(os.environ["CRASH_SINK_TRIGGER"]))
 
 
-SINKS["crashy"] = _crashy
+SINKS["stdout"] = "tests.support.crash_sink:_crashy"

@@ -174,7 +174,11 @@ def test_fanout_counts_failures_and_losses_and_recovers(caplog: pytest.LogCaptur
 
 
 def test_sink_names_number_a_second_sink_of_a_type() -> None:
-    from edge.config import SinkConfig
+    from edge.config import JsonlSinkConfig, MqttSinkConfig, SinkConfig
 
-    cfgs = [SinkConfig(type="jsonl"), SinkConfig(type="mqtt"), SinkConfig(type="jsonl")]
+    cfgs: list[SinkConfig] = [
+        JsonlSinkConfig(type="jsonl", path=Path("a")),
+        MqttSinkConfig(type="mqtt"),
+        JsonlSinkConfig(type="jsonl", path=Path("b")),
+    ]
     assert sink_names(cfgs) == ["jsonl", "mqtt", "jsonl#2"]
