@@ -182,3 +182,33 @@ def test_sink_names_number_a_second_sink_of_a_type() -> None:
         JsonlSinkConfig(type="jsonl", path=Path("b")),
     ]
     assert sink_names(cfgs) == ["jsonl", "mqtt", "jsonl#2"]
+
+
+def test_guarded_thread_is_unhealthy_while_it_waits_to_restart() -> None:
+    """A crashed thread in its restart backoff is alive as a thread but does no work: red."""
+    from edge.supervise import GuardedThread
+
+    runs: list[int] = []
+    go_on = threading.Event()
+
+    def target() -> None:
+        runs.append(1)
+        if len(runs) == 1:
+            raise RuntimeError("lost it")
+        go_on.wait(5)
+
+    stop = threading.Event()
+    g = GuardedThread("w", target, stop=stop, backoff_s=(0.5, 0.5))
+    g.start()
+    wait_until = time.monotonic() + 2
+    while g.health().ok and time.monotonic() < wait_until:
+        time.sleep(0.01)
+    h = g.health()  # within the 0.5 s backoff
+    assert h.ok is False and "lost it" in (h.reason or "") and h.restarts == 0
+    while len(runs) < 2 and time.monotonic() < wait_until:
+        time.sleep(0.01)
+    h = g.health()
+    assert h.ok is True and h.restarts == 1
+    stop.set()
+    go_on.set()
+    assert g.join(2)
