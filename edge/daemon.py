@@ -58,13 +58,11 @@ def sink_key(sc: SinkConfig, cfg: DeviceConfig) -> str:
 
 
 def exclusive_resource(sc: SinkConfig, cfg: DeviceConfig) -> str | None:
-    """A file only one sink may have open at a time: the MQTT outbox (its seq counter is
-    held in memory). A new sink on the same outbox opens only after the old one stopped
-    taking events."""
-    if sc.type != "mqtt" or cfg.sync is None:
-        return None
-    path = cfg.sync.outbox.path
-    return str(path if path.is_absolute() else cfg.data_dir / path)
+    """What only one sink may hold at a time. For the MQTT sink: the device's broker
+    identity (one client id: a second connection would take the session over, and a
+    discarded one would publish a retained "stopped") and its outbox (the seq counter is
+    held in memory). A new MQTT sink therefore opens only once the old streams stopped."""
+    return "mqtt" if sc.type == "mqtt" else None
 
 
 def describe(exc: BaseException) -> str:
@@ -439,12 +437,17 @@ class Daemon:
         that fails the old config restarts on its own sinks and models."""
         finished = old.stop(SHUTDOWN_BUDGET_S, close_sinks=False)
         pool = list(old.sinks) + early
+        built: _Running | None = None
         try:
-            running = self._build(new, slots, pool)
+            running = built = self._build(new, slots, pool)
             for r in running.runners:
                 r.start()
         except Exception as exc:  # of any type
             self.reload_failures += 1
+            if built is not None:  # built, but a stream would not start: undo it
+                built.stop(1.0, close_sinks=False)
+                pool.extend(built.sinks)
+                close_slots(slots)
             if health is not None:
                 health.stop()
             if lock is not None:
