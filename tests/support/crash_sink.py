@@ -39,10 +39,12 @@ class CrashySink:
         self._worker.start()
 
     def _work(self) -> None:
-        while not self._stop.wait(0.05):
-            self._worker.beat()
+        while True:  # once triggered, a restarted worker dies at once, as a lost device would
             if self._trigger.exists():
                 raise RuntimeError("crashy worker lost its device")
+            self._worker.beat()
+            if self._stop.wait(0.05):
+                return
 
     def emit(self, event: Event) -> None:
         self.events += 1
