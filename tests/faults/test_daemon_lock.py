@@ -106,10 +106,9 @@ def test_reload_to_another_data_dir_takes_its_lock_first(tmp_path: Path, held: b
         daemon.proc.send_signal(signal.SIGHUP)
         if held:
             assert other is not None
-            wait_for(
-                lambda: metric(port, "edgewise_config_reload_failures_total") == 1, 20, "rejection"
-            )
-            assert f"PID {other.pid}" in daemon.log()
+            pid = other.pid
+            wait_for(lambda: f"PID {pid}" in daemon.log(), 20, "the rejection naming the holder")
+            assert metric(port, "edgewise_config_reload_failures_total") == 1
             assert (old_dir / "edgewise.lock").read_text().strip() == str(daemon.pid)
             assert (new_dir / "edgewise.lock").read_text().strip() == str(other.pid)
         else:
