@@ -20,12 +20,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cloud_sync.hub.dashboard import dashboard_routes
+from cloud_sync.hub.db import MAX_PAGE, EventQuery, Store, parse_time
 from cloud_sync.hub.errors import HubError, QueryError
 from cloud_sync.hub.feed import Feed
 from cloud_sync.hub.ingest import Ingest
 from cloud_sync.hub.metrics import HubMetrics
 from cloud_sync.hub.openapi import openapi_document
-from cloud_sync.hub.store import MAX_PAGE, EventQuery, Store, parse_time
 from cloud_sync.schema import CommandV1, topic
 from edge.wire import COMMAND_RE, DEVICE_ID_RE
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from cloud_sync.hub.store import Store
+from cloud_sync.hub.db import Store
 
 log = logging.getLogger("edge_hub.feed")
 

@@ -26,10 +26,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from cloud_sync.hub.bounded import BoundedQueue
+from cloud_sync.hub.db import Store
 from cloud_sync.hub.errors import HubError
 from cloud_sync.hub.metrics import HubMetrics
 from cloud_sync.hub.ratelimit import DeviceRateLimit
-from cloud_sync.hub.store import Store
 from cloud_sync.hub.validate import DEFAULT_MAX_PAYLOAD, Rejected, Reply, decode
 from cloud_sync.schema import EventBatchV1, StatusV1, TelemetryV1, parse_topic
 

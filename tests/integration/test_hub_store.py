@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from cloud_sync.hub.db import EventQuery, Store, open_store
 from cloud_sync.hub.errors import QueryError, StoreError
-from cloud_sync.hub.store import EventQuery, Store, open_store
 from cloud_sync.hub.validate import Reply
 from cloud_sync.schema import CommandReplyV1, StatusV1
 

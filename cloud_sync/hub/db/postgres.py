@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cloud_sync.hub.db.base import Cursor, Store
 from cloud_sync.hub.errors import StoreError
-from cloud_sync.hub.store import Cursor, Store
 
 _MIGRATION_LOCK = 0x6564676577697365  # "edgewise"
 

@@ -6,8 +6,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from cloud_sync.hub.db.base import Cursor, Store
 from cloud_sync.hub.errors import StoreError
-from cloud_sync.hub.store import Cursor, Store
 
 
 class SqliteStore(Store):

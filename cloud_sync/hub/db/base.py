@@ -1,6 +1,6 @@
-"""Hub storage: one schema and one set of queries over SQLite or PostgreSQL.
+"""The store every engine shares: one schema and one set of queries (SQLite, PostgreSQL).
 
-``open_store(url)`` picks the engine by URL scheme. Events are keyed by their
+Events are keyed by their
 UUIDv7 ``id`` and inserted with ``ON CONFLICT DO NOTHING``, so a redelivered
 batch, or one seen by two workers, is stored once. ``n`` is the insertion
 order; the feed and cursor pagination use it. Gaps are computed from the stored
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from cloud_sync.hub.errors import QueryError, StoreError
+from cloud_sync.hub.errors import QueryError
 from cloud_sync.hub.validate import Reply
 from cloud_sync.schema import EventBatchV1, StatusV1, TelemetryV1
 
@@ -505,18 +505,3 @@ class Store:
              "reply": json.loads(r[6]) if r[6] else None}
             for r in rows
         ]  # fmt: skip
-
-
-def open_store(url: str) -> Store:
-    """``sqlite:///path.db`` (or ``sqlite:///:memory:``) or ``postgresql://…``."""
-    if url.startswith("sqlite:///"):
-        from cloud_sync.hub.store_sqlite import SqliteStore
-
-        return SqliteStore(url)
-    if url.startswith(("postgresql://", "postgres://")):
-        from cloud_sync.hub.store_postgres import PostgresStore
-
-        return PostgresStore(url)
-    raise StoreError(
-        f"--db {url!r}: unsupported URL; use sqlite:///hub.db or postgresql://user@host/db"
-    )
