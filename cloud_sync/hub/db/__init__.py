@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import importlib
 
-from cloud_sync.hub.db.base import MAX_PAGE, EventQuery, Store, WriteResult, iso, parse_time
+from cloud_sync.hub.db.base import MAX_PAGE, EventQuery, Store, WriteResult, parse_time
+from cloud_sync.hub.db.render import iso
 from cloud_sync.hub.errors import StoreError
 
 __all__ = [

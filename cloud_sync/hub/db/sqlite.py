@@ -31,6 +31,10 @@ class SqliteStore(Store):
             raise StoreError(f"--db {self.url!r}: cannot open ({e})") from None
         return conn
 
+    def is_transient(self, exc: BaseException) -> bool:
+        # locked, busy, disk I/O error, disk full, read-only file: the database, not the data
+        return isinstance(exc, sqlite3.OperationalError | StoreError)
+
     def _lock_migrations(self, cur: Cursor) -> None:
         cur.execute("BEGIN IMMEDIATE")
 
