@@ -147,6 +147,7 @@ class Hub:
                 QueryError: self._bad_query,
                 HubError: self._unavailable,
                 HTTPException: self._http_error,
+                Exception: self._internal,
             },
             lifespan=self._lifespan,
         )
@@ -191,6 +192,17 @@ class Hub:
 
     async def _unavailable(self, _req: Request, exc: Exception) -> Response:
         return JSONResponse({"error": str(exc)}, status_code=503)
+
+    async def _internal(self, req: Request, exc: Exception) -> Response:
+        """JSON like every other error; a database that is down is a 503, not a 500."""
+        if self.store.is_transient(exc):
+            msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            return JSONResponse(
+                {"error": f"database unavailable ({type(exc).__name__}: {msg}); retry later"},
+                status_code=503,
+            )
+        log.error("%s %s failed", req.method, req.url.path, exc_info=exc)
+        return JSONResponse({"error": f"internal error ({type(exc).__name__})"}, status_code=500)
 
     # --- handlers --------------------------------------------------------------------------
     async def healthz(self, _req: Request) -> Response:

@@ -127,6 +127,8 @@ def test_while_the_database_is_down_health_is_red_and_nothing_is_acked_until_sto
             pub.publish(topic(prefix, "cam-9", "events"), [b.model_dump_json().encode()])
             _, body = wait_for(lambda: (h := hub.health())[0] == 503 and h, timeout=15)
             assert any(r.startswith(("database:", "database_read:")) for r in body["reasons"])
+            status, body = http(hub.url("/api/events"))  # JSON 503, not a bare 500
+            assert status == 503 and "error" in body, body
             time.sleep(1.0)
             assert acks.acks == []  # not stored, so not acknowledged
             admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")

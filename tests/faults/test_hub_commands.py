@@ -92,6 +92,9 @@ def test_bad_args_bodies_and_parameters_are_400s_not_500s(tmp_path: Path) -> Non
         assert status == 200 and [t["fps"] for t in body["telemetry"]] == [5.0], body
         status, body = http(hub.url("/api/stats/labels?since=0"))
         assert status == 200
+        for bad in ("1e999", "nan"):
+            status, body = http(hub.url(f"/api/events?since={bad}"))
+            assert status == 400 and body["error"].startswith("since"), body
         status, body = http(hub.url("/api/nothing-here"))
         assert status == 404 and body == {"error": "Not Found"}
         status, body = http(hub.url("/api/devices"), "DELETE")

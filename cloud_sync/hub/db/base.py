@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -141,9 +142,13 @@ class WriteResult:
 def parse_time(name: str, value: str) -> float:
     """Epoch seconds or RFC 3339; a bad value is a ``QueryError`` naming the parameter."""
     try:
-        return float(value)
+        t = float(value)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(t):
+            raise QueryError(f"{name}: {value!r} is not a finite number of seconds")
+        return t
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
