@@ -217,6 +217,9 @@ class Ingest:
             c.username_pw_set(self.cfg.username, self.cfg.password)
         self._next_delay(c, reset=True)
         c.max_inflight_messages_set(100)
+        # acks and commands published while disconnected wait in paho, bounded: past this a
+        # publish fails (counted) and the device simply resends its batch later
+        c.max_queued_messages_set(10_000)
         c.on_connect = self._on_connect
         c.on_connect_fail = self._on_connect_fail
         c.on_disconnect = self._on_disconnect
