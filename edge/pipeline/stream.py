@@ -101,13 +101,13 @@ class StreamRunner:
         self._started_at = 0.0
         self._input_ended = False  # infer took the capture's end marker
         self._ending: EndOfStream | None = None  # post took the end-of-stream marker
-        name = f"stream {cfg.name}"
+        name = cfg.name  # components: "<stream>.capture", ".infer", ".post", ".source"
 
         def guarded(part: str, target: Callable[[], None], stop: threading.Event,
                     stall: float | None) -> GuardedThread:  # fmt: skip
             # forever=False: each part ends by itself (capture at the end of a file)
             return GuardedThread(
-                f"{name}: {part}", target, stop=stop, forever=False, max_restarts=max_restarts,
+                f"{name}.{part}", target, stop=stop, forever=False, max_restarts=max_restarts,
                 window_s=window_s, stall_after_s=stall,
             )  # fmt: skip
 
@@ -163,7 +163,7 @@ class StreamRunner:
         return self.metrics.snapshot("audio" if self.cfg.is_audio else "video", self.live, restarts)
 
     def _stream_health(self, now: float) -> ComponentHealth:
-        name, m = f"stream {self.cfg.name}", self.metrics
+        name, m = f"{self.cfg.name}.source", self.metrics
         restarts = sum(t.restarts for t in self._threads)
         if m.error is not None:
             return ComponentHealth(name, False, f"source ended with an error: {m.error}", restarts)

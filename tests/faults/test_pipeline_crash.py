@@ -109,8 +109,8 @@ def test_post_crash_restarts_and_keeps_the_tracks(video: Path) -> None:
     r.start()
     finish(r)
     h = by_name(r.health())
-    assert h["stream cam: post"].restarts == 1 and h["stream cam: post"].ok
-    assert "boom at frame 50" in (h["stream cam: post"].reason or "")
+    assert h["cam.post"].restarts == 1 and h["cam.post"].ok
+    assert "boom at frame 50" in (h["cam.post"].reason or "")
     assert r.metrics.processed == 240 and r.metrics.skipped == 1 and r.metrics.error is None
     assert sorted(balanced(evs)) == [1, 2]  # one missed frame does not split the first face
     assert r.stats().restarts == 1
@@ -122,7 +122,7 @@ def test_infer_crash_restarts_with_the_queue_intact(video: Path) -> None:
     r.start()
     finish(r)
     h = by_name(r.health())
-    assert h["stream cam: infer"].restarts == 1 and h["stream cam: infer"].ok
+    assert h["cam.infer"].restarts == 1 and h["cam.infer"].ok
     assert r.metrics.frames_in == 240 and r.metrics.dropped == 0
     assert r.metrics.processed == 239 and r.metrics.skipped == 1  # only the crashing frame
     assert sorted(balanced(evs)) == [1, 2]
@@ -143,7 +143,7 @@ def test_a_crash_while_ending_still_ends_the_stream(video: Path) -> None:
     r.pipeline.finish = finish_crashing_once  # type: ignore[method-assign]
     r.start()
     finish(r, 30)  # the end marker was taken by the crashed attempt: done all the same
-    post = by_name(r.health())["stream cam: post"]
+    post = by_name(r.health())["cam.post"]
     assert post.restarts == 1 and post.ok and len(calls) == 2
     assert sorted(balanced(evs)) == [1, 2]
 
@@ -154,7 +154,7 @@ def test_file_capture_crash_ends_the_stream_and_its_events(video: Path) -> None:
     finish(r)
     assert r.metrics.frames_in == 60  # frames 0-59; the file is not reopened
     assert r.metrics.error == "capture failed: RuntimeError: decoder blew up"
-    stream = by_name(r.health())["stream cam"]
+    stream = by_name(r.health())["cam.source"]
     assert not stream.ok and "source ended with an error: capture failed" in (stream.reason or "")
     assert sorted(balanced(evs)) == [1]  # the face seen in 30-59 ends; nothing repeats
     assert evs[-1].phase == "end"
@@ -165,7 +165,7 @@ def test_live_capture_crash_restarts_capture(video: Path) -> None:
     r.start()
     finish(r)
     h = by_name(r.health())
-    assert h["stream cam: capture"].restarts == 1 and h["stream cam: capture"].ok
+    assert h["cam.capture"].restarts == 1 and h["cam.capture"].ok
     assert r.metrics.frames_in == 239 and r.metrics.error is None  # all but the crashing read
 
 
@@ -178,7 +178,7 @@ def test_a_thread_that_keeps_crashing_is_fatal_and_ends_the_stream(video: Path) 
     r.pipeline.infer = always  # type: ignore[method-assign]
     r.start()
     finish(r, 20)
-    infer = by_name(r.health())["stream cam: infer"]
+    infer = by_name(r.health())["cam.infer"]
     assert infer.fatal and not infer.ok and infer.restarts == 2
     assert "model is broken" in (infer.reason or "")
     assert r.metrics.error is not None and "failed for good" in r.metrics.error
@@ -209,9 +209,9 @@ def test_a_live_source_without_frames_is_reported(video: Path) -> None:
     r, _ = runner(video, src, stall_s=0.3)
     r.start()
     try:
-        assert by_name(r.health())["stream cam"].ok  # not yet: give it stall_timeout_s
+        assert by_name(r.health())["cam.source"].ok  # not yet: give it stall_timeout_s
         time.sleep(0.6)
-        stream = by_name(r.health())["stream cam"]
+        stream = by_name(r.health())["cam.source"]
         assert not stream.ok and not stream.fatal
         assert stream.reason is not None and stream.reason.startswith("no frame from the video")
     finally:
