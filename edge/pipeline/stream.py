@@ -166,7 +166,7 @@ class StreamRunner:
         name, m = f"{self.cfg.name}.source", self.metrics
         restarts = sum(t.restarts for t in self._threads)
         if m.error is not None:
-            return ComponentHealth(name, False, f"source ended with an error: {m.error}", restarts)
+            return ComponentHealth(name, False, f"stream ended with an error: {m.error}", restarts)
         if m.ended or self.stop_event.is_set() or not self._started_at:
             return ComponentHealth(name, True, "ended" if m.ended else None, restarts)
         limit, since = self.cfg.stall_timeout_s, now - (m.last_frame or self._started_at)

@@ -155,7 +155,7 @@ def test_file_capture_crash_ends_the_stream_and_its_events(video: Path) -> None:
     assert r.metrics.frames_in == 60  # frames 0-59; the file is not reopened
     assert r.metrics.error == "capture failed: RuntimeError: decoder blew up"
     stream = by_name(r.health())["cam.source"]
-    assert not stream.ok and "source ended with an error: capture failed" in (stream.reason or "")
+    assert not stream.ok and "stream ended with an error: capture failed" in (stream.reason or "")
     assert sorted(balanced(evs)) == [1]  # the face seen in 30-59 ends; nothing repeats
     assert evs[-1].phase == "end"
 
