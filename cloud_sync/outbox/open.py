@@ -46,8 +46,9 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     created REAL NOT NULL,
-    reason TEXT NOT NULL,
-    payload TEXT NOT NULL
+    reason TEXT NOT NULL,  -- the counter's key: "score: less_than_equal"
+    detail TEXT NOT NULL,  -- pydantic's message
+    payload TEXT NOT NULL  -- the event as the device would have sent it (without seq)
 );
 """
 

@@ -90,8 +90,7 @@ def test_device_publishes_under_its_own_id_only(broker: Broker, tmp_path: Path) 
     )
     # a device may not acknowledge for another (it would make cam1 delete undelivered rows)
     assert (
-        publish_as(broker.port, "cam2", "edgewise/v1/cam1/ack", MQTTProtocolVersion.MQTTv5)
-        == 0x87
+        publish_as(broker.port, "cam2", "edgewise/v1/cam1/ack", MQTTProtocolVersion.MQTTv5) == 0x87
     )
     # its own topic is accepted (0x10 "no matching subscribers" is a success code)
     assert publish_as(
