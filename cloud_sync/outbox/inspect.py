@@ -101,7 +101,8 @@ class OutboxView:
         if not self._has("dead_letters"):
             return []
         rows = self._q(
-            "SELECT id, created, reason, detail, payload FROM dead_letters ORDER BY id DESC LIMIT ?",
+            "SELECT id, created, reason, detail, payload FROM dead_letters "
+            "ORDER BY id DESC LIMIT ?",
             (n,),
         )
         return [

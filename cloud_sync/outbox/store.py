@@ -193,7 +193,8 @@ class Outbox:
                 db.execute("UPDATE meta SET value=? WHERE key='next_seq'", (str(end),))
             if dead:
                 db.executemany(
-                    "INSERT INTO dead_letters(created, reason, detail, payload) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO dead_letters(created, reason, detail, payload) "
+                    "VALUES (?, ?, ?, ?)",
                     dead,
                 )
             if (self.dropped, self.rejected) != self._totals_saved:
