@@ -34,7 +34,8 @@ def write_then_die(d: Path, groups: int, group: int = 8) -> dict[int, str]:
     for line in out.stdout.splitlines():
         parts = line.split()
         if parts and parts[0] == "ok":
-            for seq, eid in zip(range(int(parts[1]), int(parts[2]) + 1), parts[3].split(",")):
+            seqs = range(int(parts[1]), int(parts[2]) + 1)
+            for seq, eid in zip(seqs, parts[3].split(","), strict=True):
                 got[seq] = eid
     return got
 
