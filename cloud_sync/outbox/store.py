@@ -42,7 +42,7 @@ from cloud_sync.outbox.delivery import DeliveryMixin
 from cloud_sync.outbox.errors import OutboxError
 from cloud_sync.outbox.open import Opened, open_outbox
 from cloud_sync.outbox.row import Row
-from cloud_sync.outbox.state import BLOCK, write_state
+from cloud_sync.outbox.state import BLOCK, read_state, write_state
 from cloud_sync.outbox.validate import Refused, check_group
 from edge.events import Event
 from edge.supervise import ComponentHealth
@@ -162,24 +162,30 @@ class Outbox(DeliveryMixin):
     def _commit(
         self, encoded: list[str], dead: list[tuple[float, str, str, str]], now: float
     ) -> int:
-        """One transaction: policy, seq, inserts, dead letters. Called with the lock held."""
-        kept = self._make_room(encoded) if encoded else []
-        if not kept and not dead:
-            return 0
-        first = self._next_seq
-        rows = [
-            (first + i, self.boot_id, now, f'{{"seq":{first + i},{body}')
-            for i, body in enumerate(kept)
-        ]
-        end = first + len(rows)
-        if end > self.state.seq_reserved:  # a new block, recorded before any seq in it is used
-            self.state.seq_reserved = end + BLOCK
-            self.state.clean = False
-            write_state(self.state_path, self.state)
-        self._next_seq = end  # burnt even if the commit fails: a seq is never used twice
+        """One transaction: policy, seq, inserts, dead letters. Called with the lock held.
+
+        The next seq is read back from ``meta`` inside the transaction, so two Outbox
+        objects on one file (a sink rebuilt by a reload while the old one closes) can
+        never hand out the same seq."""
         db = self._db
+        depth, nbytes, dropped = self._depth, self._bytes, self.dropped
         try:
             db.execute("BEGIN IMMEDIATE")
+            got = db.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
+            if got is not None:
+                self._next_seq = max(self._next_seq, int(got[0]))
+            kept = self._make_room(encoded) if encoded else []
+            first = self._next_seq
+            rows = [
+                (first + i, self.boot_id, now, f'{{"seq":{first + i},{body}')
+                for i, body in enumerate(kept)
+            ]
+            end = first + len(rows)
+            if end > self.state.seq_reserved:  # a new block, recorded before a seq in it is used
+                self.state.seq_reserved = end + BLOCK
+                self.state.clean = False
+                write_state(self.state_path, self.state)
+            self._next_seq = end  # burnt even if the commit fails: a seq is never used twice
             if rows:
                 db.executemany(
                     "INSERT INTO events(seq, boot_id, created, payload) VALUES (?, ?, ?, ?)", rows
@@ -191,6 +197,7 @@ class Outbox(DeliveryMixin):
                     "VALUES (?, ?, ?, ?)",
                     dead,
                 )
+                self._trim_dead()
             if (self.dropped, self.rejected) != self._totals_saved:
                 base_d, base_r = self._totals_base
                 db.executemany(
@@ -198,7 +205,7 @@ class Outbox(DeliveryMixin):
                     [("dropped_total", str(base_d + self.dropped)),
                      ("rejected_total", str(base_r + self.rejected))],
                 )  # fmt: skip
-            db.execute("COMMIT")
+            db.execute("COMMIT")  # the one fsync (nothing to sync when nothing was written)
             self._totals_saved = (self.dropped, self.rejected)
         except BaseException:
             # SQLite may already have rolled back (SQLITE_FULL does): a second ROLLBACK would
@@ -208,11 +215,11 @@ class Outbox(DeliveryMixin):
                     db.execute("ROLLBACK")
                 except sqlite3.Error as exc:
                     log.debug("%s: rollback after a failed append: %s", self.path, exc)
+            # a drop_oldest delete was rolled back too: those rows are still there
+            self._depth, self._bytes, self.dropped = depth, nbytes, dropped
             raise
         self._depth += len(rows)
         self._bytes += sum(len(r[3]) for r in rows)
-        if dead:
-            self._trim_dead()
         return len(rows)
 
     def _failed(self, exc: BaseException, n: int) -> None:
@@ -384,6 +391,9 @@ class Outbox(DeliveryMixin):
             try:
                 clean = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
                 self._db.close()
+                newer = read_state(self.state_path)
+                if newer is not None and newer.epoch != self.epoch:
+                    return  # another Outbox opened this file since (a reload): its state wins
                 if clean is not None and int(clean[0]) == 0:
                     self.state.clean = True
                     self.state.next_seq = self._next_seq

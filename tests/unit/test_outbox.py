@@ -246,3 +246,19 @@ def test_edge_outbox_cli_reads_a_live_outbox(
         ob.append(events(1))  # the writer is not blocked by the reader
     assert main(["outbox", "--data-dir", str(tmp_path / "nowhere"), "stats"]) == 2
     assert "no outbox here" in capsys.readouterr().err
+
+
+def test_two_outbox_objects_on_one_file_never_share_a_seq(tmp_path: Path) -> None:
+    """A sink rebuilt by a reload opens the file while the old one is still closing."""
+    old = Outbox(tmp_path / "outbox.db", "dev1", uuid7())
+    old.append(events(3))
+    new = Outbox(tmp_path / "outbox.db", "dev1", uuid7())
+    old.append(events(2))  # the old sink commits a late frame
+    new.append(events(2))
+    old.close()
+    new.append(events(1))
+    seqs = [r.seq for r in new.read(-1, 100)]
+    new.close()
+    assert seqs == list(range(8))
+    with Outbox(tmp_path / "outbox.db", "dev1", uuid7()) as again:
+        assert not again.outbox_reset and again.seq_start == 8 and again.epoch == 3
