@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cloud_sync.outbox.errors import OutboxError
-from cloud_sync.outbox.state import read_state
+from cloud_sync.outbox.state import default_state_path, read_state
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ class FileStats:
 class OutboxView:
     def __init__(self, path: Path, state_path: Path | None = None) -> None:
         self.path = path
-        self.state_path = state_path or path.with_name("state.json")
+        self.state_path = state_path or default_state_path(path)
         if not path.exists():
             raise OutboxError(f"{path}: no outbox here; check --data-dir or sync.outbox.path")
         try:

@@ -37,6 +37,13 @@ BLOCK = 10_000
 """Seqs reserved per write of the state file."""
 
 
+def default_state_path(outbox: Path) -> Path:
+    """Where the state of an outbox lives when its owner does not say: beside it, named
+    after it (two outboxes in one directory must not share one high-water mark). The
+    daemon's sink passes ``<data dir>/state.json``."""
+    return outbox.with_name(outbox.name + ".state.json")
+
+
 @dataclass(slots=True)
 class SeqState:
     device_id: str = ""

@@ -42,7 +42,7 @@ from cloud_sync.outbox.delivery import DeliveryMixin
 from cloud_sync.outbox.errors import OutboxError
 from cloud_sync.outbox.open import Opened, open_outbox
 from cloud_sync.outbox.row import Row
-from cloud_sync.outbox.state import BLOCK, read_state, write_state
+from cloud_sync.outbox.state import BLOCK, default_state_path, read_state, write_state
 from cloud_sync.outbox.validate import Refused, check_group
 from edge.events import Event
 from edge.supervise import ComponentHealth
@@ -102,7 +102,7 @@ class Outbox(DeliveryMixin):
         self.last_error: str | None = None  # the last append failure, until one succeeds
         self._last_full_log = 0.0
         self._synchronous = synchronous
-        self.state_path = state_path or path.with_name("state.json")
+        self.state_path = state_path or default_state_path(path)
         opened: Opened = open_outbox(path, self.state_path, device_id, synchronous)
         self._db = opened.db
         self.state = opened.state
