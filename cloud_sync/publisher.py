@@ -162,8 +162,11 @@ class Publisher:
 
     def publish_reply(self, topic_: str, payload: bytes) -> bool:
         """Queue a command reply for a QoS 1 publish; it is held (in memory, at most
-        ``MAX_PENDING_REPLIES``) until its PUBACK, across reconnects. Always True: a
-        reply dropped because too many are pending is counted and logged."""
+        ``MAX_PENDING_REPLIES``) until its PUBACK, across reconnects. True when queued: a
+        reply dropped because too many are pending is counted and logged. False once
+        ``stop()`` has begun (the reply would die with this publisher)."""
+        if self._stopping.is_set():
+            return False
         with self._lock:
             self._reply_id += 1
             self._replies[self._reply_id] = (topic_, payload)

@@ -20,7 +20,7 @@ from cloud_sync.publisher import Publisher
 from cloud_sync.schema import reply_topic
 from cloud_sync.telemetry import Telemetry
 from edge.config import SyncConfig
-from edge.control import DeviceControl
+from edge.control import DeviceControl, ReplyRoute
 from edge.errors import ConfigError
 from edge.events import Event, uuid7
 from edge.supervise import ComponentHealth
@@ -42,6 +42,7 @@ class MqttSink:
         *,
         boot_id: str | None = None,
         version: str | None = None,
+        replies: ReplyRoute | None = None,
     ) -> None:
         self.cfg = cfg
         self.device_id = device_id
@@ -60,7 +61,10 @@ class MqttSink:
         self.commands: CommandWorker | None = None
         if control is not None:
             handler = CommandHandler(control, data_dir, public_key=cfg.model_public_key)
-            self.commands = CommandWorker(handler, self._send_reply)
+            # replies go through the daemon's route (to whichever sink is live after a
+            # reload this very command may cause), else through this sink
+            self.commands = CommandWorker(handler, replies.send if replies else self._try_reply)
+        self._replies = replies
         self.publisher = Publisher(
             cfg,
             device_id,
@@ -72,6 +76,8 @@ class MqttSink:
         if self.commands:
             self.commands.start()
         self.publisher.start()
+        if replies is not None:
+            replies.attach(self._try_reply)
         self._closed = False
 
     def emit(self, event: Event) -> None:
@@ -81,10 +87,6 @@ class MqttSink:
         """Commit ``events`` in one transaction; returns how many the outbox kept."""
         return self.outbox.append(events)
 
-    def health(self) -> list[ComponentHealth]:
-        """The publisher's threads, the broker link, and whether the outbox takes appends."""
-        return [*self.publisher.health(), self.outbox.health()]
-
     def flush(self) -> None:
         """Nothing to do: every emitted event is already committed."""
 
@@ -92,6 +94,8 @@ class MqttSink:
         if self._closed:
             return
         self._closed = True
+        if self._replies is not None:
+            self._replies.detach(self._try_reply)
         self.publisher.stop()
         if self.commands:
             self.commands.stop()
@@ -103,11 +107,18 @@ class MqttSink:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _send_reply(self, name: str, payload: bytes) -> object:
-        # queued until the broker has it (PUBACK), across reconnects: a `config` command
-        # that changes [sync] is answered once the new connection is up
-        self.publisher.publish_reply(reply_topic(self.cfg.prefix, self.device_id, name), payload)
-        return None
+    def health(self) -> list[ComponentHealth]:
+        """The publisher's threads and broker link, whether the outbox takes appends, and
+        the command worker."""
+        out = [*self.publisher.health(), self.outbox.health()]
+        return out + (self.commands.health() if self.commands else [])
+
+    def _try_reply(self, name: str, payload: bytes) -> bool:
+        # queued until the broker has it (PUBACK), across reconnects; False only once this
+        # sink is closing, so the daemon's route hands it to the sink that replaced it
+        return self.publisher.publish_reply(
+            reply_topic(self.cfg.prefix, self.device_id, name), payload
+        )
 
     def _telemetry_payload(self) -> bytes | None:
         daemon: dict[str, Any] = {}
@@ -124,4 +135,7 @@ def from_daemon(cfg: SinkConfig, ctx: DaemonContext) -> MqttSink:
     """The ``"mqtt"`` entry of ``edge.sinks.SINKS``: the ``[sync]`` section says where to."""
     if ctx.config.sync is None:
         raise ConfigError("sinks: an mqtt sink needs a [sync] section in the device config")
-    return MqttSink(ctx.config.sync, ctx.device_id, ctx.data_dir, ctx.control, boot_id=ctx.boot_id)
+    return MqttSink(
+        ctx.config.sync, ctx.device_id, ctx.data_dir, ctx.control, boot_id=ctx.boot_id,
+        replies=ctx.replies,
+    )  # fmt: skip
