@@ -62,6 +62,11 @@ def _list_profiles(as_json: bool) -> int:
     return 0
 
 
+def _warn(text: str) -> None:
+    """What the user must know even on success (a metric fallback, a coarser ranking)."""
+    print(f"edge-convert: warning: {text}", file=sys.stderr)
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.list_profiles:
         return _list_profiles(args.json)
@@ -81,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
         auto_fallback=args.auto_fallback, threads=args.threads,
         fallback_rounds=args.fallback_rounds,
     )  # fmt: skip
-    report, out = run(req)
+    report, out = run(req, warn=_warn)
     if args.json:
         emit_json(report.summary() | {"bundle": str(out)})
     else:

@@ -105,7 +105,7 @@ def _convert_once(
     return dst
 
 
-def run(req: Request) -> tuple[Report, Path]:
+def run(req: Request, warn: Callable[[str], None] = log.warning) -> tuple[Report, Path]:
     """Convert; write the bundle; raise ``GateFailedError`` (bundle still written) on a miss."""
     t0 = time.perf_counter()
     src = _resolve(req)
@@ -118,7 +118,7 @@ def run(req: Request) -> tuple[Report, Path]:
     conv_manifest = bundle_input(src.manifest, profile)
     detector, metric_note = choose_metric(src.manifest, src.origin)
     if metric_note:
-        log.warning("metric fallback: %s", metric_note)
+        warn(f"metric fallback: {metric_note}")
     # a model the target cannot run fails before any data is read
     onnx_recipes.check_ops(
         onnx_recipes.load(src.path), profile.recipe.supported_ops, src.origin, profile.name
@@ -167,8 +167,10 @@ def run(req: Request) -> tuple[Report, Path]:
             record["rounds"][-1] |= {"ranked_by": ranking.method, "scores_db": ranking.scores}
             if ranking.note:
                 record["notes"].append(f"{ranking.note}; ranked by weight error instead")
+                warn(f"--auto-fallback: {record['notes'][-1]}")
             if not ranking.nodes:
                 record["notes"].append("no node left to keep in float")
+                warn(f"--auto-fallback: {record['notes'][-1]}")
                 break
             log.warning("gate missed (%s); keeping %s in float", "; ".join(failures), ranking.nodes)
             exclude, rounds = exclude + tuple(ranking.nodes), rounds - 1
@@ -184,9 +186,20 @@ def run(req: Request) -> tuple[Report, Path]:
     if failures:
         raise GateFailedError(
             f"{profile.name}: accuracy gate failed: {'; '.join(failures)} "
-            f"(report: {out / 'report.md'}); try --auto-fallback or another recipe"
+            f"(report: {out / 'report.md'}); " + _gate_hint(req, report)
         )
     return report, out
+
+
+def _gate_hint(req: Request, report: Report) -> str:
+    hint = "try --auto-fallback or another recipe"
+    if req.auto_fallback:
+        n = len(report.excluded_nodes)
+        hint = f"--auto-fallback kept {n} node(s) in float; "
+        hint += "try more --fallback-rounds or another recipe"
+    if report.metric_fallback:
+        hint += f"; metric fallback: {report.metric_fallback}"
+    return hint
 
 
 def _fallback_record(calib: CalibrationSet) -> dict[str, Any]:

@@ -265,7 +265,7 @@ def choose_metric(manifest: Manifest, origin: str) -> tuple[bool, str]:
         return False, (
             f"{origin}: decoder.type {manifest.decoder.type!r} is not a known image decoder "
             f"({', '.join(k for k, e in sorted(DECODERS.items()) if e.input_kind == 'image')}), "
-            "so box F1 cannot be measured; gated on output agreement (cosine) instead"
+            "so box F1 cannot be measured; gated on output agreement (top-1/cosine) instead"
         )
     decoder_entry(manifest, origin)  # raises ManifestError naming the bad field
     return True, ""

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -42,8 +43,8 @@ from converters.runtime_errors import FAILURES, describe
 log = logging.getLogger(__name__)
 
 SEED = 0  # picks the debugging samples; recorded in report.json
-DEBUG_SAMPLES = 4
-CHUNK_BYTES = 256 * 2**20  # extra outputs held at once, about
+DEBUG_SAMPLES = 3
+CHUNK_BYTES = 512 * 2**20  # extra outputs held at once, about
 FIRST_CHUNK = 8  # pairs in the first chunk, before their size is known
 EPS = float(np.finfo(np.float64).eps)
 
@@ -92,8 +93,28 @@ def qdq_pairs(model: onnx.ModelProto) -> list[_Pair]:
     return pairs
 
 
-def producers(model: onnx.ModelProto) -> dict[str, str]:
-    return {out: n.name for n in model.graph.node for out in n.output}
+def producers(model: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
+    return {out: n for n in model.graph.node for out in n.output}
+
+
+def folded_relus(float_model: onnx.ModelProto, qdq: onnx.ModelProto) -> frozenset[str]:
+    """Tensors a float-model Relu makes that the quantizer folded into the Q/DQ pair (the
+    uint8 range does the clipping): in the QDQ model the tensor before QuantizeLinear is the
+    previous node's, negatives included, so it is compared after a ReLU, or every folded
+    Relu would look like the worst-quantized node (and keeping it in float changes nothing)."""
+    f, q = producers(float_model), producers(qdq)
+    return frozenset(
+        t for t, n in f.items() if n.op_type == "Relu" and t in q and q[t].op_type != "Relu"
+    )
+
+
+def _node_of(tensor: str, f: dict[str, onnx.NodeProto], q: dict[str, onnx.NodeProto],
+             names: set[str]) -> str | None:  # fmt: skip
+    """The float-model node to keep in float for ``tensor``: the one that makes it in the
+    QDQ model (the Conv before a folded Relu), else the one that makes it in the float model."""
+    if tensor in q and q[tensor].name in names:
+        return q[tensor].name
+    return f[tensor].name if tensor in f else None
 
 
 def _chunk_model(model: onnx.ModelProto, pairs: list[_Pair]) -> bytes:
@@ -132,8 +153,11 @@ def _chunks(pairs: list[_Pair], sizes: Iterator[int]) -> Iterator[list[_Pair]]:
         i += n
 
 
-def activation_sqnr(qdq: onnx.ModelProto, feeds: list[Feeds], threads: int) -> dict[str, float]:
-    """SQNR (dB) of each quantized activation over ``feeds``, keyed by the float tensor."""
+def activation_sqnr(
+    qdq: onnx.ModelProto, feeds: list[Feeds], threads: int, relu: frozenset[str] = frozenset()
+) -> dict[str, float]:
+    """SQNR (dB) of each quantized activation over ``feeds``, keyed by the float tensor.
+    Tensors in ``relu`` are compared after a ReLU (see ``folded_relus``)."""
     pairs = qdq_pairs(qdq)
     signal = dict.fromkeys((p.pre for p in pairs), 0.0)
     noise = dict.fromkeys((p.pre for p in pairs), 0.0)
@@ -145,7 +169,9 @@ def activation_sqnr(qdq: onnx.ModelProto, feeds: list[Feeds], threads: int) -> d
             avg = max(1.0, sum(per_pair) / max(1, len(per_pair)))
             yield max(1, int(CHUNK_BYTES // avg))
 
+    t0, runs = time.perf_counter(), 0
     for chunk in _chunks(pairs, sizes()):
+        runs += 1
         sess = _session(_chunk_model(qdq, chunk), threads)
         names = [n for p in chunk for n in (p.pre, p.post)]
         biggest = [0] * len(chunk)
@@ -153,6 +179,8 @@ def activation_sqnr(qdq: onnx.ModelProto, feeds: list[Feeds], threads: int) -> d
             outs = sess.run(names, feed)  # type: ignore[attr-defined]  # untyped
             for k, p in enumerate(chunk):
                 a = np.asarray(outs[2 * k], dtype=np.float32).ravel()
+                if p.pre in relu:
+                    a = np.maximum(a, 0.0)
                 b = np.asarray(outs[2 * k + 1], dtype=np.float32).ravel()
                 signal[p.pre] += float(np.dot(a, a))
                 d = a - b
@@ -162,6 +190,10 @@ def activation_sqnr(qdq: onnx.ModelProto, feeds: list[Feeds], threads: int) -> d
             del outs
         per_pair.extend(biggest)
         del sess
+    log.info(
+        "activation debugging: %d Q/DQ pairs, %d chunks × %d samples, %.1f s",
+        len(pairs), runs, len(feeds), time.perf_counter() - t0,
+    )  # fmt: skip
     return {t: _db(signal[t], noise[t]) for t in signal}
 
 
@@ -231,11 +263,12 @@ def rank(
     note = ""
     try:
         feeds = [calib.samples[i].load() for i in pick_samples(calib, seed=seed)]
-        by_tensor = activation_sqnr(qdq, feeds, threads)
-        made_by = producers(float_model)
+        by_tensor = activation_sqnr(qdq, feeds, threads, folded_relus(float_model, qdq))
+        f, q = producers(float_model), producers(qdq)
+        names = {n.name for n in float_model.graph.node}
         by_node: dict[str, float] = {}
         for tensor, db in by_tensor.items():
-            node = made_by.get(tensor)
+            node = _node_of(tensor, f, q, names)
             if node is not None:
                 by_node[node] = min(db, by_node.get(node, math.inf))
         nodes = _worst(by_node, count, skip)
@@ -244,7 +277,7 @@ def rank(
         note = "activation debugging found no quantized activation left to keep in float"
     except FAILURES as exc:
         note = f"activation debugging failed ({describe(exc)})"
-    log.warning("%s; ranking nodes by weight quantization error instead", note)
+    log.info("%s; ranking nodes by weight quantization error instead", note)
     try:
         by_node = weight_sqnr(float_model, qdq)
     except (ValueError, KeyError, IndexError) as exc:  # a malformed scale or zero point
