@@ -30,6 +30,7 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -117,20 +118,42 @@ def _node_of(tensor: str, f: dict[str, onnx.NodeProto], q: dict[str, onnx.NodePr
     return f[tensor].name if tensor in f else None
 
 
+def _needed(model: onnx.ModelProto, tensors: list[str]) -> list[onnx.NodeProto]:
+    """The nodes ``tensors`` depend on, in graph order: a chunk early in the graph runs only
+    the start of it."""
+    made_by = producers(model)
+    keep: set[int] = set()
+    todo = [made_by[t] for t in tensors if t in made_by]
+    index = {id(n): i for i, n in enumerate(model.graph.node)}
+    while todo:
+        node = todo.pop()
+        if index[id(node)] in keep:
+            continue
+        keep.add(index[id(node)])
+        todo.extend(made_by[t] for t in node.input if t in made_by)
+    return [n for i, n in enumerate(model.graph.node) if i in keep]
+
+
 def _chunk_model(model: onnx.ModelProto, pairs: list[_Pair]) -> bytes:
-    """``model`` with only ``pairs``' tensors as outputs (shape left to onnxruntime)."""
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    del m.graph.value_info[:]
-    del m.graph.output[:]
-    for p in pairs:
-        for name in (p.pre, p.post):
-            m.graph.output.append(helper.make_tensor_value_info(name, p.elem_type, None))
+    """The part of ``model`` that ``pairs`` need, with their tensors as its only outputs
+    (no shapes: onnxruntime infers them for each input size)."""
+    names = [n for p in pairs for n in (p.pre, p.post)]
+    nodes = _needed(model, names)
+    used = {t for n in nodes for t in n.input}
+    g = model.graph
+    graph = helper.make_graph(
+        nodes, g.name,
+        [i for i in g.input if i.name in used],
+        [helper.make_tensor_value_info(n, p.elem_type, None)
+         for p in pairs for n in (p.pre, p.post)],
+        initializer=[i for i in g.initializer if i.name in used],
+    )  # fmt: skip
+    m = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
     data: bytes = m.SerializeToString()
     return data
 
 
-def _session(model: bytes, threads: int) -> object:
+def _session(model: bytes, threads: int) -> Any:  # onnxruntime is untyped
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -175,8 +198,9 @@ def activation_sqnr(
         sess = _session(_chunk_model(qdq, chunk), threads)
         names = [n for p in chunk for n in (p.pre, p.post)]
         biggest = [0] * len(chunk)
+        wanted = {i.name for i in sess.get_inputs()}
         for feed in feeds:
-            outs = sess.run(names, feed)  # type: ignore[attr-defined]  # untyped
+            outs = sess.run(names, {k: v for k, v in feed.items() if k in wanted})
             for k, p in enumerate(chunk):
                 a = np.asarray(outs[2 * k], dtype=np.float32).ravel()
                 if p.pre in relu:

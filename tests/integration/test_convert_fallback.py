@@ -89,7 +89,9 @@ def plain(setup: tuple[list[str], Path]) -> Run:
 @pytest.fixture(scope="module")
 def fallback_run(setup: tuple[list[str], Path]) -> Run:
     args, root = setup
-    return _convert([*args, "--auto-fallback", "--fallback-rounds", "1"], root / "fb-a", "1")
+    # PYTHONHASHSEED=0 crashed before (Shape mismatch attempting to re-use buffer); 1 ran on
+    # past 9.6 GB
+    return _convert([*args, "--auto-fallback", "--fallback-rounds", "1"], root / "fb-a", "0")
 
 
 def _outcome(r: Run) -> dict[str, Any]:
@@ -113,7 +115,7 @@ def test_auto_fallback_same_result_for_any_hash_seed(
     setup: tuple[list[str], Path], fallback_run: Run
 ) -> None:
     args, root = setup
-    other = _convert([*args, "--auto-fallback", "--fallback-rounds", "1"], root / "fb-b", "2")
+    other = _convert([*args, "--auto-fallback", "--fallback-rounds", "1"], root / "fb-b", "1")
     assert other.rc == fallback_run.rc, other.stderr[-2000:]
     assert _outcome(other) == _outcome(fallback_run)
 

@@ -141,7 +141,7 @@ def _fallback_run(
     env = os.environ | {"PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
         [sys.executable, "-m", "converters.cli", *_args(tiny, profile, out), "--auto-fallback",
-         "--fallback-rounds", "2", "--json"],
+         "--fallback-rounds", "1", "--json"],
         capture_output=True, text=True, env=env, timeout=120, check=False,
     )  # fmt: skip
     assert proc.returncode in (0, 3), proc.stderr
