@@ -109,13 +109,19 @@ def folded_relus(float_model: onnx.ModelProto, qdq: onnx.ModelProto) -> frozense
     )
 
 
-def _node_of(tensor: str, f: dict[str, onnx.NodeProto], q: dict[str, onnx.NodeProto],
-             names: set[str]) -> str | None:  # fmt: skip
-    """The float-model node to keep in float for ``tensor``: the one that makes it in the
-    QDQ model (the Conv before a folded Relu), else the one that makes it in the float model."""
-    if tensor in q and q[tensor].name in names:
-        return q[tensor].name
-    return f[tensor].name if tensor in f else None
+def _nodes_at(pair: _Pair, f: dict[str, onnx.NodeProto], q: dict[str, onnx.NodeProto],
+              readers: dict[str, list[str]], names: set[str]) -> list[str]:  # fmt: skip
+    """The float-model nodes whose quantization puts the Q/DQ pair on ``pair.pre``: the
+    nodes that read its DequantizeLinear output (a quantized node quantizes its inputs, so
+    keeping only the producer in float would leave the pair in place), and the producer:
+    the node that makes it in the QDQ model (the Conv before a folded Relu), else in the
+    float model."""
+    out = [n for n in readers.get(pair.post, []) if n in names]
+    if pair.pre in q and q[pair.pre].name in names:
+        out.append(q[pair.pre].name)
+    elif pair.pre in f:
+        out.append(f[pair.pre].name)
+    return out
 
 
 def _needed(model: onnx.ModelProto, tensors: list[str]) -> list[onnx.NodeProto]:
@@ -290,11 +296,14 @@ def rank(
         by_tensor = activation_sqnr(qdq, feeds, threads, folded_relus(float_model, qdq))
         f, q = producers(float_model), producers(qdq)
         names = {n.name for n in float_model.graph.node}
-        by_node: dict[str, float] = {}
-        for tensor, db in by_tensor.items():
-            node = _node_of(tensor, f, q, names)
-            if node is not None:
-                by_node[node] = min(db, by_node.get(node, math.inf))
+        readers: dict[str, list[str]] = {}
+        for n in qdq.graph.node:
+            for t in n.input:
+                readers.setdefault(t, []).append(n.name)
+        by_node: dict[str, float] = {}  # each node: its worst Q/DQ pair
+        for pair in qdq_pairs(qdq):
+            for node in _nodes_at(pair, f, q, readers, names):
+                by_node[node] = min(by_tensor[pair.pre], by_node.get(node, math.inf))
         nodes = _worst(by_node, count, skip)
         if nodes:
             return Ranking(nodes, "activation_sqnr", {n: round(by_node[n], 3) for n in nodes})
