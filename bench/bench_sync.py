@@ -28,9 +28,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cloud_sync.config import SyncConfig
 from cloud_sync.outbox import Outbox
 from cloud_sync.publisher import Publisher
+from edge.config import SyncConfig
 from edge.events import Event, ModelRef, uuid7
 from tests.support.mosquitto import start_broker
 

@@ -32,9 +32,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from cloud_sync.config import SyncConfig
 from cloud_sync.outbox import Outbox, Row, batch_payload
 from cloud_sync.schema import StatusV1, topic
+from edge.config import SyncConfig
 from edge.errors import ConfigError
 from edge.events import rfc3339
 

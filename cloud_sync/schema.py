@@ -15,29 +15,60 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from edge.wire import (
+    COMMAND_PATTERN,
+    DEVICE_ID_PATTERN,
+    Count,
+    DeviceId,
+    Finite,
+    JsonObject,
+    Label,
+    NonNegative,
+    StreamName,
+    Unit,
+    WireTime,
+    is_command_name,
+    is_device_id,
+)
+from edge.wire import (
+    DEFAULT_PREFIX as DEFAULT_PREFIX,  # re-exported: defined in edge.wire
+)
+from edge.wire import (
+    MAX_BATCH_EVENTS as MAX_BATCH_EVENTS,
+)
 
 SCHEMA_VERSION = 1
-DEFAULT_PREFIX = "edgewise/v1"
-MAX_BATCH_EVENTS = 1000
-
-DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-"""A device id is one MQTT topic level: no '/', '+', '#', at most 64 characters."""
 
 Uuid = Annotated[
     str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ]
-Name = Annotated[str, Field(min_length=1, max_length=128)]
-TopicKind = Literal["status", "events", "telemetry", "cmd"]
+Name = Label
+TopicKind = Literal["status", "events", "telemetry", "cmd", "ack"]
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Strict on the wire: ``"seq": "7"``, ``track_id: true`` and ``v: true`` are refused.
+    Bounds come from ``edge.wire`` (finite floats, int64 integers, 2000-2100 timestamps)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class _Versioned(_Wire):
+    v: Literal[1] = 1
+
+    @field_validator("v", mode="before")
+    @classmethod
+    def _int_version(cls, value: object) -> object:
+        if isinstance(value, bool):  # True == 1 passes Literal[1] even in strict mode
+            raise ValueError("v must be the integer 1")
+        return value
 
 
 class ModelRefV1(_Wire):
     name: Name
-    version: Annotated[str, Field(max_length=64)]
+    version: Annotated[str, Field(max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")]
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{6,64}$")]
 
 
@@ -45,25 +76,23 @@ class EventV1(_Wire):
     id: Uuid = Field(description="UUIDv7, unique forever; the hub deduplicates by it")
     device_id: DeviceId
     boot_id: Uuid = Field(description="one per daemon start")
-    seq: int = Field(ge=0, description="per device, monotonic across restarts, no gaps")
-    stream: Name
+    seq: Count = Field(description="per device, monotonic across restarts, no gaps")
+    stream: StreamName
     kind: Literal["vision", "audio"]
     label: Name
-    score: float = Field(ge=0.0, le=1.0)
+    score: Unit
     phase: Literal["start", "update", "end"]
-    started_at: AwareDatetime
-    ts: AwareDatetime = Field(description="capture time, RFC 3339 UTC")
-    box: (
-        Annotated[list[Annotated[float, Field(ge=0.0, le=1.0)]], Field(min_length=4, max_length=4)]
-        | None
-    ) = Field(default=None, description="normalized x1, y1, x2, y2 (vision)")
-    track_id: int | None = Field(default=None, ge=0)
+    started_at: WireTime
+    ts: WireTime = Field(description="capture time, RFC 3339 UTC")
+    box: Annotated[list[Unit], Field(min_length=4, max_length=4)] | None = Field(
+        default=None, description="normalized x1, y1, x2, y2 (vision)"
+    )
+    track_id: Count | None = None
     model: ModelRefV1
-    latency_ms: float = Field(ge=0.0, description="capture to event")
+    latency_ms: NonNegative = Field(description="capture to event")
 
 
-class EventBatchV1(_Wire):
-    v: Literal[1] = 1
+class EventBatchV1(_Versioned):
     device_id: DeviceId
     boot_id: Uuid
     events: Annotated[list[EventV1], Field(min_length=1, max_length=MAX_BATCH_EVENTS)]
@@ -78,80 +107,117 @@ class EventBatchV1(_Wire):
         return self
 
 
-class StatusV1(_Wire):
-    v: Literal[1] = 1
+class StatusV1(_Versioned):
     device_id: DeviceId
     state: Literal["online", "offline", "stopped"]
     boot_id: Uuid | None = None
-    ts: AwareDatetime | None = None
+    ts: WireTime | None = None
     version: str | None = Field(default=None, max_length=64, description="edgewise version")
+    epoch: Count | None = Field(
+        default=None,
+        description="boot counter, +1 on every daemon start; kept outside the outbox, so it "
+        "survives an outbox that was lost (Sparkplug's bdSeq)",
+    )
+    seq_start: Count | None = Field(default=None, description="the first seq this boot will assign")
+    outbox_reset: bool = Field(
+        default=False,
+        description="this boot found its outbox lost or damaged: seqs below seq_start that the "
+        "hub never received are lost at the device, not in transit",
+    )
+
+
+SeqRange = Annotated[list[Count], Field(min_length=2, max_length=2)]
+"""An inclusive ``[first, last]`` range of sequence numbers."""
+
+
+class HubAckV1(_Versioned):
+    """Published by the hub on ``<prefix>/<device>/ack`` (QoS 1) once the events in
+    ``ranges`` are stored (or quarantined: kept where an operator sees them, never
+    dropped). The device deletes a row from its outbox only on this acknowledgement;
+    a broker's PUBACK is one hop, not the end."""
+
+    device_id: DeviceId
+    ranges: Annotated[list[SeqRange], Field(min_length=1, max_length=MAX_BATCH_EVENTS)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> HubAckV1:
+        for first, last in self.ranges:
+            if first > last:
+                raise ValueError(f"range [{first}, {last}] is reversed")
+        return self
 
 
 class StreamStatsV1(_Wire):
-    fps_in: float = Field(ge=0.0)
-    fps_processed: float = Field(ge=0.0)
-    dropped: int = Field(ge=0)
-    gated: int = Field(default=0, ge=0)
-    reconnects: int = Field(default=0, ge=0)
+    fps_in: NonNegative
+    fps_processed: NonNegative
+    dropped: Count
+    gated: Count = 0
+    reconnects: Count = 0
 
 
 class DetectorStatsV1(_Wire):
-    inference_ms: float = Field(ge=0.0)
-    calls: int = Field(default=0, ge=0)
+    inference_ms: NonNegative
+    calls: Count = 0
 
 
 class OutboxStatsV1(_Wire):
-    depth: int = Field(ge=0)
-    oldest_age_s: float = Field(ge=0.0)
-    dropped: int = Field(ge=0)
-    bytes: int = Field(default=0, ge=0)
+    depth: Count
+    oldest_age_s: NonNegative
+    dropped: Count
+    bytes: Count = 0
 
 
-class TelemetryV1(_Wire):
-    v: Literal[1] = 1
+class TelemetryV1(_Versioned):
     device_id: DeviceId
     boot_id: Uuid
-    ts: AwareDatetime
-    uptime_s: float = Field(ge=0.0)
-    streams: dict[Name, StreamStatsV1] = Field(default_factory=dict)
+    ts: WireTime
+    uptime_s: NonNegative
+    streams: dict[StreamName, StreamStatsV1] = Field(default_factory=dict)
     detectors: dict[Name, DetectorStatsV1] = Field(default_factory=dict)
     outbox: OutboxStatsV1
-    reconnects: int = Field(ge=0, description="MQTT reconnects since boot")
-    cpu_percent: float | None = Field(default=None, ge=0.0)
-    rss_mb: float | None = Field(default=None, ge=0.0)
-    temperature_c: float | None = None
+    reconnects: Count = Field(description="MQTT reconnects since boot")
+    cpu_percent: NonNegative | None = None
+    rss_mb: NonNegative | None = None
+    temperature_c: Finite | None = None
 
 
-class CommandV1(_Wire):
-    v: Literal[1] = 1
-    id: Annotated[str, Field(min_length=1, max_length=64)] = Field(description="request id, echoed")
-    args: dict[str, Any] = Field(default_factory=dict)
+class CommandV1(_Versioned):
+    id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")] = Field(
+        description="request id, echoed"
+    )
+    args: JsonObject = Field(default_factory=dict)
 
 
-class CommandReplyV1(_Wire):
-    v: Literal[1] = 1
-    id: str
+class CommandReplyV1(_Versioned):
+    id: Annotated[str, Field(max_length=64)]
     command: Name
     ok: bool
-    message: str = ""
-    result: dict[str, Any] | None = None
+    message: Annotated[str, Field(max_length=4096)] = ""
+    result: JsonObject | None = None
 
 
 # --- topics -------------------------------------------------------------------------------
 
 
 def topic(prefix: str, device_id: str, kind: TopicKind, command: str | None = None) -> str:
-    """``<prefix>/<device>/<kind>``; commands: ``<prefix>/<device>/cmd/<name>``."""
+    """``<prefix>/<device>/<kind>``; commands: ``<prefix>/<device>/cmd/<name>``.
+
+    Raises ``ValueError`` for a device id or command name that is not one topic level
+    (validated at the producer: a broker disconnects a client that publishes a bad topic)."""
+    if not is_device_id(device_id):
+        raise ValueError(f"device id {device_id!r} must match {DEVICE_ID_PATTERN}")
     base = f"{prefix}/{device_id}/{kind}"
     if kind == "cmd":
         if not command:
             raise ValueError("a cmd topic needs a command name")
+        if not is_command_name(command):
+            raise ValueError(f"command name {command!r} must match {COMMAND_PATTERN}")
         return f"{base}/{command}"
     return base
 
 
 def reply_topic(prefix: str, device_id: str, command: str) -> str:
-    return f"{prefix}/{device_id}/cmd/{command}/reply"
+    return topic(prefix, device_id, "cmd", command) + "/reply"
 
 
 def parse_topic(prefix: str, t: str) -> tuple[str, str, str | None] | None:
@@ -159,7 +225,7 @@ def parse_topic(prefix: str, t: str) -> tuple[str, str, str | None] | None:
     if not t.startswith(prefix + "/"):
         return None
     parts = t[len(prefix) + 1 :].split("/")
-    if len(parts) == 2 and parts[1] in ("status", "events", "telemetry"):
+    if len(parts) == 2 and parts[1] in ("status", "events", "telemetry", "ack"):
         return parts[0], parts[1], None
     if len(parts) == 3 and parts[1] == "cmd":
         return parts[0], "cmd", parts[2]
@@ -174,6 +240,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "telemetry.v1": TelemetryV1,
     "command.v1": CommandV1,
     "command-reply.v1": CommandReplyV1,
+    "hub-ack.v1": HubAckV1,
 }
 
 

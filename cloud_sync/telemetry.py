@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,6 @@ from pydantic import ValidationError
 
 from cloud_sync.outbox import OutboxStats
 from cloud_sync.schema import DetectorStatsV1, OutboxStatsV1, StreamStatsV1, TelemetryV1
-from edge.events import rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class Telemetry:
         return TelemetryV1(
             device_id=self.device_id,
             boot_id=self.boot_id,
-            ts=rfc3339(time.time()),
+            ts=datetime.now(UTC),
             uptime_s=time.monotonic() - self.started,
             streams=streams,
             detectors=detectors,

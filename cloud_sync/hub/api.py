@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import hmac
 import json
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -28,9 +27,8 @@ from cloud_sync.hub.metrics import HubMetrics
 from cloud_sync.hub.openapi import openapi_document
 from cloud_sync.hub.store import MAX_PAGE, EventQuery, Store, parse_time
 from cloud_sync.schema import CommandV1, topic
+from edge.wire import COMMAND_RE, DEVICE_ID_RE
 
-DEVICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-COMMAND_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 KEEPALIVE_S = 15.0
 
 
@@ -53,7 +51,7 @@ def _time(req: Request, name: str) -> float | None:
 
 
 def _device(value: str | None, name: str = "device") -> str | None:
-    if value is not None and not DEVICE_RE.match(value):
+    if value is not None and not DEVICE_ID_RE.fullmatch(value):
         raise QueryError(f"{name}: {value!r} is not a device id (letters, digits, _ . -)")
     return value
 
@@ -255,7 +253,7 @@ class Hub:
         if not isinstance(body, dict) or not isinstance(body.get("name"), str):
             raise QueryError('body.name: missing; send {"name": "config", "args": {...}}')
         name = body["name"]
-        if not COMMAND_RE.match(name):
+        if not COMMAND_RE.fullmatch(name):
             raise QueryError(f"body.name: {name!r} must match {COMMAND_RE.pattern}")
         args = body.get("args", {})
         if not isinstance(args, dict):

@@ -13,8 +13,8 @@ import socket
 import sys
 
 from cloud_sync.hub.errors import HubError
-from cloud_sync.schema import DEFAULT_PREFIX
 from edge.errors import run_cli
+from edge.wire import DEFAULT_PREFIX
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -60,7 +60,7 @@ def decode(
     if len(payload) > max_payload:
         return Rejected("too_large", topic, f"{len(payload)} bytes > {max_payload}")
     parsed = parse_topic(prefix, topic)
-    if parsed is None or parsed[1] == "cmd":
+    if parsed is None or parsed[1] in ("cmd", "ack"):
         return Rejected("bad_topic", topic, "not a status, events, telemetry or reply topic")
     device_id, kind, command = parsed
     try:
