@@ -87,11 +87,13 @@ def plain(setup: tuple[list[str], Path]) -> Run:
 
 
 @pytest.fixture(scope="module")
-def fallback_run(setup: tuple[list[str], Path]) -> Run:
+def fallback_runs(setup: tuple[list[str], Path]) -> tuple[Run, Run]:
+    """The same --auto-fallback conversion under PYTHONHASHSEED 0 and 1. Before issue 10's
+    fix, 0 crashed (Shape mismatch attempting to re-use buffer), and so did 2 and 3; 1 ran
+    on past 9.6 GB."""
     args, root = setup
-    # PYTHONHASHSEED=0 crashed before (Shape mismatch attempting to re-use buffer); 1 ran on
-    # past 9.6 GB
-    return _convert([*args, "--auto-fallback", "--fallback-rounds", "1"], root / "fb-a", "0")
+    fb = [*args, "--auto-fallback", "--fallback-rounds", "1"]
+    return _convert(fb, root / "fb-0", "0"), _convert(fb, root / "fb-1", "1")
 
 
 def _outcome(r: Run) -> dict[str, Any]:
@@ -99,32 +101,32 @@ def _outcome(r: Run) -> dict[str, Any]:
     return {k: r.report.get(k) for k in keys}
 
 
-def test_auto_fallback_finishes_without_a_crash(plain: Run, fallback_run: Run) -> None:
+def test_auto_fallback_finishes_without_a_crash(plain: Run, fallback_runs: tuple[Run, Run]) -> None:
     assert plain.rc == 3 and plain.report["cosine_min"] < 0.99  # the gate misses: a round runs
-    assert fallback_run.rc in (0, 3), fallback_run.stderr[-2000:]
-    assert "Traceback" not in fallback_run.stderr
-    fb = fallback_run.report["auto_fallback"]
+    for run in fallback_runs:
+        assert run.rc in (0, 3), run.stderr[-2000:]
+        assert "Traceback" not in run.stderr
+    report = fallback_runs[0].report
+    fb = report["auto_fallback"]
     assert fb["seed"] == 0 and len(fb["debug_samples"]) == 3
     assert [r.get("ranked_by") for r in fb["rounds"]] == ["activation_sqnr", None]
-    assert fb["notes"] == [] and len(fallback_run.report["excluded_nodes"]) == 2
+    assert fb["notes"] == [] and len(report["excluded_nodes"]) >= 2
     # folded Relus are compared after the ReLU, so they are not what gets picked
-    assert not any("Relu" in n for n in fallback_run.report["excluded_nodes"])
+    assert not any("Relu" in n for n in report["excluded_nodes"])
 
 
-def test_auto_fallback_same_result_for_any_hash_seed(
-    setup: tuple[list[str], Path], fallback_run: Run
-) -> None:
-    args, root = setup
-    other = _convert([*args, "--auto-fallback", "--fallback-rounds", "1"], root / "fb-b", "1")
-    assert other.rc == fallback_run.rc, other.stderr[-2000:]
-    assert _outcome(other) == _outcome(fallback_run)
+def test_auto_fallback_same_result_for_any_hash_seed(fallback_runs: tuple[Run, Run]) -> None:
+    a, b = fallback_runs
+    assert a.rc == b.rc
+    assert _outcome(a) == _outcome(b)
 
 
-def test_auto_fallback_memory_within_2x_plain(plain: Run, fallback_run: Run) -> None:
-    ratio = fallback_run.max_rss_mb / plain.max_rss_mb
+def test_auto_fallback_memory_within_2x_plain(plain: Run, fallback_runs: tuple[Run, Run]) -> None:
+    peak = max(r.max_rss_mb for r in fallback_runs)
+    ratio = peak / plain.max_rss_mb
     print(
         f"\nppocr-det peak RSS: plain {plain.max_rss_mb:.0f} MB in {plain.wall_s:.1f} s, "
-        f"--auto-fallback (1 round) {fallback_run.max_rss_mb:.0f} MB in "
-        f"{fallback_run.wall_s:.1f} s, ratio {ratio:.2f}"
+        f"--auto-fallback (1 round) {peak:.0f} MB in "
+        f"{', '.join(f'{r.wall_s:.1f}' for r in fallback_runs)} s, ratio {ratio:.2f}"
     )
     assert ratio <= MAX_MEMORY_RATIO
