@@ -144,6 +144,9 @@ def run(req: Request, warn: Callable[[str], None] = log.warning) -> tuple[Report
         int8 = profile.recipe.precision == "int8" and profile.recipe.format == "onnx"
         rounds = req.fallback_rounds if req.auto_fallback and int8 else 0
         record = _fallback_record(calib) if rounds else {}
+        if req.auto_fallback and not int8:  # fp16, dynamic INT8 and TFLite have no per-node QDQ
+            warn(f"--auto-fallback: the {profile.recipe.format} {profile.recipe.precision} "
+                 "recipe keeps no nodes in float; converted without it")  # fmt: skip
         while True:
             converted = _guarded(
                 "quantization", exclude, _convert_once, prepared, work, profile, calib, exclude
