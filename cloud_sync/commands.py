@@ -41,6 +41,7 @@ from cloud_sync import signing
 from cloud_sync.schema import CommandReplyV1, CommandV1
 from edge.control import DeviceControl
 from edge.errors import EdgeError, InputError, IntegrityError
+from edge.supervise import ComponentHealth, GuardedThread
 
 log = logging.getLogger(__name__)
 
@@ -211,14 +212,20 @@ def download(url: str, dest: Path, *, timeout_s: float, max_bytes: int) -> str:
 
 
 class CommandWorker:
-    """Runs commands in order on one thread and sends each reply through ``send``."""
+    """Runs commands in order on one guarded thread and sends each reply through ``send``.
+
+    ``send`` returns False when the reply could not be handed to a connected client
+    (``edge.control.ReplyRoute.send`` after its bounded wait); that is logged.
+    """
 
     def __init__(self, handler: CommandHandler, send: Callable[[str, bytes], object]) -> None:
         self.handler = handler
         self._send = send
-        self._q: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=64)
-        self._thread = threading.Thread(target=self._main, name="sync-cmd", daemon=True)
+        self._q: queue.Queue[tuple[str, bytes]] = queue.Queue(maxsize=64)
+        self._stop = threading.Event()
+        self._thread = GuardedThread("sync-cmd", self._main, stop=self._stop)
         self.replies: list[CommandReplyV1] = []  # the last few, for tests and logs
+        self.unsent = 0  # replies that found no connected client
 
     def start(self) -> None:
         self._thread.start()
@@ -230,16 +237,26 @@ class CommandWorker:
             log.warning("command %s dropped: %d commands already waiting", name, self._q.qsize())
 
     def stop(self) -> None:
-        self._q.put(None)
-        self._thread.join(5)
+        """Stop after the command in hand (waits up to 5 s for it); queued ones are dropped."""
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread().name != self._thread.name:
+            self._thread.join(5)
+
+    def health(self) -> list[ComponentHealth]:
+        return [self._thread.health()]
 
     def _main(self) -> None:
-        while (item := self._q.get()) is not None:
-            name, payload = item
+        while not self._stop.is_set():
+            try:
+                name, payload = self._q.get(timeout=0.5)
+            except queue.Empty:
+                continue
             reply = self.handler.handle(name, payload)
             log.info("command %s (%s): ok=%s %s", name, reply.id, reply.ok, reply.message)
             self.replies = [*self.replies[-15:], reply]
-            self._send(name, reply.model_dump_json(exclude_none=True).encode())
+            if self._send(name, reply.model_dump_json(exclude_none=True).encode()) is False:
+                self.unsent += 1
+                log.warning("command %s (%s): reply not sent, no connected broker", name, reply.id)
 
 
 def _reply(

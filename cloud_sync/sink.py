@@ -18,9 +18,10 @@ from cloud_sync.publisher import Publisher
 from cloud_sync.schema import reply_topic
 from cloud_sync.telemetry import Telemetry
 from edge.config import SyncConfig
-from edge.control import DeviceControl
+from edge.control import DeviceControl, ReplyRoute
 from edge.errors import ConfigError
 from edge.events import Event, uuid7
+from edge.supervise import ComponentHealth
 
 if TYPE_CHECKING:
     from edge.config import SinkConfig
@@ -39,6 +40,7 @@ class MqttSink:
         *,
         boot_id: str | None = None,
         version: str | None = None,
+        replies: ReplyRoute | None = None,
     ) -> None:
         self.cfg = cfg
         self.device_id = device_id
@@ -56,7 +58,10 @@ class MqttSink:
         self.commands: CommandWorker | None = None
         if control is not None:
             handler = CommandHandler(control, data_dir, public_key=cfg.model_public_key)
-            self.commands = CommandWorker(handler, self._send_reply)
+            # replies go through the daemon's route (to whichever sink is live after a
+            # reload this very command may cause), else through this sink
+            self.commands = CommandWorker(handler, replies.send if replies else self._try_reply)
+        self._replies = replies
         self.publisher = Publisher(
             cfg,
             device_id,
@@ -68,6 +73,8 @@ class MqttSink:
         if self.commands:
             self.commands.start()
         self.publisher.start()
+        if replies is not None:
+            replies.attach(self._try_reply)
         self._closed = False
 
     def emit(self, event: Event) -> None:
@@ -84,6 +91,8 @@ class MqttSink:
         if self._closed:
             return
         self._closed = True
+        if self._replies is not None:
+            self._replies.detach(self._try_reply)
         self.publisher.stop()
         if self.commands:
             self.commands.stop()
@@ -95,11 +104,19 @@ class MqttSink:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _send_reply(self, name: str, payload: bytes) -> object:
-        topic_ = reply_topic(self.cfg.prefix, self.device_id, name)
-        if not self.publisher.publish_reply(topic_, payload):
-            log.warning("command %s: reply not sent, the broker is not connected", name)
-        return None
+    def health(self) -> list[ComponentHealth]:
+        """Minimal (the sync side's fuller version replaces it): each thread is running."""
+        out = [
+            ComponentHealth(t.name, t.is_alive() or self._closed, None if t.is_alive() or
+                            self._closed else "thread is not running")
+            for t in (self.publisher._net, self.publisher._send)
+        ]  # fmt: skip
+        return out + (self.commands.health() if self.commands else [])
+
+    def _try_reply(self, name: str, payload: bytes) -> bool:
+        return self.publisher.publish_reply(
+            reply_topic(self.cfg.prefix, self.device_id, name), payload
+        )
 
     def _telemetry_payload(self) -> bytes | None:
         daemon: dict[str, Any] = {}
@@ -116,4 +133,7 @@ def from_daemon(cfg: SinkConfig, ctx: DaemonContext) -> MqttSink:
     """The ``"mqtt"`` entry of ``edge.sinks.SINKS``: the ``[sync]`` section says where to."""
     if ctx.config.sync is None:
         raise ConfigError("sinks: an mqtt sink needs a [sync] section in the device config")
-    return MqttSink(ctx.config.sync, ctx.device_id, ctx.data_dir, ctx.control, boot_id=ctx.boot_id)
+    return MqttSink(
+        ctx.config.sync, ctx.device_id, ctx.data_dir, ctx.control, boot_id=ctx.boot_id,
+        replies=ctx.replies,
+    )  # fmt: skip

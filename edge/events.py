@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from edge.supervise import ComponentHealth
+
 Kind = Literal["vision", "audio"]
 Phase = Literal["start", "update", "end"]
 
@@ -125,3 +127,8 @@ class EventSink(Protocol):
     def flush(self) -> None: ...
 
     def close(self) -> None: ...
+
+    def health(self) -> list[ComponentHealth]:
+        """Whether the sink can do its job: a sink whose writes fail (full disk, read-only,
+        corrupt file) says so here and counts it; a sink that owns threads reports each."""
+        ...

@@ -1,4 +1,9 @@
-"""The localhost listener: ``/healthz`` (200 while every stream has frames) and ``/metrics``."""
+"""The localhost listener: ``/healthz`` (200 while every stream has frames and every
+component is healthy, else 503 with the reasons) and ``/metrics``.
+
+The listener runs as a ``GuardedThread``; if it cannot be kept up its health goes
+``fatal`` (nobody could see the device's health) and the daemon exits non-zero.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,12 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from edge.supervise import ComponentHealth, GuardedThread
+
+# serve_forever restarted at most this often; past it the listener is a fatal failure
+MAX_RESTARTS = 3
+RESTART_WINDOW_S = 60.0
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +67,28 @@ class HealthServer:
             ) from None
         self._server.daemon_threads = True
         self.host, self.port = self._server.server_address[:2]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="health", daemon=True
+        self._stopping = threading.Event()
+        self._thread = GuardedThread(
+            "health",
+            self._serve,
+            stop=self._stopping,
+            max_restarts=MAX_RESTARTS,
+            window_s=RESTART_WINDOW_S,
         )
+
+    def _serve(self) -> None:
+        self._server.serve_forever(poll_interval=0.5)
 
     def start(self) -> None:
         self._thread.start()
         log.info("health listener on http://%s:%d (/healthz, /metrics)", self.host, self.port)
 
+    def health(self) -> list[ComponentHealth]:
+        return [self._thread.health()]
+
     def stop(self) -> None:
-        self._server.shutdown()
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._server.shutdown()  # returns once serve_forever has (it must be running)
+        self._thread.join(2)
         self._server.server_close()

@@ -9,17 +9,25 @@ control interface), so a sink that lives elsewhere (the MQTT outbox in
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from edge.config import DeviceConfig, JsonlSinkConfig, SinkConfig, StdoutSinkConfig
-from edge.control import DeviceControl
+from edge.control import DeviceControl, ReplyRoute
 from edge.errors import ConfigError
 from edge.events import Event, EventSink
+from edge.supervise import ComponentHealth
+
+log = logging.getLogger(__name__)
+
+# the same error from the same sink is logged at most once per this many seconds
+ERROR_LOG_EVERY_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +37,9 @@ class DaemonContext:
     config: DeviceConfig
     data_dir: Path
     control: DeviceControl | None = None
+    # where command replies go: the daemon's one route, re-pointed by whichever MQTT
+    # sink is live, so a reply outlives a reload that replaced the sink it came in on
+    replies: ReplyRoute | None = None
 
 
 def _line(event: Event, ctx: DaemonContext) -> str:
@@ -52,6 +63,8 @@ class JsonLinesSink:
         self._owns = owns
         self._n = 0
         self._lock = threading.Lock()
+        self.write_errors = 0
+        self._last_error: str | None = None  # None while the last write succeeded
 
     @classmethod
     def open(cls, path: Path, ctx: DaemonContext, flush_every: int = 1) -> JsonLinesSink:
@@ -67,15 +80,35 @@ class JsonLinesSink:
 
     def emit_many(self, events: Sequence[Event]) -> None:
         with self._lock:
-            for event in events:
-                self._f.write(_line(event, self._ctx) + "\n")
-                self._n += 1
-                if self._n % self._every == 0:
-                    self._f.flush()
+            try:
+                for event in events:
+                    self._f.write(_line(event, self._ctx) + "\n")
+                    self._n += 1
+                    if self._n % self._every == 0:
+                        self._f.flush()
+            except (OSError, ValueError) as exc:  # ValueError: the stream was closed
+                self._failed(exc)
+                raise
+            self._last_error = None
 
     def flush(self) -> None:
         with self._lock:
-            self._f.flush()
+            try:
+                self._f.flush()
+            except (OSError, ValueError) as exc:
+                self._failed(exc)
+                raise
+
+    def _failed(self, exc: Exception) -> None:
+        self.write_errors += 1
+        self._last_error = f"{type(exc).__name__}: {exc}"
+
+    def health(self) -> list[ComponentHealth]:
+        name = f"jsonl:{getattr(self._f, 'name', '?')}"
+        err = self._last_error
+        if err is None:
+            return [ComponentHealth(name, True)]
+        return [ComponentHealth(name, False, f"write failed ({self.write_errors} so far): {err}")]
 
     def close(self) -> None:
         with self._lock:
@@ -138,35 +171,112 @@ def build_sink(cfg: SinkConfig, ctx: DaemonContext) -> EventSink:
     return sink_factory(cfg.type)(cfg, ctx)
 
 
+def sink_names(cfgs: Sequence[SinkConfig]) -> list[str]:
+    """A stable name per configured sink for health and metric labels: its type, with
+    ``#2``, ``#3`` … for a second and third sink of one type."""
+    seen: dict[str, int] = {}
+    names = []
+    for c in cfgs:
+        seen[c.type] = seen.get(c.type, 0) + 1
+        names.append(c.type if seen[c.type] == 1 else f"{c.type}#{seen[c.type]}")
+    return names
+
+
+@dataclass(slots=True)
+class SinkStats:
+    """One sink's failures over the process's life (kept across reloads: counters only grow)."""
+
+    failures: int = 0  # calls into the sink that raised
+    lost: int = 0  # events a sink failed on or refused
+    last_error: str | None = None
+    failing: bool = False  # the last call into the sink failed
+    _logged: dict[str, float] = field(default_factory=dict)  # error text -> when logged
+
+    def should_log(self, error: str, now: float) -> bool:
+        last = self._logged.get(error)
+        if last is not None and now - last < ERROR_LOG_EVERY_S:
+            return False
+        if len(self._logged) > 32:  # distinct errors are few; bound it anyway
+            self._logged.clear()
+        self._logged[error] = now
+        return True
+
+
 class SinkFanout:
-    """Every event to every sink; one failing sink is logged and does not stop the others."""
+    """Every event to every sink; a failing sink does not stop the others.
+
+    A failure is counted (``failures``, and the events of that call as ``lost``),
+    logged once per distinct error per minute, and turns that sink's health red
+    until a later call into it succeeds.
+    """
 
     def __init__(
-        self, sinks: list[EventSink], on_error: Callable[[EventSink, Exception], None]
+        self, sinks: Sequence[tuple[str, EventSink]], stats: dict[str, SinkStats] | None = None
     ) -> None:
-        self.sinks = sinks
-        self._on_error = on_error
+        self.named = list(sinks)
+        self.sinks = [s for _, s in self.named]
+        self.stats = stats if stats is not None else {}
+        for name, _ in self.named:
+            self.stats.setdefault(name, SinkStats())
         self.emitted = 0
 
     def emit_many(self, events: Sequence[Event]) -> None:
         """One call per sink: the outbox commits a frame's events in one transaction."""
         self.emitted += len(events)
-        for s in self.sinks:
+        for name, s in self.named:
+            st = self.stats[name]
             try:
-                s.emit_many(events)
+                kept = s.emit_many(events)
             except Exception as exc:  # a sink's own failure must not stop the pipeline
-                self._on_error(s, exc)
+                self._failed(name, "write", exc, len(events))
+                continue
+            st.failing = False
+            if isinstance(kept, int) and 0 <= kept < len(events):
+                st.lost += len(events) - kept  # refused (a full outbox set to reject_new)
 
     def flush(self) -> None:
-        for s in self.sinks:
+        for name, s in self.named:
             try:
                 s.flush()
             except Exception as exc:  # as above
-                self._on_error(s, exc)
+                self._failed(name, "flush", exc, 0)
 
     def close(self) -> None:
-        for s in self.sinks:
+        for name, s in self.named:
             try:
                 s.close()
             except Exception as exc:  # as above
-                self._on_error(s, exc)
+                self._failed(name, "close", exc, 0)
+
+    def _failed(self, name: str, what: str, exc: Exception, lost: int) -> None:
+        st = self.stats[name]
+        st.failures += 1
+        st.lost += lost
+        st.failing = True
+        st.last_error = f"{type(exc).__name__}: {exc}"
+        if st.should_log(f"{what}|{st.last_error}", time.monotonic()):
+            log.error(
+                "sink %s: %s failed: %s (%d failure(s), %d event(s) lost so far; "
+                "the same error is logged at most once a minute)",
+                name, what, st.last_error, st.failures, st.lost,
+            )  # fmt: skip
+
+    def health(self) -> list[ComponentHealth]:
+        """Per sink: ``sink.<name>`` (did the last call into it succeed), then what the sink
+        reports about itself (its threads, its file)."""
+        out: list[ComponentHealth] = []
+        for name, s in self.named:
+            st = self.stats[name]
+            reason = (
+                f"{st.failures} failure(s), {st.lost} event(s) lost; last: {st.last_error}"
+                if st.failures
+                else None
+            )
+            out.append(ComponentHealth(f"sink.{name}", not st.failing, reason))
+            try:
+                out.extend(s.health())
+            except Exception as exc:  # a health probe that fails is itself a bad sign
+                out.append(
+                    ComponentHealth(f"sink.{name}.health", False, f"health() raised {exc!r}")
+                )
+        return out

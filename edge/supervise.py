@@ -79,6 +79,7 @@ class GuardedThread:
         self.last_error: str | None = None
         self.fatal = False
         self._finished = False
+        self._waiting = False  # crashed, in the backoff before its restart
         self._last_beat = time.monotonic()
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
 
@@ -112,6 +113,10 @@ class GuardedThread:
                 self.restarts,
                 fatal=True,
             )
+        if self._waiting:  # the thread object lives on, but its work is not being done
+            return ComponentHealth(
+                self.name, False, f"died, restarting: {self.last_error}", self.restarts
+            )
         started = self._thread.ident is not None
         if started and not self._thread.is_alive() and not self._finished:
             return ComponentHealth(self.name, False, "thread is not running", self.restarts)
@@ -137,25 +142,33 @@ class GuardedThread:
             except BaseException as exc:
                 if not self._crashed(exc):
                     return
-                self._stop.wait(delay)
-                if self._stop.is_set():
-                    self._finished = True
+                if not self._backoff_wait(delay):
                     return
                 delay = min(delay * 2, self._backoff[1])
-                self.restarts += 1
                 log.warning("%s: restarting (restart #%d)", self.name, self.restarts)
                 continue
             if self._forever and not self._stop.is_set():
                 if not self._crashed(RuntimeError("returned while it should run until stopped")):
                     return
-                self._stop.wait(delay)
-                if self._stop.is_set():
-                    self._finished = True
+                if not self._backoff_wait(delay):
                     return
-                self.restarts += 1
                 continue
             self._finished = True
             return
+
+    def _backoff_wait(self, delay: float) -> bool:
+        """Wait before a restart (reported unhealthy meanwhile); False if stopped instead."""
+        self._waiting = True
+        try:
+            self._stop.wait(delay)
+            if self._stop.is_set():
+                self._finished = True
+                return False
+            self.restarts += 1
+            self._last_beat = time.monotonic()
+            return True
+        finally:
+            self._waiting = False
 
     def _crashed(self, exc: BaseException) -> bool:
         """Record a crash; False when the restart budget is spent (failed for good)."""

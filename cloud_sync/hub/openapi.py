@@ -45,7 +45,8 @@ def openapi_document() -> dict[str, Any]:
         },
         "security": [{"bearer": []}],
         "paths": {
-            "/healthz": _get("database and broker health (no token needed)"),
+            "/healthz": _get("200 when the broker connection, the database and the writer are"
+                             " ok, else 503 with `reasons`; `components` per part (no token)"),
             "/metrics": _get("Prometheus text metrics"),
             "/api/devices": _get("every device: state (online/offline/stopped), last seen, "
                                  "last telemetry, event count"),
@@ -77,7 +78,13 @@ def openapi_document() -> dict[str, Any]:
                 "Server-Sent Events: `event: event`, `id:` the event's number; send"
                 " Last-Event-ID to resume; ?access_token= for EventSource",
                 [_q("device", "device id"), _q("label", "label"), _q("kind", "vision or audio")]),
-            "/api/gaps": _get("missing seq ranges per device", [_q("device", "device id")]),
+            "/api/gaps": _get("missing seq ranges per device from seq 0; `cause` in_transit or"
+                              " outbox_reset (lost at the device)", [_q("device", "device id")]),
+            "/api/quarantine": _get(
+                "messages (or events) that could not be stored, newest first: reason, detail,"
+                " topic, device_id, payload (first 64 KiB), count", [
+                    _q("device", "device id"), _q("limit", "1..200", "integer"),
+                    _q("cursor", "next_cursor of the previous page", "integer")]),
             "/api/stats/labels": _get("event counts per label per time bucket", [
                 _q("since", _TIME), _q("bucket", "seconds, 1..86400", "integer"),
                 _q("device", "device id")]),

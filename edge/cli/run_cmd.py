@@ -34,7 +34,10 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "run",
         help="run the daemon: capture, detect, track, emit events",
-        description="SIGTERM/SIGINT stop cleanly; SIGHUP reloads the config.",
+        description="SIGTERM/SIGINT stop cleanly; SIGHUP reloads the config. Exit codes: "
+        "0 stopped or every file source ended; 2 a config, model or input error; 3 another "
+        "daemon holds the data dir; 4 a component failed for good (let the service manager "
+        "restart it).",
     )
     p.add_argument("--config", "-c", type=Path, required=True, metavar="FILE", help="device config")
     p.add_argument("--log-json", action="store_true", help="structured JSON log lines on stderr")

@@ -29,6 +29,7 @@ from edge.pipeline.metrics import StreamMetrics
 from edge.pipeline.slots import DetectorSlot
 from edge.sources import Frame, Source, open_source
 from edge.sources.base import Image
+from edge.supervise import ComponentHealth
 from edge.tracking import Observation, Step, Tracker
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,16 @@ class StreamRunner:
         return (
             m.error is None and m.last_frame > 0 and now - m.last_frame <= self.cfg.stall_timeout_s
         )
+
+    def health(self) -> list[ComponentHealth]:
+        """Minimal: each of this stream's threads is running, or has finished because the
+        stream ended or was stopped (the pipeline's GuardedThreads report more)."""
+        ended = self.done.is_set() or self.stop_event.is_set()
+        return [
+            ComponentHealth(t.name, t.is_alive() or ended,
+                            None if t.is_alive() or ended else "thread is not running")
+            for t in self._threads
+        ]  # fmt: skip
 
     def _queues(self) -> None:
         self.metrics.queue_depth["capture"] = self._in_q.qsize()

@@ -116,7 +116,12 @@ def test_sigterm_mid_run_exits_0_in_5s_and_ends_every_event(
     proc = daemon(cfg)
     sink = tmp_path / "events.jsonl"
     wait_for(lambda: any(e["phase"] == "start" for e in events(sink)), 30, "a start event")
-    assert get(port, "/healthz")[0] == 200
+    code, body = get(port, "/healthz")
+    assert code == 200
+    comps = json.loads(body)["components"]  # every thread and sink, each healthy
+    assert {"sink.jsonl", "health"} <= set(comps)
+    assert sum(name.startswith("cam") for name in comps) >= 3  # capture, infer, post
+    assert all(c["ok"] and c["restarts"] == 0 for c in comps.values()), comps
     status, text = get(port, "/metrics")
     assert status == 200 and metric(text, "edgewise_frames_processed_total") > 30
     # mid-event: frames 30–89 hold a face; a start has come, its end has not

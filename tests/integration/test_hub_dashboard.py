@@ -75,6 +75,8 @@ def test_dashboard_live_feed_and_offline_device(tmp_path: Path) -> None:
             pub.publish(topic(prefix, "yard-mic", "events"), [
                 make_batch("yard-mic", boot, [0, 1, 4], label="speech", kind="audio")
                 .model_dump_json().encode()])  # fmt: skip
+            # a message the hub cannot store: it shows in the quarantine card, not dropped
+            pub.publish(topic(prefix, "yard-mic", "events"), [b'{"v": 1, "events": []}'])
             wait_for(lambda: len(hub.get("/api/devices")["devices"]) == 4)
             with sync_api.sync_playwright() as pw:
                 browser = pw.chromium.launch(
@@ -108,6 +110,8 @@ def test_dashboard_live_feed_and_offline_device(tmp_path: Path) -> None:
                     == "online"
                 )
                 page.wait_for_selector("#gaps tbody tr", timeout=6000)
+                page.wait_for_selector('#quarantine tbody tr[data-device="yard-mic"]', timeout=6000)
+                assert page.text_content("#kpi-quarantine") == "1"
                 if os.environ.get("EDGEWISE_UPDATE_SCREENSHOT") == "1":
                     time.sleep(4)  # let the charts fill
                     page.screenshot(path=str(REPO / "docs" / "dashboard.png"))

@@ -208,9 +208,21 @@ async function refreshGaps() {
   body.replaceChildren(...gaps.map(g => el("tr", { "data-device": g.device_id },
     el("td", {}, g.device_id), el("td", { class: "num" }, String(g.from_seq)),
     el("td", { class: "num" }, String(g.to_seq)), el("td", { class: "num" }, String(g.missing)),
+    el("td", {}, g.cause === "outbox_reset" ? "lost at the device (outbox reset)" : "in transit"),
     el("td", {}, g.after_ts ? new Date(g.after_ts).toLocaleString() : ""))));
   document.getElementById("gaps-empty").hidden = gaps.length > 0;
   document.getElementById("kpi-gaps").textContent = gaps.reduce((a, g) => a + g.missing, 0);
+}
+
+async function refreshQuarantine() {
+  const { total, quarantine } = await api("/api/quarantine?limit=20");
+  const body = document.querySelector("#quarantine tbody");
+  body.replaceChildren(...quarantine.map(q => el("tr", { "data-device": q.device_id || "" },
+    el("td", {}, q.device_id || "?"), el("td", {}, q.reason), el("td", {}, q.detail),
+    el("td", { class: "num" }, String(q.payload_bytes)), el("td", { class: "num" }, String(q.count)),
+    el("td", {}, q.last_at ? new Date(q.last_at).toLocaleString() : ""))));
+  document.getElementById("quarantine-empty").hidden = quarantine.length > 0;
+  document.getElementById("kpi-quarantine").textContent = total;
 }
 
 function every(ms, fn) {
@@ -222,4 +234,5 @@ every(1000, refreshDevices);
 every(5000, refreshTelemetry);
 every(10000, refreshLabels);
 every(5000, refreshGaps);
+every(5000, refreshQuarantine);
 startFeed();

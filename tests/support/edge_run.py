@@ -1,0 +1,193 @@
+"""Drive a real ``edge run`` process for the daemon's fault tests: a config on a looped
+face video, the process with its log in a file, /healthz and /metrics over HTTP, and an
+MQTT "hub" that sends commands and collects their replies."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+REPO = Path(__file__).resolve().parents[2]
+EDGE = [sys.executable, "-m", "edge.cli.main"]
+
+
+def device_toml(
+    data_dir: Path,
+    video: Path,
+    *,
+    health_port: int | None,
+    sinks: str = '[[sinks]]\ntype = "jsonl"\npath = "events.jsonl"\n',
+    sync: str = "",
+    device_id: str = "fault-dev",
+) -> str:
+    health = f"[health]\nport = {health_port}\n" if health_port else "[health]\nenabled = false\n"
+    return f"""\
+device_id = "{device_id}"
+data_dir = "{data_dir}"
+
+[[streams]]
+name = "cam"
+source = "{video}"
+detectors = ["face"]
+loop = true
+realtime = true
+
+[detectors.face]
+model = "blazeface-short"
+threshold = 0.6
+
+{sinks}
+{health}
+{sync}"""
+
+
+class EdgeRun:
+    """``edge run --config CFG`` (or ``python -c PRELUDE`` then the same CLI), log to a file."""
+
+    def __init__(
+        self,
+        cfg: Path,
+        log: Path,
+        *,
+        prelude: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.log_path = log
+        argv = ["run", "--config", str(cfg)]
+        if prelude is None:
+            cmd = [*EDGE, *argv]
+        else:  # register a test sink at the boundary, then the real CLI
+            code = (
+                f"{prelude}\nimport sys\nfrom edge.cli.main import main\nsys.exit(main({argv!r}))"
+            )
+            cmd = [sys.executable, "-c", code]
+        self._log = log.open("w")
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+            env={**os.environ, **(env or {})},
+            text=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._log.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._log.close()
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def healthz(port: int) -> tuple[int, dict[str, Any]]:
+    code, body = get(port, "/healthz")
+    return code, (json.loads(body) if body else {})
+
+
+def metric(port: int, name: str, labels: str = "") -> float:
+    """One sample of ``name`` (with exactly ``labels``, e.g. ``sink="jsonl"``); -1 if absent."""
+    text = get(port, "/metrics")[1]
+    lab = re.escape("{" + labels + "}") if labels else r"(?:\{[^}]*\})?"
+    m = re.search(rf"^{name}{lab} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else -1.0
+
+
+def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Hub:
+    """Sends ``…/cmd/<name>`` commands to one device and collects the replies by id."""
+
+    def __init__(self, port: int, device_id: str, prefix: str = "edgewise/v1") -> None:
+        self.prefix = f"{prefix}/{device_id}"
+        self.replies: dict[str, dict[str, Any]] = {}
+        self._subscribed = threading.Event()
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"fault-hub-{time.monotonic_ns()}",
+            protocol=MQTTProtocolVersion.MQTTv311,
+        )
+        self.statuses: list[dict[str, Any]] = []
+        self.client.on_connect = lambda c, *_: c.subscribe(
+            [(f"{self.prefix}/cmd/+/reply", 1), (f"{self.prefix}/status", 1)]
+        )
+        self.client.on_subscribe = lambda *_: self._subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port, keepalive=10)
+        self.client.loop_start()
+        if not self._subscribed.wait(10):
+            raise TimeoutError("hub: no SUBACK")
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if not msg.payload:
+            return
+        body = json.loads(msg.payload)
+        with self._lock:
+            if msg.topic.endswith("/status"):
+                self.statuses.append(body)
+            else:
+                self.replies[body["id"]] = body
+
+    def wait_online(self, timeout: float = 30.0, after: int = 0) -> None:
+        """Until the device's connection (the ``after``-th status on) says ``online``; then a
+        moment for its command subscription, which follows the status publish."""
+        wait_for(
+            lambda: any(s.get("state") == "online" for s in self.statuses[after:]),
+            timeout,
+            "the device online",
+        )
+        time.sleep(0.5)
+
+    def command(self, name: str, args: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+        """Send a command and wait for its reply (AssertionError naming it if none comes)."""
+        req = f"req-{time.monotonic_ns()}"
+        payload = json.dumps({"v": 1, "id": req, "args": args})
+        self.client.publish(f"{self.prefix}/cmd/{name}", payload, qos=1)
+        wait_for(lambda: req in self.replies, timeout, f"the reply to {name} {req}")
+        return self.replies[req]
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
