@@ -188,6 +188,8 @@ class Publisher:
 
     def health(self) -> list[ComponentHealth]:
         out = [self._net.health(), self._send.health()]
+        if self._stopping.is_set():
+            return [*out, ComponentHealth("sync-broker", True, "stopped")]
         down = self._down_since
         gone = time.monotonic() - down if down is not None else 0.0
         if down is not None and gone > self.cfg.broker_unreachable_s:

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from cloud_sync.outbox import Outbox
+from cloud_sync.outbox import Outbox, OutboxError
 from cloud_sync.publisher import Publisher
 from cloud_sync.sink import MqttSink
 from edge.config import SyncConfig
@@ -157,3 +158,18 @@ def test_reply_queued_while_disconnected_is_delivered_after_reconnect(tmp_path: 
         pub.stop()
         ob.close()
         b.stop()
+
+
+def test_sink_health_is_red_while_outbox_appends_fail(tmp_path: Path) -> None:
+    """issue 10 case 5: a failed append lost the frame's events with one log line."""
+    with MqttSink(cfg(free_port()), "cam1", tmp_path) as sink:
+        sink.emit_many(make_events(2))
+        pages = sink.outbox._db.execute("PRAGMA page_count").fetchone()[0]
+        sink.outbox._db.execute(f"PRAGMA max_page_count={pages}")  # SQLITE_FULL from now on
+        with pytest.raises(OutboxError, match=r"outbox\.db"):
+            for _ in range(50):
+                sink.emit_many(make_events(20))
+        health = {h.name: h for h in sink.health()}["sync-outbox"]
+        assert not health.ok and "appends failing" in (health.reason or "")
+        st = sink.outbox.stats()
+        assert st.append_failures == 1 and st.events_lost == 20

@@ -244,6 +244,14 @@ def test_edge_outbox_cli_reads_a_live_outbox(
         out = capsys.readouterr().out
         assert "score" in out and '"score":2.0' in out
         ob.append(events(1))  # the writer is not blocked by the reader
+    conf = tmp_path / "device.toml"
+    conf.write_text(
+        f'device_id = "dev1"\ndata_dir = "{tmp_path}"\n[[streams]]\nname = "cam0"\n'
+        'source = "x.avi"\ndetectors = ["faces"]\n[detectors.faces]\n'
+        'model = "blazeface-short"\n[sync]\n[[sinks]]\ntype = "mqtt"\n'
+    )
+    assert main(["outbox", "--config", str(conf), "stats", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["next_seq"] == 5
     assert main(["outbox", "--data-dir", str(tmp_path / "nowhere"), "stats"]) == 2
     assert "no outbox here" in capsys.readouterr().err
 
