@@ -35,7 +35,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
@@ -45,8 +44,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 
 from cloud_sync.mqtt_client import new_client, read_password, status_of
-from cloud_sync.outbox import Outbox, Row, batch_payload
+from cloud_sync.outbox import Outbox
 from cloud_sync.schema import HubAckV1, StatusV1, topic
+from cloud_sync.sender import Flight, Link, SenderLoop
 from edge.config import SyncConfig
 from edge.events import rfc3339
 from edge.supervise import ComponentHealth, GuardedThread
@@ -61,22 +61,7 @@ MAX_PENDING_REPLIES = 64
 _F = TypeVar("_F", bound=Callable[..., None])
 
 
-@dataclass(slots=True)
-class _Flight:
-    first: int
-    last: int
-    sent: float  # monotonic
-    created: float  # epoch seconds the first row entered the outbox
-    resend: bool = False  # an overdue resend (already stamped delivered)
-
-
-@dataclass(frozen=True, slots=True)
-class _Link:
-    gen: int
-    client: mqtt.Client
-
-
-class Publisher:
+class Publisher(SenderLoop):
     """Publishes the outbox, birth/LWT status, telemetry and command replies."""
 
     def __init__(
@@ -111,7 +96,7 @@ class Publisher:
         self._acks: queue.SimpleQueue[tuple[int, int, bool]] = queue.SimpleQueue()
         self._hub_acks: queue.SimpleQueue[list[tuple[int, int]]] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._link: _Link | None = None  # set while a CONNACK-accepted connection is up
+        self._link: Link | None = None  # set while a CONNACK-accepted connection is up
         self._gen = 0
         self._replies: OrderedDict[int, tuple[str, bytes]] = OrderedDict()  # until PUBACK
         self._reply_id = 0
@@ -126,7 +111,7 @@ class Publisher:
         self.last_callback_error: str | None = None
         self.replies_dropped = 0
         self.invalid_acks = 0
-        self.on_ack: Callable[[list[_Flight]], None] | None = None  # for benchmarks and tests
+        self.on_ack: Callable[[list[Flight]], None] | None = None  # for benchmarks and tests
         self._net = GuardedThread("sync-net", self._net_main, stop=self._stop)
         self._send = GuardedThread("sync-send", self._send_main, stop=self._stopping,
                                    stall_after_s=60.0)  # fmt: skip
@@ -344,7 +329,7 @@ class Publisher:
             "mqtt: connected to %s:%d (connect #%d)", self.cfg.host, self.cfg.port, self.connects
         )
         with self._lock:
-            self._link = _Link(gen, client)
+            self._link = Link(gen, client)
         self._down_since = None
         self.connected.set()
         self._wake.set()
@@ -384,164 +369,3 @@ class Publisher:
             return
         self._hub_acks.put([(a, b) for a, b in ack.ranges])
         self._wake.set()
-
-    # --- the sender thread --------------------------------------------------------------------
-
-    def _send_main(self) -> None:
-        inflight: dict[int, _Flight] = {}
-        replies: dict[int, int] = {}  # mid -> reply id, on the current connection
-        cursor = -1
-        gen_seen = 0
-        next_telemetry = time.monotonic()
-        next_overdue = time.monotonic()
-        linger = self.cfg.batch_max_ms / 1000.0
-        while not self._stopping.is_set():
-            self._send.beat()
-            now = time.monotonic()
-            self._wake.wait(min(0.25, max(0.0, self._wake_at - now)) if self._wake_at else 0.25)
-            self._wake.clear()
-            self._wake_at = 0.0
-            link = self._link
-            gen = link.gen if link else 0
-            if gen != gen_seen:  # a new connection (or none): replay from the oldest row
-                inflight.clear()
-                replies.clear()
-                cursor = -1
-                gen_seen = gen
-                if link is not None and self.hub_delivery:
-                    # hub acks sent while we were away are lost with the clean session
-                    self.outbox.requeue_recent(time.time() - self.cfg.hub_ack_timeout_s)
-            self._settle(inflight, replies, gen)
-            if link is None:
-                continue
-            now = time.monotonic()
-            if (
-                inflight
-                and now - min(f.sent for f in inflight.values()) > self.cfg.puback_timeout_s
-            ):
-                log.warning(
-                    "mqtt: no PUBACK within %.1f s; reconnecting and resending from the outbox",
-                    self.cfg.puback_timeout_s,
-                )
-                self._reconnect_now.set()
-                continue
-            self._send_replies(link, replies)
-            if self.hub_delivery and now >= next_overdue:
-                next_overdue = now + max(0.2, min(5.0, self.cfg.hub_ack_timeout_s / 4))
-                self._resend_overdue(link, inflight)
-            cursor = self._fill(link, inflight, cursor, linger)
-            if self._telemetry is not None and now >= next_telemetry:
-                next_telemetry = now + self.cfg.telemetry_interval_s
-                payload = self._telemetry()
-                if payload is not None:
-                    link.client.publish(
-                        topic(self.cfg.prefix, self.device_id, "telemetry"), payload, 0
-                    )
-        self._settle(inflight, replies, gen_seen)
-
-    def _send_replies(self, link: _Link, replies: dict[int, int]) -> None:
-        with self._lock:
-            pending = [(i, t, p) for i, (t, p) in self._replies.items()]
-        sent = set(replies.values())
-        for rid, topic_, payload in pending:
-            if rid in sent:
-                continue
-            info = link.client.publish(topic_, payload, 1)
-            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                break
-            replies[info.mid] = rid
-
-    def _settle(self, inflight: dict[int, _Flight], replies: dict[int, int], gen: int) -> None:
-        done: list[_Flight] = []
-        while True:
-            try:
-                g, mid, ok = self._acks.get_nowait()
-            except queue.Empty:
-                break
-            if g != gen:
-                continue  # from a connection already gone
-            if mid in replies:
-                with self._lock:
-                    self._replies.pop(replies.pop(mid), None)
-                continue
-            if mid not in inflight:
-                continue  # a status PUBACK
-            if not ok:
-                log.error(
-                    "mqtt: broker refused the batch (mid %d); check the ACL for this device", mid
-                )
-                continue  # stays in flight: the PUBACK timeout reconnects and resends
-            done.append(inflight.pop(mid))
-        if done:
-            ranges = [(f.first, f.last) for f in done if not f.resend]
-            if self.hub_delivery:
-                self.outbox.mark_delivered(ranges)
-            else:
-                self.acked_events += self.outbox.ack(ranges)
-            if self.on_ack is not None:
-                self.on_ack(done)
-        while True:
-            try:
-                got = self._hub_acks.get_nowait()
-            except queue.Empty:
-                break
-            self.hub_acks += 1
-            self.acked_events += self.outbox.ack(got)
-
-    def _resend_overdue(self, link: _Link, inflight: dict[int, _Flight]) -> None:
-        free = self.cfg.inflight - len(inflight)
-        if free <= 0:
-            return
-        rows = self.outbox.take_overdue(
-            self.cfg.hub_ack_timeout_s, free * self.cfg.batch_max_events
-        )
-        if not rows:
-            return
-        log.warning(
-            "mqtt: %d event(s) from seq %d were PUBACK'd but not acknowledged by the hub "
-            "within %.0f s; sending them again", len(rows), rows[0].seq,
-            self.cfg.hub_ack_timeout_s,
-        )  # fmt: skip
-        self.resent_events += len(rows)
-        run: list[Row] = []
-        for r in rows:  # contiguous runs of one boot each: a batch's range holds only its rows
-            if run and (r.seq != run[-1].seq + 1 or r.boot_id != run[-1].boot_id
-                        or len(run) >= self.cfg.batch_max_events):  # fmt: skip
-                if not self._publish(link, inflight, run, resend=True):
-                    return
-                run = []
-            run.append(r)
-        if run:
-            self._publish(link, inflight, run, resend=True)
-
-    def _fill(self, link: _Link, inflight: dict[int, _Flight], cursor: int, linger: float) -> int:
-        n_max = self.cfg.batch_max_events
-        while len(inflight) < self.cfg.inflight:
-            rows = self.outbox.read(cursor, n_max)
-            if not rows:
-                break
-            boot = rows[0].boot_id
-            same = [r for r in rows if r.boot_id == boot]
-            split = len(same) < len(rows)
-            if len(same) < n_max and not split and inflight:
-                age = time.time() - same[0].created
-                if age < linger:
-                    self._wake_at = time.monotonic() + linger - age
-                    break
-            if not self._publish(link, inflight, same):
-                break
-            cursor = same[-1].seq
-        return cursor
-
-    def _publish(
-        self, link: _Link, inflight: dict[int, _Flight], rows: list[Row], resend: bool = False
-    ) -> bool:
-        payload = batch_payload(self.device_id, rows[0].boot_id, rows)
-        info = link.client.publish(self._events_topic, payload, 1)
-        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            return False
-        inflight[info.mid] = _Flight(
-            rows[0].seq, rows[-1].seq, time.monotonic(), rows[0].created, resend
-        )
-        self.published_batches += 1
-        return True
