@@ -24,8 +24,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cloud_sync.hub.db import open_store
 from cloud_sync.hub.ingest import Ingest, IngestConfig
-from cloud_sync.hub.store import open_store
 from cloud_sync.schema import topic
 from tests.integration.hub_support import HubProc, make_batch, mosquitto
 

@@ -6,30 +6,37 @@ import asyncio
 import contextlib
 import hmac
 import json
+import logging
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cloud_sync.hub.dashboard import dashboard_routes
+from cloud_sync.hub.db import MAX_PAGE, EventQuery, Store, parse_time
 from cloud_sync.hub.errors import HubError, QueryError
 from cloud_sync.hub.feed import Feed
 from cloud_sync.hub.ingest import Ingest
 from cloud_sync.hub.metrics import HubMetrics
 from cloud_sync.hub.openapi import openapi_document
-from cloud_sync.hub.store import MAX_PAGE, EventQuery, Store, parse_time
 from cloud_sync.schema import CommandV1, topic
-from edge.wire import COMMAND_RE, DEVICE_ID_RE
+from edge.supervise import ComponentHealth
+from edge.wire import COMMAND_RE, DEVICE_ID_RE, INT64_MAX, loads
 
 KEEPALIVE_S = 15.0
+SUPERVISE_S = 1.0
+log = logging.getLogger("edge_hub.api")
 
 
 def _int(req: Request, name: str, default: int, lo: int, hi: int) -> int:
@@ -104,8 +111,13 @@ class Hub:
         token: str | None = None,
         prefix: str = "edgewise/v1",
         feed_settle_s: float | None = None,
+        on_fatal: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
+        self.on_fatal = on_fatal
+        self.fatal: str | None = None
+        self.closing = threading.Event()
+        """Set when the server is shutting down: live streams end so it can exit."""
         self.ingest = ingest
         self.metrics = metrics or (ingest.metrics if ingest else HubMetrics())
         self.prefix = prefix
@@ -125,12 +137,17 @@ class Hub:
             Route("/api/events", self.events),
             Route("/api/stream", self.stream),
             Route("/api/gaps", self.gaps),
+            Route("/api/quarantine", self.quarantine),
             Route("/api/stats/labels", self.label_stats),
             *dashboard_routes(),
         ]
         app = Starlette(
             routes=routes,
-            exception_handlers={QueryError: self._bad_query, HubError: self._unavailable},
+            exception_handlers={
+                QueryError: self._bad_query,
+                HubError: self._unavailable,
+                HTTPException: self._http_error,
+            },
             lifespan=self._lifespan,
         )
         self.app: ASGIApp = BearerAuth(app, token)
@@ -139,15 +156,35 @@ class Hub:
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         if self.ingest is not None:
             await run_in_threadpool(self.ingest.start)
-        task = asyncio.create_task(self.feed.run())
+        tasks = [asyncio.create_task(self.feed.run()), asyncio.create_task(self._supervise())]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            self.closing.set()
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if self.ingest is not None:
                 await run_in_threadpool(self.ingest.stop)
+
+    async def _supervise(self) -> None:
+        """A thread that failed for good (restarts spent) stops the process: exit non-zero
+        so the service manager restarts it, rather than serve on without ingest."""
+        while self.fatal is None and self.ingest is not None:
+            await asyncio.sleep(SUPERVISE_S)
+            for c in self.ingest.health():
+                if c.fatal:
+                    self.fatal = f"{c.name}: {c.reason}"
+                    log.critical("%s; stopping the hub (exit 1)", self.fatal)
+                    self.closing.set()
+                    if self.on_fatal is not None:
+                        self.on_fatal(self.fatal)
+                    return
+
+    async def _http_error(self, _req: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     async def _bad_query(self, _req: Request, exc: Exception) -> Response:
         return JSONResponse({"error": str(exc)}, status_code=400)
@@ -157,18 +194,28 @@ class Hub:
 
     # --- handlers --------------------------------------------------------------------------
     async def healthz(self, _req: Request) -> Response:
+        """200 when every component is ok, else 503; ``reasons`` says what is wrong."""
+        comps: list[ComponentHealth] = list(self.ingest.health()) if self.ingest else []
         try:
             await run_in_threadpool(self.store.last_n)
-            db_ok = True
-        except Exception:  # any database failure means unhealthy
-            db_ok = False
+            comps.append(ComponentHealth("database_read", True))
+        except Exception as e:  # any database failure means unhealthy
+            msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+            comps.append(ComponentHealth("database_read", False, f"{type(e).__name__}: {msg}"))
+        if self.fatal:
+            comps.append(ComponentHealth("hub", False, f"stopping: {self.fatal}", fatal=True))
+        ok = all(c.ok for c in comps)
+        by_name = {c.name: c for c in comps}
+        db_ok = all(by_name[n].ok for n in ("database", "database_read") if n in by_name)
         body = {
-            "ok": db_ok,
+            "ok": ok,
+            "reasons": [f"{c.name}: {c.reason}" for c in comps if not c.ok],
+            "components": {c.name: c.to_json() for c in comps},
             "db": db_ok,
             "mqtt_connected": self.metrics.mqtt_connected,
             "queue_depth": len(self.ingest.queue) if self.ingest else 0,
         }
-        return JSONResponse(body, status_code=200 if db_ok else 503)
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     async def prom(self, _req: Request) -> Response:
         gauges: dict[str, float] = {"feed_ring_events": len(self.feed.ring)}
@@ -181,6 +228,8 @@ class Hub:
                 "queue_blocked_seconds": q.blocked_s,
             }
         devs = await run_in_threadpool(self.store.devices)
+        with self.metrics.lock:
+            self.metrics.unreadable = self.store.unreadable.copy()
         gauges["devices"] = len(devs)
         gauges["devices_online"] = sum(d["state"] == "online" for d in devs)
         return PlainTextResponse(
@@ -202,7 +251,8 @@ class Hub:
     async def telemetry(self, req: Request) -> Response:
         dev = _device(req.path_params["device_id"], "device_id")
         assert dev is not None
-        since = _time(req, "since") or time.time() - 3600
+        since = _time(req, "since")
+        since = time.time() - 3600 if since is None else since
         limit = _int(req, "limit", 2000, 1, 10_000)
         rows = await run_in_threadpool(self.store.telemetry, dev, since, limit)
         return JSONResponse({"device_id": dev, "telemetry": rows})
@@ -231,9 +281,18 @@ class Hub:
         dev = _device(req.query_params.get("device"))
         return JSONResponse({"gaps": await run_in_threadpool(self.store.gaps, dev)})
 
+    async def quarantine(self, req: Request) -> Response:
+        dev = _device(req.query_params.get("device"))
+        cursor = _int(req, "cursor", -1, 0, INT64_MAX) if "cursor" in req.query_params else None
+        limit = _int(req, "limit", 50, 1, 200)
+        page, nxt = await run_in_threadpool(self.store.quarantined, dev, cursor, limit)
+        total = await run_in_threadpool(self.store.quarantine_count)
+        return JSONResponse({"total": total, "quarantine": page, "next_cursor": nxt})
+
     async def label_stats(self, req: Request) -> Response:
         bucket = _int(req, "bucket", 60, 1, 86_400)
-        since = _time(req, "since") or time.time() - 3600
+        since = _time(req, "since")
+        since = time.time() - 3600 if since is None else since
         dev = _device(req.query_params.get("device"))
         rows = await run_in_threadpool(self.store.label_counts, since, bucket, dev)
         return JSONResponse({"bucket_s": bucket, "counts": rows})
@@ -246,10 +305,13 @@ class Hub:
     async def send_command(self, req: Request) -> Response:
         dev = _device(req.path_params["device_id"], "device_id")
         assert dev is not None
+        raw = await req.body()
         try:
-            body = await req.json()
-        except (ValueError, UnicodeDecodeError):
-            raise QueryError('body: not JSON; send {"name": "config", "args": {...}}') from None
+            body = loads(raw)  # bounded depth, no NaN/Infinity, 64-bit integers
+        except (ValueError, UnicodeDecodeError) as e:
+            raise QueryError(
+                f'body: {str(e)[:120]}; send {{"name": "config", "args": {{...}}}}'
+            ) from None
         if not isinstance(body, dict) or not isinstance(body.get("name"), str):
             raise QueryError('body.name: missing; send {"name": "config", "args": {...}}')
         name = body["name"]
@@ -258,22 +320,32 @@ class Hub:
         args = body.get("args", {})
         if not isinstance(args, dict):
             raise QueryError("body.args: must be a JSON object")
+        try:
+            cmd = CommandV1(id=uuid.uuid4().hex, args=args)
+        except ValidationError as e:
+            first = e.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            raise QueryError(f"body.{loc}: {first['msg']}"[:300]) from None
+        try:
+            t = topic(self.prefix, dev, "cmd", name)  # raises for a topic a broker would refuse
+        except ValueError as e:
+            raise QueryError(f"body.name: {e}") from None
         if self.ingest is None:
             raise HubError("this hub has no MQTT connection; start it with --mqtt-host")
-        cmd = CommandV1(id=uuid.uuid4().hex, args=args)
-        t = topic(self.prefix, dev, "cmd", name)
-        await run_in_threadpool(self.store.add_command, cmd.id, dev, name, args)
-        await run_in_threadpool(self.ingest.publish, t, cmd.model_dump_json().encode())
+        await run_in_threadpool(self.store.add_command, cmd.id, dev, name, cmd.args)
+        await run_in_threadpool(self.ingest.publish_command, t, cmd.model_dump_json().encode())
         return JSONResponse({"id": cmd.id, "topic": t}, status_code=202)
 
     async def stream(self, req: Request) -> Response:
         last_raw = req.headers.get("last-event-id") or req.query_params.get("last_event_id")
         last: int | None = None
-        if last_raw:
+        if last_raw is not None and last_raw != "":
             try:
                 last = int(last_raw)
             except ValueError:
                 raise QueryError(f"Last-Event-ID: {last_raw!r} is not an event number") from None
+            if not 0 <= last <= INT64_MAX:
+                raise QueryError(f"Last-Event-ID: {last} is outside 0..{INT64_MAX}")
         asked = {
             "device_id": _device(req.query_params.get("device")),
             "label": req.query_params.get("label"),
@@ -300,18 +372,23 @@ class Hub:
             sent: set[int] = set()  # backfilled numbers the ring may repeat
             if last is not None:  # resume: what was stored after the client's last event
                 cursor = last
-                while True:
-                    rows = await run_in_threadpool(self.store.events_after, cursor, 1000)
+                while not self.closing.is_set():
+                    rows, scanned = await run_in_threadpool(self.store.events_after, cursor, 1000)
                     for e in rows:
                         sent.add(e["n"])
                         if ok(e):
+                            try:
+                                data = json.dumps(e, allow_nan=False)
+                            except ValueError:
+                                continue
                             m.sse_sent += 1
-                            yield f"id: {e['n']}\nevent: event\ndata: {json.dumps(e)}\n\n"
-                    if len(rows) < 1000:
+                            yield f"id: {e['n']}\nevent: event\ndata: {data}\n\n"
+                    if scanned == cursor:
                         break
-                    cursor = rows[-1]["n"]
+                    cursor = scanned
             idle = time.monotonic()
-            while not await req.is_disconnected():
+            # ends on shutdown too: a connected dashboard must not hold the server open
+            while not self.closing.is_set() and not await req.is_disconnected():
                 entries = self.feed.since_k(k)
                 for en in entries:
                     k = en.k + 1

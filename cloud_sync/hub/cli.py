@@ -46,8 +46,8 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from cloud_sync.hub.api import Hub
+    from cloud_sync.hub.db import open_store
     from cloud_sync.hub.ingest import Ingest, IngestConfig
-    from cloud_sync.hub.store import open_store
 
     if args.retention_days is not None and args.retention_days <= 0:
         raise HubError(f"--retention-days: {args.retention_days} must be > 0")

@@ -19,7 +19,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from cloud_sync.hub.store import Store
+from cloud_sync.hub.db import Store
 
 log = logging.getLogger("edge_hub.feed")
 
@@ -46,7 +46,13 @@ class Feed:
         self._changed = asyncio.Event()
 
     async def run(self) -> None:
-        self.max_n = await run_in_threadpool(self.store.last_n)
+        while True:
+            try:
+                self.max_n = await run_in_threadpool(self.store.last_n)
+                break
+            except Exception as e:  # the database is not up yet: the API says so meanwhile
+                log.warning("feed start: %s; retrying", e)
+                await asyncio.sleep(1.0)
         while True:
             try:
                 await self.poll_once()
@@ -56,13 +62,14 @@ class Feed:
             await asyncio.sleep(self.poll_s)
 
     async def poll_once(self) -> int:
-        rows = await run_in_threadpool(self.store.events_after, self.max_n, 2000)
+        rows, scanned = await run_in_threadpool(self.store.events_after, self.max_n, 2000)
         now = time.monotonic()
         if self.settle_s > 0 and self._holes:
             for n in [n for n, t in self._holes.items() if now - t > self.settle_s]:
                 del self._holes[n]
             if self._holes:
                 rows = await run_in_threadpool(self.store.events_in, sorted(self._holes)) + rows
+        added = 0
         for r in rows:
             n = r["n"]
             self._holes.pop(n, None)
@@ -71,12 +78,19 @@ class Feed:
                     for h in range(self.max_n + 1, min(n, self.max_n + 1001)):
                         self._holes[h] = now
                 self.max_n = n
-            self.ring.append(Entry(self.next_k, n, r, json.dumps(r, separators=(",", ":"))))
+            try:
+                data = json.dumps(r, separators=(",", ":"), allow_nan=False)
+            except ValueError:  # not JSON (the store renders finite values; belt and braces)
+                continue
+            self.ring.append(Entry(self.next_k, n, r, data))
             self.next_k += 1
-        if rows:
+            added += 1
+        # rows the store could not render still move the feed on: it never stops on one
+        self.max_n = max(self.max_n, scanned)
+        if added:
             self._changed.set()
             self._changed = asyncio.Event()
-        return len(rows)
+        return added
 
     async def wait(self, timeout: float) -> None:
         ev = self._changed

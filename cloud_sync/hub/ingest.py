@@ -7,15 +7,24 @@ messages to shared subscriptions and the registry needs them. Messages are
 acknowledged (manual PUBACK) only after their transaction commits, so a hub
 crash loses nothing the broker handed over. On an MQTT 3.1.1 broker the hub
 subscribes without sharing and must run as a single worker.
+
+End to end, after a batch's events are committed (or quarantined) the hub
+publishes ``HubAckV1`` on ``<prefix>/<device>/ack``; the device deletes its
+outbox rows only then. A message that cannot be stored (refused by validation,
+or refused by the database) goes to the quarantine table and is acknowledged: it
+never blocks the messages behind it. A failure of the database itself
+(connection lost, locked, disk full) is retried with backoff instead, and health
+is red while it lasts.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -26,12 +35,30 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from cloud_sync.hub.bounded import BoundedQueue
+from cloud_sync.hub.db import Store
+from cloud_sync.hub.db.base import QUARANTINE_PAYLOAD_MAX, QuarantineItem
 from cloud_sync.hub.errors import HubError
 from cloud_sync.hub.metrics import HubMetrics
 from cloud_sync.hub.ratelimit import DeviceRateLimit
-from cloud_sync.hub.store import Store
-from cloud_sync.hub.validate import DEFAULT_MAX_PAYLOAD, Rejected, Reply, decode
-from cloud_sync.schema import EventBatchV1, StatusV1, TelemetryV1, parse_topic
+from cloud_sync.hub.validate import (
+    DEFAULT_MAX_PAYLOAD,
+    Accepted,
+    Rejected,
+    Reply,
+    decode,
+    salvage_batch,
+)
+from cloud_sync.schema import (
+    MAX_BATCH_EVENTS,
+    EventBatchV1,
+    EventV1,
+    HubAckV1,
+    StatusV1,
+    TelemetryV1,
+    parse_topic,
+    topic,
+)
+from edge.supervise import ComponentHealth, GuardedThread
 
 log = logging.getLogger("edge_hub.ingest")
 
@@ -59,11 +86,22 @@ class IngestConfig:
     session_expiry_s: int = 7 * 24 * 3600
     """With a fixed ``client_id`` the broker keeps this worker's session (and queues its
     QoS 1 messages) while it is down, for this long: a hub restart loses nothing."""
+    reconnect_min_s: float = 0.2
+    reconnect_max_s: float = 5.0
+    """Reconnect backoff: 0.2 s doubling to 5 s, each wait jittered down by up to half
+    (workers that lost one broker do not all come back in the same instant). A hub
+    back 5 s after the broker is the worst case; paho's default 1..30 s meant 15 s."""
+    db_retry_max_s: float = 10.0
+    writer_max_restarts: int = 5
+    """Writer crashes (a bug, not bad data: that is quarantined) restarted within 5 min;
+    one more and the writer is fatal: health says so and ``edge-hub serve`` exits 1."""
 
 
 def subscriptions(prefix: str, group: str, shared: bool) -> list[str]:
     """The topic filters one worker subscribes to (QoS 1 each)."""
     share = f"$share/{group}/" if shared else ""
+    # Never ``+/#`` or ``+/+``: the hub's own ``<device>/ack`` and the ``cmd/<name>``
+    # requests it publishes must not come back to it.
     return [
         f"{prefix}/+/status",
         f"{share}{prefix}/+/events",
@@ -72,7 +110,37 @@ def subscriptions(prefix: str, group: str, shared: bool) -> list[str]:
     ]
 
 
-Item = tuple[int, int, str, bytes]  # mid, qos, topic, payload
+@dataclass(frozen=True, slots=True)
+class Item:
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes  # at most QUARANTINE_PAYLOAD_MAX bytes when ``size`` is over the cap
+    size: int  # bytes received
+    too_large: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Got:
+    """One accepted message and where it came from (for the fallback and the quarantine)."""
+
+    item: Item
+    msg: Accepted
+
+
+class _StoppingError(Exception):
+    """The hub is stopping while a write waits for the database: leave it unacknowledged."""
+
+
+def seq_ranges(seqs: Sequence[int]) -> list[list[int]]:
+    """Sorted, merged, inclusive ``[first, last]`` ranges."""
+    out: list[list[int]] = []
+    for s in sorted(set(seqs)):
+        if out and out[-1][1] + 1 == s:
+            out[-1][1] = s
+        else:
+            out.append([s, s])
+    return out
 
 
 class Ingest:
@@ -95,13 +163,46 @@ class Ingest:
         # A named worker keeps its broker session across restarts; an anonymous one cannot.
         self._persistent = cfg.client_id is not None
         self._stop = threading.Event()
-        self._writer: threading.Thread | None = None
+        self._writer = GuardedThread(
+            "hub-writer",
+            self._write_loop,
+            stop=self._stop,
+            max_restarts=cfg.writer_max_restarts,
+            stall_after_s=120.0,
+        )
         self._client: mqtt.Client | None = None
         self._v5 = cfg.protocol != "3.1.1"
         self._connected = threading.Event()
         self._connack: Any = None
-        self._log_budget: dict[str, int] = {}
+        self._attempt = 0
+        self._down_since: float | None = time.monotonic()
+        self._mqtt_reason: str | None = "not connected yet"
+        self._db_error: str | None = None
+        self._db_error_since = 0.0
         self._last_prune = 0.0
+
+    # --- health ----------------------------------------------------------------------------
+    def health(self) -> list[ComponentHealth]:
+        """The writer thread, the broker connection and the database, as the writer sees it."""
+        out = [self._writer.health()]
+        where = f"{self.cfg.host}:{self.cfg.port}"
+        if self.metrics.mqtt_connected:
+            out.append(ComponentHealth("mqtt", True))
+        else:
+            down = time.monotonic() - (self._down_since or time.monotonic())
+            out.append(
+                ComponentHealth(
+                    "mqtt", False, f"broker {where} unreachable for {down:.0f} s"
+                    f" ({self._mqtt_reason or 'reconnecting'})",
+                )
+            )  # fmt: skip
+        err = self._db_error
+        if err is None:
+            out.append(ComponentHealth("database", True))
+        else:
+            t = time.monotonic() - self._db_error_since
+            out.append(ComponentHealth("database", False, f"writes failing for {t:.0f} s: {err}"))
+        return out
 
     # --- MQTT ------------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
@@ -114,12 +215,23 @@ class Ingest:
         )
         if self.cfg.username:
             c.username_pw_set(self.cfg.username, self.cfg.password)
-        c.reconnect_delay_set(1, 30)
+        self._next_delay(c, reset=True)
         c.max_inflight_messages_set(100)
         c.on_connect = self._on_connect
+        c.on_connect_fail = self._on_connect_fail
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
         return c
+
+    def _next_delay(self, c: mqtt.Client, reset: bool = False) -> float:
+        """Set paho's next reconnect wait: min doubling to max, jittered; returns it."""
+        if reset:
+            self._attempt = 0
+        base = min(self.cfg.reconnect_min_s * 2**self._attempt, self.cfg.reconnect_max_s)
+        self._attempt = min(self._attempt + 1, 30)
+        delay = base * random.uniform(0.5, 1.0)
+        c.reconnect_delay_set(delay, delay)  # floats work in paho
+        return float(delay)
 
     def _connect(self, c: mqtt.Client) -> None:
         props = None
@@ -137,47 +249,79 @@ class Ingest:
         )
         c.loop_start()
 
-    def _on_connect(self, c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+    def _on_connect(self, c: mqtt.Client, _u: Any, flags: Any, rc: Any, _p: Any) -> None:
         self._connack = rc
+        where = f"{self.cfg.host}:{self.cfg.port}"
         if rc.is_failure:
-            log.warning("broker %s:%d refused the connection: %s", self.cfg.host, self.cfg.port, rc)
+            self._mqtt_reason = f"refused: {rc}"
+            log.warning("broker %s refused the connection: %s", where, rc)
             self._connected.set()
             return
         shared = self._v5
+        # Subscribe on EVERY connect, session present or not: mosquitto restores a persistent
+        # session after its own restart but not the session's $share subscriptions, so a
+        # worker trusting the CONNACK session-present flag would get nothing more.
         c.subscribe([(t, 1) for t in subscriptions(self.cfg.prefix, self.cfg.group, shared)])
+        self._next_delay(c, reset=True)
+        self._down_since = None
+        self._mqtt_reason = None
         self.metrics.mqtt_connected = True
         self.metrics.mqtt_shared = shared
+        present = bool(getattr(flags, "session_present", False))
         if shared:
             log.info(
-                "connected to %s:%d (MQTT 5), shared subscription group %r",
-                self.cfg.host, self.cfg.port, self.cfg.group,
+                "connected to %s (MQTT 5, session present: %s), shared subscription group %r",
+                where, present, self.cfg.group,
             )  # fmt: skip
         else:
             log.warning(
-                "connected to %s:%d with MQTT 3.1.1: no shared subscriptions, so run a single"
+                "connected to %s with MQTT 3.1.1: no shared subscriptions, so run a single"
                 " hub worker on this broker",
-                self.cfg.host, self.cfg.port,
+                where,
             )  # fmt: skip
         self._connected.set()
 
-    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+    def _went_down(self, why: str) -> None:
         self.metrics.mqtt_connected = False
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+        self._mqtt_reason = why
+
+    def _on_connect_fail(self, c: mqtt.Client, _u: Any) -> None:
+        self._went_down("connection refused or unreachable")
         if not self._stop.is_set():
-            log.warning("lost the broker (%s); reconnecting", rc)
+            delay = self._next_delay(c)
+            log.warning(
+                "cannot reach the broker %s:%d; reconnecting in %.1f s",
+                self.cfg.host, self.cfg.port, delay,
+            )  # fmt: skip
+
+    def _on_disconnect(self, c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        self._went_down(f"lost: {rc}")
+        if not self._stop.is_set():
+            delay = self._next_delay(c)
+            log.warning(
+                "lost the broker %s:%d (%s); reconnecting in %.1f s",
+                self.cfg.host, self.cfg.port, rc, delay,
+            )  # fmt: skip
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         # Runs in paho's thread: no parsing here, only the size cap and the queue.
         payload = msg.payload
-        if len(payload) > self.cfg.max_payload:
-            self._reject(Rejected("too_large", msg.topic, f"{len(payload)} bytes"))
-            self._ack(msg.mid, msg.qos)
+        size = len(payload)
+        if size > self.cfg.max_payload:  # quarantined (its head) by the writer
+            item = Item(msg.mid, msg.qos, msg.topic, bytes(payload[:QUARANTINE_PAYLOAD_MAX]),
+                        size, too_large=True)  # fmt: skip
+            self.queue.put(item, len(item.payload) + 200)
             return
         parsed = parse_topic(self.cfg.prefix, msg.topic)
-        if parsed is not None and not self.limit.allow(parsed[0], len(payload)):
+        if parsed is not None and not self.limit.allow(parsed[0], size):
+            # Acknowledged to the broker but NOT hub-acked: the device keeps the batch and
+            # sends it again later, when it is under its rate (no flood into the quarantine).
             self._reject(Rejected("rate_limited", msg.topic, f"device {parsed[0]} over its rate"))
             self._ack(msg.mid, msg.qos)
             return
-        self.queue.put((msg.mid, msg.qos, msg.topic, bytes(payload)), len(payload) + 200)
+        self.queue.put(Item(msg.mid, msg.qos, msg.topic, bytes(payload), size), size + 200)
 
     def _ack(self, mid: int, qos: int) -> None:
         if qos > 0 and self._client is not None:
@@ -186,7 +330,6 @@ class Ingest:
     def start(self, wait_s: float = 5.0) -> None:
         """Connect (falling back to 3.1.1 when ``protocol`` is auto) and start the writer."""
         self.store.migrate()
-        self._writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
         self._writer.start()
         self._client = self._make_client()
         self._connect(self._client)
@@ -207,20 +350,36 @@ class Ingest:
             self._connect(self._client)
             self._connected.wait(wait_s)
 
-    def publish(self, topic: str, payload: bytes, timeout: float = 5.0) -> None:
+    def publish_command(self, t: str, payload: bytes, timeout: float = 5.0) -> None:
+        """Publish a command request at QoS 1 and wait for the broker's PUBACK.
+
+        The topic is checked here, at the producer: a broker disconnects a client that
+        publishes a malformed topic, and paho would resend it on every reconnect."""
+        parsed = parse_topic(self.cfg.prefix, t)
+        if parsed is None or parsed[1] != "cmd" or parsed[2] is None:
+            raise HubError(f"{t!r}: not a command topic under {self.cfg.prefix!r}")
+        try:
+            if topic(self.cfg.prefix, parsed[0], "cmd", parsed[2]) != t:
+                raise ValueError("not in canonical form")
+        except ValueError as e:
+            raise HubError(f"{t!r}: refused before publishing ({e})") from None
+        self.publish(t, payload, timeout)
+
+    def publish(self, t: str, payload: bytes, timeout: float = 5.0) -> None:
         """Publish at QoS 1 and wait for the broker's PUBACK."""
         c = self._client
         if c is None or not c.is_connected():
             raise HubError(f"not connected to the broker {self.cfg.host}:{self.cfg.port}")
-        info = c.publish(topic, payload, qos=1)
+        if "\x00" in t or "+" in t or "#" in t or len(t.encode()) > 65535:
+            raise HubError(f"{t!r}: not a topic a broker accepts")
+        info = c.publish(t, payload, qos=1)
         info.wait_for_publish(timeout)
         if not info.is_published():
-            raise HubError(f"broker {self.cfg.host}:{self.cfg.port} did not acknowledge {topic}")
+            raise HubError(f"broker {self.cfg.host}:{self.cfg.port} did not acknowledge {t}")
 
     def stop(self) -> None:
         self._stop.set()
-        if self._writer is not None:
-            self._writer.join(10)
+        self._writer.join(10)
         if self._client is not None:
             self._client.disconnect()
             self._client.loop_stop()
@@ -236,57 +395,200 @@ class Ingest:
 
     def _write_loop(self) -> None:
         while not self._stop.is_set() or len(self.queue):
+            self._writer.beat()
             items = self.queue.get_many(self.cfg.write_batch, wait=0.2, linger=0.005)
             if items:
-                self._write(items)
+                try:
+                    self._write(items)
+                except _StoppingError:
+                    return  # unacknowledged: the broker redelivers them to the next session
             self._maybe_prune()
 
-    def _write(self, items: list[Item]) -> None:
-        batches: list[EventBatchV1] = []
-        statuses: list[StatusV1] = []
-        telemetry: list[TelemetryV1] = []
-        replies: list[Reply] = []
-        kinds: dict[str, int] = {}
-        for _mid, _qos, topic, payload in items:
-            m = decode(self.cfg.prefix, topic, payload, self.cfg.max_payload)
-            if isinstance(m, Rejected):
-                self._reject(m)
-                continue
-            if isinstance(m, EventBatchV1):
-                batches.append(m)
-                kinds["events"] = kinds.get("events", 0) + 1
-            elif isinstance(m, StatusV1):
-                statuses.append(m)
-                kinds["status"] = kinds.get("status", 0) + 1
-            elif isinstance(m, TelemetryV1):
-                telemetry.append(m)
-                kinds["telemetry"] = kinds.get("telemetry", 0) + 1
-            else:
-                replies.append(m)
-                kinds["reply"] = kinds.get("reply", 0) + 1
+    def _retry(self, fn: Callable[[], Any]) -> Any:
+        """Run a database call; a failure of the database itself is retried with backoff
+        (health red meanwhile), a failure caused by the data is raised to the caller."""
         delay = 0.2
         while True:
-            t0 = time.perf_counter()
             try:
-                res = self.store.write(batches, statuses, telemetry, replies)
-                break
-            except Exception as e:  # any database failure: keep the data, retry
+                out = fn()
+            except Exception as e:
+                if not self.store.is_transient(e):
+                    raise
                 with self.metrics.lock:
                     self.metrics.write_errors += 1
-                log.error("database write failed (%s); retrying in %.1f s", e, delay)
+                if self._db_error is None:
+                    self._db_error_since = time.monotonic()
+                self._db_error = f"{type(e).__name__}: {str(e).strip()[:200]}"
+                log.error("database write failed (%s); retrying in %.1f s", self._db_error, delay)
                 if self._stop.wait(delay):
-                    return
-                delay = min(delay * 2, 10.0)
+                    raise _StoppingError from None
+                self._writer.beat()
+                delay = min(delay * 2, self.cfg.db_retry_max_s)
+                continue
+            if self._db_error is not None:
+                log.info("database writes work again (after %.1f s)",
+                         time.monotonic() - self._db_error_since)  # fmt: skip
+                self._db_error = None
+            return out
+
+    def _quarantine(self, items: list[QuarantineItem]) -> None:
+        if not items:
+            return
+        try:
+            self._retry(lambda: self.store.quarantine(items))
+        except _StoppingError:
+            raise
+        except Exception as e:  # the last resort failed: say so loudly, never block on it
+            with self.metrics.lock:
+                self.metrics.quarantine_failed += len(items)
+            log.error("could not quarantine %d message(s) (%s): %s", len(items),
+                      ", ".join(sorted({q.reason for q in items})), e)  # fmt: skip
+            return
+        with self.metrics.lock:
+            for q in items:
+                self.metrics.quarantined[q.reason] += 1
+
+    def _write(self, items: list[Item]) -> None:
+        got: list[_Got] = []
+        quarantine: list[QuarantineItem] = []
+        acked: dict[str, list[int]] = {}  # device → seqs quarantined (hub-acked too)
+        kinds: dict[str, int] = {}
+        for it in items:
+            parsed = parse_topic(self.cfg.prefix, it.topic)
+            dev = parsed[0] if parsed else None
+            if it.too_large:
+                r = Rejected("too_large", it.topic, f"{it.size} bytes > {self.cfg.max_payload}")
+                self._reject(r)
+                quarantine.append(QuarantineItem(r.reason, r.detail, it.topic, it.payload, dev))
+                continue
+            try:
+                m = decode(self.cfg.prefix, it.topic, it.payload, self.cfg.max_payload)
+            except Exception as e:  # a decoder bug must not kill the writer: keep the message
+                m = Rejected("bad_schema", it.topic, f"decoder failed: {type(e).__name__}: {e}")
+            if isinstance(m, Rejected):
+                self._reject(m)
+                salvaged = salvage_batch(self.cfg.prefix, it.topic, it.payload)
+                if salvaged is None or dev is None:
+                    quarantine.append(QuarantineItem(m.reason, m.detail, it.topic, it.payload, dev))
+                    continue
+                for b in salvaged.bad:
+                    quarantine.append(QuarantineItem(m.reason, b.detail, it.topic, b.raw, dev))
+                    if b.seq is not None:
+                        acked.setdefault(dev, []).append(b.seq)
+                if salvaged.good is None:
+                    continue
+                m = salvaged.good
+            got.append(_Got(it, m))
+            k = (
+                "events" if isinstance(m, EventBatchV1)
+                else "status" if isinstance(m, StatusV1)
+                else "telemetry" if isinstance(m, TelemetryV1)
+                else "reply"
+            )  # fmt: skip
+            kinds[k] = kinds.get(k, 0) + 1
+        t0 = time.perf_counter()
+        try:
+            stored, dups = self._retry(lambda: self._store(got))
+        except _StoppingError:
+            raise
+        except Exception as e:  # something in this write cannot be stored: one at a time
+            log.warning("write of %d message(s) failed (%s: %s); storing one by one",
+                        len(got), type(e).__name__, e)  # fmt: skip
+            stored, dups = self._store_each(got, quarantine, acked)
+        self._quarantine(quarantine)
         with self.metrics.lock:
             self.metrics.write_seconds += time.perf_counter() - t0
             self.metrics.batches_written += 1
-            self.metrics.events_stored += res.stored
-            self.metrics.events_duplicate += res.duplicates
+            self.metrics.events_stored += stored
+            self.metrics.events_duplicate += dups
             self.metrics.received.update(kinds)
-        for mid, qos, _t, _p in items:
-            self._ack(mid, qos)
-        if res.stored and self.on_stored is not None:
+        for it in items:
+            self._ack(it.mid, it.qos)
+        for g in got:
+            if isinstance(g.msg, EventBatchV1):
+                acked.setdefault(g.msg.device_id, []).extend(e.seq for e in g.msg.events)
+        self._hub_ack(acked)
+        if stored and self.on_stored is not None:
             self.on_stored()
+
+    def _store(self, got: Sequence[_Got]) -> tuple[int, int]:
+        batches = [g.msg for g in got if isinstance(g.msg, EventBatchV1)]
+        statuses = [g.msg for g in got if isinstance(g.msg, StatusV1)]
+        telemetry = [g.msg for g in got if isinstance(g.msg, TelemetryV1)]
+        replies = [g.msg for g in got if isinstance(g.msg, Reply)]
+        if not (batches or statuses or telemetry or replies):
+            return 0, 0
+        res = self.store.write(batches, statuses, telemetry, replies)
+        return res.stored, res.duplicates
+
+    def _store_each(
+        self, got: list[_Got], quarantine: list[QuarantineItem], acked: dict[str, list[int]]
+    ) -> tuple[int, int]:
+        """The fallback: each message alone, each event of a failing batch alone; what
+        the database refuses is quarantined (its seqs still acknowledged to the device)."""
+        stored = dups = 0
+        keep: list[_Got] = []
+        for g in got:
+            try:
+                s, d = self._retry(lambda g=g: self._store([g]))  # type: ignore[misc]
+                stored, dups = stored + s, dups + d
+                keep.append(g)
+                continue
+            except _StoppingError:
+                raise
+            except Exception as exc:
+                err = f"database refused it: {type(exc).__name__}: {str(exc)[:200]}"
+            dev = parse_topic(self.cfg.prefix, g.item.topic)
+            device = dev[0] if dev else None
+            if not isinstance(g.msg, EventBatchV1) or len(g.msg.events) == 1:
+                quarantine.append(QuarantineItem("store_failed", err, g.item.topic,
+                                                 g.item.payload, device))  # fmt: skip
+                if isinstance(g.msg, EventBatchV1):
+                    acked.setdefault(g.msg.device_id, []).append(g.msg.events[0].seq)
+                continue
+            good: list[EventV1] = []
+            for ev in g.msg.events:
+                one = EventBatchV1(device_id=g.msg.device_id, boot_id=g.msg.boot_id, events=[ev])
+                try:
+                    s, d = self._retry(lambda one=one: self.store.write([one]))  # type: ignore[misc]
+                    stored, dups = stored + s, dups + d
+                    good.append(ev)
+                except _StoppingError:
+                    raise
+                except Exception as ex:
+                    why = f"database refused it: {type(ex).__name__}: {str(ex)[:200]}"
+                    raw = ev.model_dump_json().encode()
+                    quarantine.append(
+                        QuarantineItem("store_failed", why, g.item.topic, raw, device)
+                    )
+                    acked.setdefault(g.msg.device_id, []).append(ev.seq)
+            if good:
+                b = EventBatchV1(device_id=g.msg.device_id, boot_id=g.msg.boot_id, events=good)
+                keep.append(_Got(g.item, b))
+        got[:] = keep
+        return stored, dups
+
+    def _hub_ack(self, acked: dict[str, list[int]]) -> None:
+        """HubAckV1 per device, after the commit. Not waited for: a lost ack makes the
+        device resend, and the hub dedups and acknowledges again."""
+        c = self._client
+        if c is None or not acked:
+            return
+        for dev, seqs in sorted(acked.items()):
+            ranges = seq_ranges(seqs)
+            for i in range(0, len(ranges), MAX_BATCH_EVENTS):
+                try:
+                    ack = HubAckV1(device_id=dev, ranges=ranges[i : i + MAX_BATCH_EVENTS])
+                    info = c.publish(topic(self.cfg.prefix, dev, "ack"),
+                                     ack.model_dump_json().encode(), qos=1)  # fmt: skip
+                except ValueError as e:  # not a device id a topic can carry: nothing to ack
+                    log.warning("no hub ack for %r: %s", dev, e)
+                    continue
+                with self.metrics.lock:
+                    if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                        self.metrics.hub_acks += 1
+                    else:
+                        self.metrics.hub_ack_failures += 1
 
     def _maybe_prune(self) -> None:
         days = self.cfg.retention_days

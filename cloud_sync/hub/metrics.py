@@ -11,6 +11,11 @@ from dataclasses import dataclass, field
 class HubMetrics:
     received: Counter[str] = field(default_factory=Counter)  # by topic kind
     rejected: Counter[str] = field(default_factory=Counter)  # by reason
+    quarantined: Counter[str] = field(default_factory=Counter)  # by reason
+    quarantine_failed: int = 0
+    unreadable: Counter[str] = field(default_factory=Counter)  # stored rows skipped, by table
+    hub_acks: int = 0
+    hub_ack_failures: int = 0
     events_stored: int = 0
     events_duplicate: int = 0
     batches_written: int = 0
@@ -40,6 +45,30 @@ class HubMetrics:
             metric(
                 "messages_rejected_total", "counter", "messages refused, by reason",
                 {f'{{reason="{k}"}}': v for k, v in sorted(self.rejected.items())} or {"": 0},
+            )  # fmt: skip
+            metric(
+                "messages_quarantined_total", "counter",
+                "messages or events kept in the quarantine table instead of stored, by reason",
+                {f'{{reason="{k}"}}': v for k, v in sorted(self.quarantined.items())} or {"": 0},
+            )  # fmt: skip
+            metric(
+                "quarantine_failures_total", "counter",
+                "messages that could not even be quarantined (logged)",
+                {"": self.quarantine_failed},
+            )  # fmt: skip
+            metric(
+                "rows_unreadable_total", "counter",
+                "stored rows skipped by a reader (non-finite number, time out of range), by table",
+                {f'{{table="{k}"}}': v for k, v in sorted(self.unreadable.items())} or {"": 0},
+            )  # fmt: skip
+            metric(
+                "hub_acks_total", "counter", "HubAckV1 messages published to devices",
+                {"": self.hub_acks},
+            )  # fmt: skip
+            metric(
+                "hub_ack_failures_total", "counter",
+                "HubAckV1 publishes paho refused (disconnected); devices resend",
+                {"": self.hub_ack_failures},
             )  # fmt: skip
             metric(
                 "events_stored_total", "counter", "events stored (new)", {"": self.events_stored}

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from cloud_sync.hub.db import EventQuery, Store, open_store
 from cloud_sync.hub.errors import QueryError, StoreError
-from cloud_sync.hub.store import EventQuery, Store, open_store
 from cloud_sync.hub.validate import Reply
 from cloud_sync.schema import CommandReplyV1, StatusV1
 
@@ -41,7 +41,7 @@ def test_each_event_is_stored_once_across_redeliveries(store: Store) -> None:
     r = store.write([b1, b2])  # b1 redelivered alongside the next batch
     assert (r.stored, r.duplicates) == (5, 5)
     assert store.count_events() == 10
-    assert store.migrate() == 1  # idempotent
+    assert store.migrate() == 2  # idempotent
 
 
 def test_gaps_show_and_close_when_late_batches_arrive(store: Store) -> None:

@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from cloud_sync.hub.api import Hub
-from cloud_sync.hub.store import open_store
+from cloud_sync.hub.db import open_store
 from cloud_sync.schema import EventBatchV1, EventV1, ModelRefV1
 
 BOOT = str(uuid.uuid4())

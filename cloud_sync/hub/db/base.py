@@ -1,6 +1,6 @@
-"""Hub storage: one schema and one set of queries over SQLite or PostgreSQL.
+"""The store every engine shares: one schema and one set of queries (SQLite, PostgreSQL).
 
-``open_store(url)`` picks the engine by URL scheme. Events are keyed by their
+Events are keyed by their
 UUIDv7 ``id`` and inserted with ``ON CONFLICT DO NOTHING``, so a redelivered
 batch, or one seen by two workers, is stored once. ``n`` is the insertion
 order; the feed and cursor pagination use it. Gaps are computed from the stored
@@ -11,17 +11,23 @@ splitting one device's traffic) close the gap they fill without bookkeeping.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import threading
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from cloud_sync.hub.db import gaps as gapsmod
+from cloud_sync.hub.db import render
+from cloud_sync.hub.db.render import iso, num
 from cloud_sync.hub.errors import QueryError, StoreError
 from cloud_sync.hub.validate import Reply
 from cloud_sync.schema import EventBatchV1, StatusV1, TelemetryV1
+from edge.wire import is_device_id
 
 MAX_PAGE = 1000
 
@@ -72,7 +78,45 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX commands_device ON commands (device_id, sent_at)",
         ],
     ),
+    (
+        2,
+        [
+            # What could not be stored: kept for an operator, one row per distinct payload
+            # (a device resending the same bad batch bumps ``count``, it does not add rows).
+            """CREATE TABLE quarantine (
+                n {pk}, digest TEXT NOT NULL UNIQUE, reason TEXT NOT NULL, detail TEXT NOT NULL,
+                topic TEXT NOT NULL, device_id TEXT, payload {blob} NOT NULL,
+                payload_bytes {big} NOT NULL, first_at {real} NOT NULL, last_at {real} NOT NULL,
+                count {big} NOT NULL)""",
+            "CREATE INDEX quarantine_device ON quarantine (device_id, n)",
+            # Status births: a boot's first seq and whether it found its outbox lost (gaps).
+            """CREATE TABLE births (
+                device_id TEXT NOT NULL, boot_id TEXT NOT NULL, epoch {big}, seq_start {big},
+                outbox_reset INTEGER NOT NULL, seen_at {real} NOT NULL,
+                PRIMARY KEY (device_id, boot_id))""",
+        ],
+    ),
 ]
+
+QUARANTINE_PAYLOAD_MAX = 64 * 1024
+"""Bytes of a quarantined payload that are kept (``payload_bytes`` is the full size)."""
+QUARANTINE_PAGE_MAX = 200
+
+
+def _clean(text: str, limit: int) -> str:
+    """Text a TEXT column takes on both engines (PostgreSQL refuses NUL), bounded."""
+    return text.replace("\x00", "\ufffd")[:limit]
+
+
+@dataclass(frozen=True)
+class QuarantineItem:
+    """A message (or one event of a batch) that could not be stored."""
+
+    reason: str  # a validate.RejectReason, or "store_failed"
+    detail: str
+    topic: str
+    payload: bytes
+    device_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,12 +136,6 @@ class WriteResult:
     stored: int = 0
     duplicates: int = 0
     stored_ids: list[str] = field(default_factory=list)
-
-
-def iso(t: float | None) -> str | None:
-    if t is None:
-        return None
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_time(name: str, value: str) -> float:
@@ -131,14 +169,14 @@ def event_row(r: Sequence[Any]) -> dict[str, Any]:
         "stream": r[5],
         "kind": r[6],
         "label": r[7],
-        "score": r[8],
+        "score": num(r[8]),
         "phase": r[9],
         "started_at": iso(r[10]),
         "ts": iso(r[11]),
-        "box": json.loads(r[12]) if r[12] else None,
+        "box": render.doc(r[12]),
         "track_id": r[13],
         "model": {"name": r[14], "version": r[15], "sha256": r[16]},
-        "latency_ms": r[17],
+        "latency_ms": num(r[17]),
         "received_at": iso(r[18]),
     }
 
@@ -148,6 +186,7 @@ class Store:
 
     url: str
     pk = ""
+    blob = "BLOB"
     greatest = "max"
     least = "min"
 
@@ -155,6 +194,20 @@ class Store:
         self._local = threading.local()
         self._conns: list[Any] = []
         self._conns_lock = threading.Lock()
+        self.unreadable: Counter[str] = Counter()
+        """Stored rows skipped by a reader because they cannot be served, by table."""
+
+    def _skipper(self, table: str) -> Any:
+        def skip() -> None:
+            with self._conns_lock:
+                self.unreadable[table] += 1
+
+        return skip
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """True for a failure of the database itself (connection lost, locked, disk full):
+        retry the same write later. False: this data cannot be stored (quarantine it)."""
+        return isinstance(exc, StoreError)
 
     # --- engine specifics ------------------------------------------------------------------
     def _connect(self) -> Any:
@@ -179,18 +232,40 @@ class Store:
                 self._conns.append(conn)
         return conn
 
+    def _drop_conn(self) -> None:
+        """Forget this thread's connection (broken): the next call opens a new one."""
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with self._conns_lock:
+                if conn in self._conns:
+                    self._conns.remove(conn)
+            with contextlib.suppress(Exception):  # it is broken already
+                conn.close()
+
     @contextmanager
     def _tx(self) -> Iterator[Cursor]:
         conn = self._conn()
-        cur = conn.cursor()
+        try:
+            cur = conn.cursor()
+        except Exception:
+            self._drop_conn()
+            raise
         try:
             yield cur
             conn.commit()
-        except BaseException:
-            conn.rollback()
+        except BaseException as e:
+            try:
+                conn.rollback()
+            except Exception:  # the connection is gone: start afresh next time
+                self._drop_conn()
+                raise e from None
+            if self.is_transient(e):
+                self._drop_conn()
             raise
         finally:
-            cur.close()
+            with contextlib.suppress(Exception):
+                cur.close()
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._tx() as cur:
@@ -207,7 +282,7 @@ class Store:
 
     def migrate(self) -> int:
         """Apply pending migrations; returns the schema version."""
-        fmt = {"pk": self.pk, "real": "DOUBLE PRECISION", "big": "BIGINT"}
+        fmt = {"pk": self.pk, "real": "DOUBLE PRECISION", "big": "BIGINT", "blob": self.blob}
         with self._tx() as cur:
             self._lock_migrations(cur)
             cur.execute(
@@ -305,6 +380,16 @@ class Store:
                     ),
                     (s.state, s.ts.timestamp() if s.ts else t, s.boot_id, s.version, s.device_id),
                 )
+                if s.boot_id is not None and (s.seq_start is not None or s.outbox_reset):
+                    cur.execute(
+                        self._sql(
+                            "INSERT INTO births VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT"
+                            " (device_id, boot_id) DO UPDATE SET epoch = excluded.epoch,"
+                            " seq_start = excluded.seq_start,"
+                            " outbox_reset = excluded.outbox_reset"
+                        ),
+                        (s.device_id, s.boot_id, s.epoch, s.seq_start, int(s.outbox_reset), t),
+                    )
             for m in telemetry:
                 doc = m.model_dump_json()
                 fps = sum(s.fps_processed for s in m.streams.values()) if m.streams else None
@@ -340,6 +425,74 @@ class Store:
     def _inserted(self, cur: Cursor, attempted: int) -> int:
         return max(cur.rowcount, 0)
 
+    def quarantine(self, items: Sequence[QuarantineItem], now: float | None = None) -> None:
+        """Keep what could not be stored, in one transaction; a payload seen again bumps
+        its row's ``count`` and ``last_at``."""
+        if not items:
+            return
+        t = now if now is not None else datetime.now(UTC).timestamp()
+        rows = []
+        for q in items:
+            digest = hashlib.sha256(q.topic.encode(errors="replace") + b"\0" + q.payload)
+            dev = q.device_id if q.device_id is not None and is_device_id(q.device_id) else None
+            rows.append(
+                (
+                    digest.hexdigest(), _clean(q.reason, 64), _clean(q.detail, 500),
+                    _clean(q.topic, 1024), dev, q.payload[:QUARANTINE_PAYLOAD_MAX],
+                    len(q.payload), t, t, 1,
+                )
+            )  # fmt: skip
+        with self._tx() as cur:
+            cur.executemany(
+                self._sql(
+                    "INSERT INTO quarantine (digest, reason, detail, topic, device_id, payload,"
+                    " payload_bytes, first_at, last_at, count)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (digest) DO UPDATE SET count = quarantine.count + 1,"
+                    " last_at = excluded.last_at"
+                ),
+                rows,
+            )
+
+    def quarantined(
+        self, device: str | None = None, cursor: int | None = None, limit: int = 50
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Newest first; the next page's cursor (None: last page)."""
+        if not 1 <= limit <= QUARANTINE_PAGE_MAX:
+            raise QueryError(f"limit: {limit} is outside 1..{QUARANTINE_PAGE_MAX}")
+        where: list[str] = []
+        params: list[Any] = []
+        if device is not None:
+            where.append("device_id = ?")
+            params.append(device)
+        if cursor is not None:
+            where.append("n < ?")
+            params.append(cursor)
+        sql = (
+            "SELECT n, reason, detail, topic, device_id, payload, payload_bytes, first_at,"
+            " last_at, count FROM quarantine"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        raw = self._rows(sql + " ORDER BY n DESC LIMIT ?", (*params, limit + 1))
+
+        def one(r: Sequence[Any]) -> dict[str, Any]:
+            payload = bytes(r[5])
+            return {
+                "n": r[0], "reason": r[1], "detail": r[2], "topic": r[3], "device_id": r[4],
+                "payload": payload.decode("utf-8", errors="replace"),
+                "payload_bytes": r[6], "truncated": r[6] > len(payload),
+                "first_at": iso(r[7]), "last_at": iso(r[8]), "count": r[9],
+            }  # fmt: skip
+
+        page = render.rows(raw[:limit], one, self._skipper("quarantine"))
+        nxt = int(raw[limit - 1][0]) if len(raw) > limit else None
+        return page, nxt
+
+    def quarantine_count(self) -> int:
+        """Distinct quarantined payloads."""
+        return int(self._rows("SELECT count(*) FROM quarantine")[0][0])
+
     def add_command(self, cmd_id: str, device_id: str, name: str, args: dict[str, Any]) -> None:
         with self._tx() as cur:
             cur.execute(
@@ -371,8 +524,15 @@ class Store:
             " (SELECT count(*) FROM events e WHERE e.device_id = d.device_id)"
             " FROM devices d ORDER BY d.device_id"
         )
-        return [
-            {
+        skip = self._skipper("devices")
+
+        def one(r: Sequence[Any]) -> dict[str, Any]:
+            try:
+                tel = render.doc(r[7])
+            except render.UnreadableError:  # the device stays listed; only its last telemetry goes
+                skip()
+                tel = None
+            return {
                 "device_id": r[0],
                 "first_seen": iso(r[1]),
                 "last_seen": iso(r[2]),
@@ -380,27 +540,28 @@ class Store:
                 "state_at": iso(r[4]),
                 "boot_id": r[5],
                 "version": r[6],
-                "telemetry": json.loads(r[7]) if r[7] else None,
+                "telemetry": tel,
                 "last_event_at": iso(r[8]),
                 "events": int(r[9]),
             }
-            for r in rows
-        ]
+
+        return render.rows(rows, one, skip)
 
     def device(self, device_id: str) -> dict[str, Any] | None:
         found = [d for d in self.devices() if d["device_id"] == device_id]
         if not found:
             return None
         d = found[0]
-        d["boots"] = [
-            {"boot_id": r[0], "first_seq": r[1], "last_seq": r[2], "first_seen": iso(r[3]),
-             "last_seen": iso(r[4])}
-            for r in self._rows(
+        d["boots"] = render.rows(
+            self._rows(
                 "SELECT boot_id, first_seq, last_seq, first_seen, last_seen FROM boots"
                 " WHERE device_id = ? ORDER BY first_seen",
                 (device_id,),
-            )
-        ]  # fmt: skip
+            ),
+            lambda r: {"boot_id": r[0], "first_seq": r[1], "last_seq": r[2],
+                       "first_seen": iso(r[3]), "last_seen": iso(r[4])},
+            self._skipper("boots"),
+        )  # fmt: skip
         return d
 
     def events(self, q: EventQuery) -> tuple[list[dict[str, Any]], int | None]:
@@ -429,42 +590,70 @@ class Store:
             sql += " WHERE " + " AND ".join(where)
         sql += f" ORDER BY n {q.order.upper()} LIMIT ?"
         rows = self._rows(sql, (*params, q.limit + 1))
-        page = [event_row(r) for r in rows[: q.limit]]
-        nxt = page[-1]["n"] if len(rows) > q.limit else None
+        page = render.rows(rows[: q.limit], event_row, self._skipper("events"))
+        # the cursor is the last row's number, readable or not, so paging moves past it
+        nxt = int(rows[q.limit - 1][0]) if len(rows) > q.limit else None
         return page, nxt
 
-    def events_after(self, n: int, limit: int = 1000) -> list[dict[str, Any]]:
+    def events_after(self, n: int, limit: int = 1000) -> tuple[list[dict[str, Any]], int]:
+        """Events numbered above ``n`` and the highest number read: a page of unreadable
+        rows still moves the reader on (the live feed must never stop on one)."""
         rows = self._rows(
             f"SELECT {EVENT_COLS} FROM events WHERE n > ? ORDER BY n LIMIT ?", (n, limit)
         )
-        return [event_row(r) for r in rows]
+        last = int(rows[-1][0]) if rows else n
+        return render.rows(rows, event_row, self._skipper("events")), last
 
     def events_in(self, ns: Sequence[int]) -> list[dict[str, Any]]:
         if not ns:
             return []
         marks = ", ".join("?" * len(ns))
         rows = self._rows(f"SELECT {EVENT_COLS} FROM events WHERE n IN ({marks}) ORDER BY n", ns)
-        return [event_row(r) for r in rows]
+        return render.rows(rows, event_row, self._skipper("events"))
 
     def last_n(self) -> int:
         return int(self._rows("SELECT COALESCE(max(n), 0) FROM events")[0][0])
 
     def gaps(self, device: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        """Missing ``seq`` ranges between stored events, per device."""
+        """Missing ``seq`` ranges per device, from seq 0 up to the highest stored seq.
+
+        ``cause`` is ``outbox_reset`` for seqs below a boot whose status birth said its
+        outbox was lost (lost at the device), else ``in_transit`` (see ``db.gaps``)."""
         where, params = ("WHERE device_id = ?", [device]) if device else ("", [])
         rows = self._rows(
-            "SELECT device_id, prev + 1, seq - 1, prev_ts, ts FROM ("
+            "SELECT device_id, COALESCE(prev, -1) + 1, seq - 1, prev_ts, ts FROM ("
             " SELECT device_id, seq, ts,"
             "  LAG(seq) OVER (PARTITION BY device_id ORDER BY seq) AS prev,"
             "  LAG(ts) OVER (PARTITION BY device_id ORDER BY seq) AS prev_ts"
-            f" FROM events {where}) t WHERE seq > prev + 1 ORDER BY device_id, prev LIMIT ?",
+            f" FROM events {where}) t WHERE seq > COALESCE(prev, -1) + 1"
+            " ORDER BY device_id, seq LIMIT ?",
             (*params, limit),
         )
-        return [
-            {"device_id": r[0], "from_seq": r[1], "to_seq": r[2], "missing": r[2] - r[1] + 1,
-             "after_ts": iso(r[3]), "before_ts": iso(r[4])}
-            for r in rows
-        ]  # fmt: skip
+        births: dict[str, list[gapsmod.Birth]] = {}
+        for b in self._rows(
+            "SELECT device_id, boot_id, seq_start, outbox_reset FROM births"
+            f" {where}"
+            " ORDER BY device_id, seq_start",
+            params,
+        ):
+            if b[2] is not None:
+                births.setdefault(b[0], []).append(gapsmod.Birth(b[1], int(b[2]), bool(b[3])))
+        out: list[dict[str, Any]] = []
+        skip = self._skipper("events")
+        for r in rows:
+            try:
+                after, before = iso(r[3]), iso(r[4])
+            except render.UnreadableError:
+                skip()
+                after = before = None
+            hole = gapsmod.Hole(int(r[1]), int(r[2]), r[3], r[4])
+            for first, last, cause, boot in gapsmod.split(hole, births.get(r[0], [])):
+                out.append(
+                    {"device_id": r[0], "from_seq": first, "to_seq": last,
+                     "missing": last - first + 1, "cause": cause, "boot_id": boot,
+                     "after_ts": after, "before_ts": before}
+                )  # fmt: skip
+        return out[:limit]
 
     def telemetry(self, device: str, since: float, limit: int = 2000) -> list[dict[str, Any]]:
         rows = self._rows(
@@ -474,7 +663,11 @@ class Store:
             (device, since, limit),
         )
         keys = ("fps", "inference_ms", "cpu_percent", "rss_mb", "outbox_depth", "dropped")
-        return [{"ts": iso(r[0]), **dict(zip(keys, r[1:], strict=True))} for r in rows]
+        return render.rows(
+            rows,
+            lambda r: {"ts": iso(r[0]), **{k: num(v) for k, v in zip(keys, r[1:], strict=True)}},
+            self._skipper("telemetry"),
+        )
 
     def label_counts(
         self, since: float, bucket_s: int, device: str | None = None
@@ -491,7 +684,11 @@ class Store:
             " GROUP BY label, bucket ORDER BY bucket, label",
             params,
         )
-        return [{"label": r[0], "t": int(r[1]) * bucket_s, "count": int(r[2])} for r in rows]
+        return render.rows(
+            rows,
+            lambda r: {"label": r[0], "t": int(r[1]) * bucket_s, "count": int(r[2])},
+            self._skipper("events"),
+        )
 
     def commands(self, device: str, limit: int = 50) -> list[dict[str, Any]]:
         rows = self._rows(
@@ -499,24 +696,10 @@ class Store:
             " WHERE device_id = ? ORDER BY sent_at DESC LIMIT ?",
             (device, limit),
         )
-        return [
-            {"id": r[0], "name": r[1], "args": json.loads(r[2]), "sent_at": iso(r[3]),
-             "replied_at": iso(r[4]), "ok": None if r[5] is None else bool(r[5]),
-             "reply": json.loads(r[6]) if r[6] else None}
-            for r in rows
-        ]  # fmt: skip
-
-
-def open_store(url: str) -> Store:
-    """``sqlite:///path.db`` (or ``sqlite:///:memory:``) or ``postgresql://…``."""
-    if url.startswith("sqlite:///"):
-        from cloud_sync.hub.store_sqlite import SqliteStore
-
-        return SqliteStore(url)
-    if url.startswith(("postgresql://", "postgres://")):
-        from cloud_sync.hub.store_postgres import PostgresStore
-
-        return PostgresStore(url)
-    raise StoreError(
-        f"--db {url!r}: unsupported URL; use sqlite:///hub.db or postgresql://user@host/db"
-    )
+        return render.rows(
+            rows,
+            lambda r: {"id": r[0], "name": r[1], "args": render.doc(r[2]) or {},
+                       "sent_at": iso(r[3]), "replied_at": iso(r[4]),
+                       "ok": None if r[5] is None else bool(r[5]), "reply": render.doc(r[6])},
+            self._skipper("commands"),
+        )  # fmt: skip

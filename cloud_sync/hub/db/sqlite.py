@@ -6,8 +6,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from cloud_sync.hub.db.base import Cursor, Store
 from cloud_sync.hub.errors import StoreError
-from cloud_sync.hub.store import Cursor, Store
 
 
 class SqliteStore(Store):
@@ -30,6 +30,10 @@ class SqliteStore(Store):
         except sqlite3.Error as e:
             raise StoreError(f"--db {self.url!r}: cannot open ({e})") from None
         return conn
+
+    def is_transient(self, exc: BaseException) -> bool:
+        # locked, busy, disk I/O error, disk full, read-only file: the database, not the data
+        return isinstance(exc, sqlite3.OperationalError | StoreError)
 
     def _lock_migrations(self, cur: Cursor) -> None:
         cur.execute("BEGIN IMMEDIATE")

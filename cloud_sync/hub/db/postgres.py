@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from cloud_sync.hub.db.base import Cursor, Store
 from cloud_sync.hub.errors import StoreError
-from cloud_sync.hub.store import Cursor, Store
 
 _MIGRATION_LOCK = 0x6564676577697365  # "edgewise"
 
 
 class PostgresStore(Store):
     pk = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+    blob = "BYTEA"
     greatest = "GREATEST"
     least = "LEAST"
 
@@ -33,6 +34,13 @@ class PostgresStore(Store):
         except psycopg.Error as e:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise StoreError(f"--db {self.url!r}: cannot connect ({msg})") from None
+
+    def is_transient(self, exc: BaseException) -> bool:
+        # connection lost, server restarting, admin shutdown: retry; DataError (a NUL in
+        # text, a value out of range), IntegrityError ...: this data, quarantine it
+        import psycopg
+
+        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | StoreError)
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s")
