@@ -3,6 +3,8 @@
 ``emit`` returns once the event is committed to the outbox (fsynced); the
 publisher delivers it later, across outages and restarts. ``emit_many`` commits
 a group of events (one frame's worth) in one transaction: one fsync for all.
+A commit that fails raises ``OutboxError`` (counted in the outbox's stats and
+shown by ``health()``); the daemon's fanout counts it per sink.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from cloud_sync.telemetry import Telemetry
 from edge.control import DeviceControl
 from edge.errors import ConfigError
 from edge.events import Event, uuid7
+from edge.supervise import ComponentHealth
 
 if TYPE_CHECKING:
     from edge.config import SinkConfig
@@ -51,6 +54,7 @@ class MqttSink:
             self.boot_id,
             max_bytes=cfg.outbox.max_bytes,
             when_full=cfg.outbox.when_full,
+            state_path=data_dir / "state.json",
         )
         self._telemetry = Telemetry(device_id, self.boot_id)
         self.commands: CommandWorker | None = None
@@ -77,6 +81,10 @@ class MqttSink:
         """Commit ``events`` in one transaction; returns how many the outbox kept."""
         return self.outbox.append(events)
 
+    def health(self) -> list[ComponentHealth]:
+        """The publisher's threads, the broker link, and whether the outbox takes appends."""
+        return [*self.publisher.health(), self.outbox.health()]
+
     def flush(self) -> None:
         """Nothing to do: every emitted event is already committed."""
 
@@ -96,9 +104,9 @@ class MqttSink:
         self.close()
 
     def _send_reply(self, name: str, payload: bytes) -> object:
-        topic_ = reply_topic(self.cfg.prefix, self.device_id, name)
-        if not self.publisher.publish_reply(topic_, payload):
-            log.warning("command %s: reply not sent, the broker is not connected", name)
+        # queued until the broker has it (PUBACK), across reconnects: a `config` command
+        # that changes [sync] is answered once the new connection is up
+        self.publisher.publish_reply(reply_topic(self.cfg.prefix, self.device_id, name), payload)
         return None
 
     def _telemetry_payload(self) -> bytes | None:
