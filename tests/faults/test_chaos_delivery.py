@@ -256,6 +256,7 @@ def run_and_audit(r: Rig) -> None:
     assert final.depth == 0, f"outbox still holds seqs {final.seqs[:20]}\n" + detail
     assert result.ok, detail
     assert gaps == [], detail
+    print(result.summary() + "\n" + "\n".join(r.timeline))  # shown with -rP
 
 
 def test_nothing_committed_is_lost_or_doubled_through_chaos_sqlite(tmp_path: Path) -> None:
