@@ -159,6 +159,12 @@ class DetectorConfig(_Section):
         description="onnxruntime execution providers or TFLite delegates, in order "
         "(default: the device profile's, where it uses the same runtime)",
     )
+    accelerator_strict: bool = Field(
+        default=False,
+        title="Strict accelerator",
+        description="refuse to start when a provider or delegate cannot be used, instead of "
+        "falling back to the CPU with a warning",
+    )
     threshold: float | None = Field(
         default=None,
         gt=0,

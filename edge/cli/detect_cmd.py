@@ -12,6 +12,7 @@ from typing import Any
 from edge.cli.models_cmd import add_home_option
 from edge.cli.output import emit_json, table
 from edge.errors import InputError
+from edge.runtime.base import AcceleratorInfo
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,19 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--threshold", type=float, help="score threshold (default: the manifest's)")
     p.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
     p.add_argument("--backend", choices=["onnxruntime", "tflite"], help="override the runtime")
+    p.add_argument(
+        "--provider",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="onnxruntime execution provider or TFLite delegate library to try, in order "
+        "(repeatable; default: the CPU)",
+    )
+    p.add_argument(
+        "--accelerator-strict",
+        action="store_true",
+        help="fail instead of falling back to the CPU when a --provider cannot be used",
+    )
     add_home_option(p)
     p.set_defaults(handler=run)
 
@@ -52,7 +66,13 @@ def run(args: argparse.Namespace) -> int:
     resolved = resolve(args.model, args.home)  # a wrong model name is reported first
     if not args.input.exists():
         raise InputError(f"{args.input}: file not found")
-    model, det = load_detector(resolved, threads=args.threads, backend=args.backend)
+    model, det = load_detector(
+        resolved,
+        threads=args.threads,
+        backend=args.backend,
+        providers=tuple(args.provider),
+        strict=args.accelerator_strict,
+    )
     load_ms = (time.perf_counter() - t_start) * 1000
     if args.threshold is not None:
         set_threshold(det, args.threshold)
@@ -67,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         det.close()
     return 0
+
+
+def _accelerator_text(info: AcceleratorInfo) -> str:
+    return f"{info.active} ({info.backend})" + (" after a fallback" if info.fallback else "")
 
 
 def _run_image(
@@ -93,10 +117,14 @@ def _run_image(
                 "height": int(image.shape[0]),
                 "detections": [d.to_json() for d in detections],
                 "timing_ms": {k: round(v, 3) for k, v in timing.items()},
+                "accelerator": det.accelerator.to_json(),
             }
         )
         return
-    print(f"{path}: {len(detections)} detection(s) by {name} in {total_ms:.1f} ms")
+    print(
+        f"{path}: {len(detections)} detection(s) by {name} in {total_ms:.1f} ms"
+        f" on {_accelerator_text(det.accelerator)}"
+    )
     if detections:
         rows = [
             [d.label, f"{d.score:.3f}", ", ".join(f"{v:.0f}" for v in d.box)] for d in detections
@@ -132,12 +160,14 @@ def _run_audio(args: argparse.Namespace, name: str, det: Any, load_ms: float) ->
                     "read": round(read_ms, 3),
                     "detect": round(total_ms, 3),
                 },
+                "accelerator": det.accelerator.to_json(),
             }
         )
         return 0
     print(
         f"{args.input}: {len(segments)} segment(s) by {name} in {duration:.2f} s of audio "
-        f"({total_ms:.1f} ms, {duration * 1000 / max(total_ms, 1e-6):.0f}x real time)"
+        f"({total_ms:.1f} ms, {duration * 1000 / max(total_ms, 1e-6):.0f}x real time) "
+        f"on {_accelerator_text(det.accelerator)}"
     )
     if segments:
         rows = [[s.label, f"{s.start:.3f}", f"{s.end:.3f}", f"{s.score:.3f}"] for s in segments]

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.cli.models_cmd import add_home_option
 from edge.cli.output import emit_json
 
 # The flags the profiles' recipes depend on (x86 `flags`, ARM `Features` in /proc/cpuinfo).
@@ -110,15 +111,36 @@ def match_profile(machine: Machine) -> tuple[str | None, str]:
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("doctor", help="CPU features, runtimes and the matching device profile")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="show what the zoo models would run on with this profile's providers "
+        "(default: the profile that matches this machine)",
+    )
+    add_home_option(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge.cli import doctor_accel
+    from edge.profiles import get_profile
+
     machine = read_machine()
     profile, why = match_profile(machine)
     rts = runtimes()
+    chosen = args.profile or profile
+    avail = doctor_accel.available()
+    models = doctor_accel.zoo_accelerators(get_profile(chosen) if chosen else None, args.home)
     if args.json:
-        emit_json({"machine": asdict(machine), "runtimes": rts, "profile": profile, "why": why})
+        emit_json(
+            {
+                "machine": asdict(machine),
+                "runtimes": rts,
+                "profile": profile,
+                "why": why,
+                "accelerators": {"available": avail, "profile": chosen, "zoo": models},
+            }
+        )
         return 0
     shown = [f for f in INTERESTING if f in machine.flags]
     print(f"{'machine':<22}{machine.arch}, {machine.cores} cores, {machine.cpu or 'unknown CPU'}"
@@ -130,4 +152,5 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"{name:<22}{info or 'not installed'}")
     print(f"{'profile':<22}{profile or 'none'} ({why})")
+    doctor_accel.print_text(avail, models, chosen)
     return 0

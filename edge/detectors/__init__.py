@@ -73,18 +73,21 @@ def load_detector(
     threads: int = 1,
     backend: str | None = None,
     providers: tuple[str, ...] = (),
+    strict: bool = False,
     home: Path | None = None,
 ) -> tuple[ResolvedModel, ImageDetector | AudioDetector]:
     """Resolve ``ref`` (zoo name, manifest, bundle folder), open its backend, build its detector.
 
     The manifest is validated before the model is loaded, so a bad decoder name
-    or parameter fails fast with the field named.
+    or parameter fails fast with the field named. A provider or delegate in
+    ``providers`` that cannot be used falls back to the CPU (``detector.accelerator``
+    says why), or, with ``strict``, is a ``BackendUnavailableError``.
     """
     model = ref if isinstance(ref, ResolvedModel) else resolve(ref, home)
     entry, params = decoder_entry(model.manifest, model.origin)  # fails before loading
     rt = load_backend(
         model.path,
-        BackendOptions(threads=threads, providers=providers),
+        BackendOptions(threads=threads, providers=providers, strict=strict),
         backend or FORMAT_BACKEND[model.manifest.format],
     )
     try:

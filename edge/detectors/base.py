@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.models.manifest import Manifest
+from edge.runtime.base import AcceleratorInfo
 
 Image = npt.NDArray[np.uint8]
 """A BGR uint8 image, H×W×3, as OpenCV reads it."""
@@ -96,6 +97,11 @@ class ImageDetector(Protocol):
         """Detections in one BGR image, in image pixels, above the score threshold."""
         ...
 
+    @property
+    def accelerator(self) -> AcceleratorInfo:
+        """The provider or delegate the model really runs on (see ``edge.runtime``)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -119,6 +125,11 @@ class AudioDetector(Protocol):
     @property
     def active(self) -> Segment | None:
         """The segment in progress, if any (its ``end`` is the current position)."""
+        ...
+
+    @property
+    def accelerator(self) -> AcceleratorInfo:
+        """The provider or delegate the model really runs on (see ``edge.runtime``)."""
         ...
 
     def close(self) -> None: ...

@@ -21,7 +21,7 @@ from edge.detectors.base import Detection, Image, StageTimes
 from edge.detectors.preprocess import ImagePreprocessor, Transform
 from edge.errors import InputError, ManifestError, ModelError
 from edge.models.manifest import ImageInput, Manifest
-from edge.runtime.base import Backend
+from edge.runtime.base import AcceleratorInfo, Backend
 
 FloatArray = npt.NDArray[np.float32]
 Points = npt.NDArray[np.float32] | npt.NDArray[np.int32]
@@ -206,6 +206,11 @@ class DBTextDetector:
             dets = [to_detection(b, transform, self.label) for b in boxes]
             dets.sort(key=lambda d: (d.box[1], d.box[0]))  # reading order: top down, then left
         return dets
+
+    @property
+    def accelerator(self) -> AcceleratorInfo:
+        """The provider or delegate the model really runs on."""
+        return self._backend.accelerator
 
     def close(self) -> None:
         self._backend.close()

@@ -21,7 +21,7 @@ from edge.detectors.nms import nms, weighted_nms
 from edge.detectors.preprocess import ImagePreprocessor, Transform
 from edge.errors import ManifestError
 from edge.models.manifest import ImageInput, Manifest
-from edge.runtime.base import Array, Backend
+from edge.runtime.base import AcceleratorInfo, Array, Backend
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.intp]
@@ -366,6 +366,11 @@ class SsdAnchorDetector:
         box = (float(xs[0]), float(ys[0]), float(xs[1]), float(ys[1]))
         kps = [(float(x), float(y)) for x, y in zip(xs[2:], ys[2:], strict=True)]
         return Detection(label, score, box, kps if self._num_keypoints else None)
+
+    @property
+    def accelerator(self) -> AcceleratorInfo:
+        """The provider or delegate the model really runs on."""
+        return self._backend.accelerator
 
     def close(self) -> None:
         self._backend.close()

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from edge.detectors.base import Audio, Segment, StageTimes
 from edge.errors import InputError, ManifestError
 from edge.models.manifest import AudioInput, Manifest
-from edge.runtime.base import Array, Backend
+from edge.runtime.base import AcceleratorInfo, Array, Backend
 
 # get_speech_timestamps' default: pauses shorter than this are not cut points at max length
 _MIN_SILENCE_AT_MAX_SPEECH_MS = 98
@@ -186,6 +186,11 @@ class SileroVad:
         return Segment(
             self._label, self._padded_start(self._start) / self._rate, self._fed / self._rate, score
         )
+
+    @property
+    def accelerator(self) -> AcceleratorInfo:
+        """The provider or delegate the model really runs on."""
+        return self._backend.accelerator
 
     def close(self) -> None:
         self._backend.close()

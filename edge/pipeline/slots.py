@@ -13,6 +13,7 @@ from edge.events import ModelRef
 from edge.models.resolve import ResolvedModel, resolve
 from edge.profiles import Profile
 from edge.runtime import FORMAT_BACKEND
+from edge.runtime.base import AcceleratorInfo
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,12 @@ class DetectorSlot:
     def ref(self) -> ModelRef:
         m = self.model.manifest
         return ModelRef(m.name, m.version, m.sha256)
+
+    @property
+    def accelerator(self) -> AcceleratorInfo:
+        """The provider or delegate the running model really uses, and why not the one
+        asked for (``fallback``); for /healthz and telemetry."""
+        return self.detector.accelerator
 
     @property
     def is_audio(self) -> bool:
@@ -69,7 +76,13 @@ def open_detector(
     cfg: DetectorConfig, model: ResolvedModel, profile: Profile | None
 ) -> ImageDetector | AudioDetector:
     backend, threads, providers = backend_options(cfg, model, profile)
-    return load_detector(model, threads=threads, backend=backend, providers=providers)[1]
+    return load_detector(
+        model,
+        threads=threads,
+        backend=backend,
+        providers=providers,
+        strict=cfg.accelerator_strict,
+    )[1]
 
 
 def load_slot(

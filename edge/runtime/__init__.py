@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge.errors import ModelError
-from edge.runtime.base import Backend, BackendFactory, BackendOptions, Quantization, TensorSpec
+from edge.runtime.base import (
+    AcceleratorInfo,
+    Backend,
+    BackendFactory,
+    BackendOptions,
+    Quantization,
+    TensorSpec,
+    accelerator_fallbacks,
+)
 from edge.runtime.onnx import OnnxBackend
 from edge.runtime.tflite import TFLiteBackend
 
@@ -42,10 +50,12 @@ def load_backend(
 __all__ = [
     "BACKENDS",
     "FORMAT_BACKEND",
+    "AcceleratorInfo",
     "Backend",
     "BackendOptions",
     "Quantization",
     "TensorSpec",
+    "accelerator_fallbacks",
     "format_of",
     "load_backend",
 ]
