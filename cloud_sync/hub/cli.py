@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import socket
 import sys
+from types import FrameType
 
 from cloud_sync.hub.errors import HubError
 from cloud_sync.schema import DEFAULT_PREFIX
@@ -69,7 +71,15 @@ def serve(args: argparse.Namespace) -> int:
         device_rate_bytes=args.device_rate_mb * 1024 * 1024,
         device_burst_bytes=args.device_rate_mb * 4 * 1024 * 1024,
     )
-    hub = Hub(store, Ingest(cfg, store), token=token, prefix=args.prefix)
+    fatal: list[str] = []
+    server: uvicorn.Server | None = None
+
+    def on_fatal(why: str) -> None:
+        fatal.append(why)
+        if server is not None:
+            server.should_exit = True
+
+    hub = Hub(store, Ingest(cfg, store), token=token, prefix=args.prefix, on_fatal=on_fatal)
     config = uvicorn.Config(
         hub.app,
         host=args.http_host,
@@ -77,9 +87,27 @@ def serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=args.log_level == "debug",
         lifespan="on",
+        # a connection still open this long after SIGTERM is cut: shutdown is bounded
+        timeout_graceful_shutdown=3,
     )
-    uvicorn.Server(config).run()
+
+    class Server(uvicorn.Server):
+        """Tells the hub first when a signal asks it to stop, so that live (SSE) streams
+        end at once instead of holding the shutdown open."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            hub.closing.set()
+            super().handle_exit(sig, frame)
+
+    server = Server(config)
+    # uvicorn re-raises the SIGTERM it handled once it has shut down; with the default
+    # handler that kills the process (-15). A stop we asked for and completed is exit 0.
+    signal.signal(signal.SIGTERM, lambda _s, _f: None)
+    server.run()
     store.close()
+    if fatal:
+        logging.getLogger("edge_hub").critical("exiting 1: %s", fatal[0])
+        return 1
     return 0
 
 

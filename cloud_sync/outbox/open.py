@@ -46,8 +46,9 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     created REAL NOT NULL,
-    reason TEXT NOT NULL,
-    payload TEXT NOT NULL
+    reason TEXT NOT NULL,  -- the counter's key: "score: less_than_equal"
+    detail TEXT NOT NULL,  -- pydantic's message
+    payload TEXT NOT NULL  -- the event as the device would have sent it (without seq)
 );
 """
 
@@ -105,12 +106,12 @@ def open_outbox(path: Path, state_path: Path, device_id: str, synchronous: str) 
             own_next = max(own_next, salvage.rows[-1][0] + 1)
         own_next = max(own_next, salvage.next_seq)
     elif state is not None and state.outbox_id is not None:
-        if outbox_id is None:
+        if wal_issue is not None:
+            reason = wal_issue
+        elif outbox_id is None:
             reason = "the outbox file was missing or empty"
         elif outbox_id != state.outbox_id:
             reason = "the outbox file was replaced by another one"
-        elif wal_issue is not None:
-            reason = wal_issue
         elif state.clean and own_next < state.next_seq:
             reason = f"the outbox lost commits (next_seq {own_next}, {state.next_seq} at stop)"
     next_seq = own_next

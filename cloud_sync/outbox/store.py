@@ -126,6 +126,10 @@ class Outbox:
         ).fetchone()
         self._depth = int(count)
         self._bytes = int(nbytes)
+        meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        # lifetime totals for `edge outbox stats`, written with the next commit
+        self._totals_base = (int(meta.get("dropped_total", 0)), int(meta.get("rejected_total", 0)))
+        self._totals_saved = (0, 0)
 
     # --- writer side ------------------------------------------------------------------------
 
@@ -142,10 +146,10 @@ class Outbox:
         now = time.time()
         encoded = [self._encode(e) for e in events]
         refused = check_group(encoded)
-        dead: list[tuple[float, str, str]] = []
+        dead: list[tuple[float, str, str, str]] = []
         if refused:
             bad = {r.index for r in refused}
-            dead = [(now, r.reason, r.message + "\n" + "{" + encoded[r.index]) for r in refused]
+            dead = [(now, r.reason, r.message, "{" + encoded[r.index]) for r in refused]
             encoded = [b for i, b in enumerate(encoded) if i not in bad]
         with self._lock:
             try:
@@ -161,7 +165,9 @@ class Outbox:
                 fn()
         return n
 
-    def _commit(self, encoded: list[str], dead: list[tuple[float, str, str]], now: float) -> int:
+    def _commit(
+        self, encoded: list[str], dead: list[tuple[float, str, str, str]], now: float
+    ) -> int:
         """One transaction: policy, seq, inserts, dead letters. Called with the lock held."""
         kept = self._make_room(encoded) if encoded else []
         if not kept and not dead:
@@ -187,9 +193,19 @@ class Outbox:
                 db.execute("UPDATE meta SET value=? WHERE key='next_seq'", (str(end),))
             if dead:
                 db.executemany(
-                    "INSERT INTO dead_letters(created, reason, payload) VALUES (?, ?, ?)", dead
+                    "INSERT INTO dead_letters(created, reason, detail, payload) "
+                    "VALUES (?, ?, ?, ?)",
+                    dead,
                 )
+            if (self.dropped, self.rejected) != self._totals_saved:
+                base_d, base_r = self._totals_base
+                db.executemany(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                    [("dropped_total", str(base_d + self.dropped)),
+                     ("rejected_total", str(base_r + self.rejected))],
+                )  # fmt: skip
             db.execute("COMMIT")
+            self._totals_saved = (self.dropped, self.rejected)
         except BaseException:
             # SQLite may already have rolled back (SQLITE_FULL does): a second ROLLBACK would
             # fail with "no transaction is active" and hide the real error

@@ -8,7 +8,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
@@ -122,21 +124,24 @@ class Publisher:
 class HubProc:
     """``edge-hub serve`` as a subprocess; ``get`` reads its JSON API."""
 
-    def __init__(self, db: str, mqtt_port: int, prefix: str, log: Path, *extra: str) -> None:
+    def __init__(
+        self, db: str, mqtt_port: int, prefix: str, log: Path, *extra: str,
+        env: dict[str, str] | None = None,
+    ) -> None:  # fmt: skip
         self.port = free_port()
         self.log = log
         exe = Path(sys.executable).with_name("edge-hub")
         self.p = subprocess.Popen(
             [str(exe), "serve", "--db", db, "--mqtt-port", str(mqtt_port), "--prefix", prefix,
              "--http-port", str(self.port), *extra],
-            stdout=subprocess.DEVNULL, stderr=log.open("w"),
+            stdout=subprocess.DEVNULL, stderr=log.open("w"), env=env,
         )  # fmt: skip
         t0 = time.monotonic()
         while True:
             try:
-                if self.get("/healthz")["mqtt_connected"]:
+                if self.health()[1]["mqtt_connected"]:
                     break
-            except OSError:
+            except (OSError, TypeError, KeyError):
                 pass
             if self.p.poll() is not None or time.monotonic() - t0 > 20:
                 raise RuntimeError(f"edge-hub did not come up: {log.read_text()[-2000:]}")
@@ -151,6 +156,9 @@ class HubProc:
             req.add_header("Authorization", f"Bearer {token}")
         with urllib.request.urlopen(req, timeout=10) as r:
             return json.loads(r.read())
+
+    def health(self) -> tuple[int, Any]:
+        return http(self.url("/healthz"))
 
     def stop(self) -> None:
         self.p.send_signal(signal.SIGTERM)
@@ -169,3 +177,49 @@ def wait_for(pred: Any, timeout: float = 15.0, every: float = 0.1) -> Any:
             return v
         time.sleep(every)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+def http(
+    url: str, method: str = "GET", body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    """Status and JSON body, for error answers too (urlopen raises on 4xx/5xx)."""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    if body is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+class AckListener:
+    """Subscribes to ``<prefix>/+/ack`` (the device's view) and collects HubAckV1 payloads."""
+
+    def __init__(self, port: int, prefix: str) -> None:
+        self.acks: list[dict[str, Any]] = []
+        self._ready = threading.Event()
+        self.c = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=f"acks-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv5,
+        )
+        self.c.on_message = lambda _c, _u, m: self.acks.append(json.loads(m.payload))
+        self.c.on_subscribe = lambda *_a: self._ready.set()
+        self.c.connect("127.0.0.1", port)
+        self.c.subscribe(f"{prefix}/+/ack", qos=1)
+        self.c.loop_start()
+        assert self._ready.wait(10), "no SUBACK for the ack listener"
+
+    def acked(self, device: str) -> set[int]:
+        return {
+            s
+            for a in list(self.acks)
+            if a["device_id"] == device
+            for lo, hi in a["ranges"]
+            for s in range(lo, hi + 1)
+        }
+
+    def close(self) -> None:
+        self.c.disconnect()
+        self.c.loop_stop()

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 class DeviceProc:
     def __init__(
-                self,
+        self,
         port: int,
         data: Path,
         *,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,85 @@ def test_telemetry_reads_the_daemon_stats_shape(tmp_path: Path) -> None:
     assert t.streams["cam0"].fps_in == 30.0 and t.streams["cam0"].dropped == 3
     assert t.detectors["faces"].inference_ms == 2.0  # mean over streams
     assert t.outbox.depth == 2 and t.reconnects == 4 and t.rss_mb is not None and t.rss_mb > 0
+
+
+# --- issue 10 -------------------------------------------------------------------------------
+
+
+def test_events_failing_the_wire_schema_are_dead_letters_not_rows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """issue 10 case 1: an out-of-range score or a 200-character stream name would make the
+    hub refuse the whole batch after the PUBACK deleted it; now it never enters a batch."""
+    import sqlite3
+
+    def bad() -> list[Event]:
+        ev = events(4)
+        ev[1].score = 1.5
+        ev[2].stream = "s" * 200
+        return ev
+
+    boot = uuid7()
+    with Outbox(tmp_path / "o.db", "dev1", boot) as ob:
+        with caplog.at_level("ERROR"):
+            assert ob.append(bad()) == 2
+            assert ob.append(bad()) == 2
+        rows = ob.read(-1, 100)
+        st = ob.stats()
+        reasons = dict(ob.dead_reasons)
+    assert [r.seq for r in rows] == [0, 1, 2, 3]  # no seq spent on a refused event
+    EventBatchV1.model_validate_json(batch_payload("dev1", boot, rows))  # the hub accepts it
+    assert st.dead_letters == 4 and st.next_seq == 4
+    assert reasons == {"score: less_than_equal": 2, "stream: string_too_long": 2}
+    refused_logs = [r for r in caplog.records if "refused by the wire schema" in r.message]
+    assert len(refused_logs) == 2  # once per reason, not once per event
+    with sqlite3.connect(tmp_path / "o.db") as c:
+        dead = c.execute("SELECT reason, payload FROM dead_letters ORDER BY id").fetchall()
+    assert [d[0] for d in dead] == ["score: less_than_equal", "stream: string_too_long"] * 2
+    assert json.loads(dead[0][1])["score"] == 1.5  # the raw event, kept for an operator
+
+
+def test_hub_delivery_keeps_puback_rows_until_the_hub_acks(tmp_path: Path) -> None:
+    """issue 10 case 9: a PUBACK marks rows delivered; only a hub ack deletes them."""
+    with Outbox(tmp_path / "o.db", "dev1", uuid7()) as ob:
+        ob.append(events(6))
+        assert ob.mark_delivered([(0, 3)]) == 4
+        assert [r.seq for r in ob.read(-1, 100)] == [4, 5]  # not sent again on the next fill
+        st = ob.stats()
+        assert st.depth == 6 and st.delivered_unacked == 4
+        assert ob.ack([(0, 1)]) == 2
+        st = ob.stats()
+        assert st.depth == 4 and st.delivered_unacked == 2
+        # an overdue row is handed back once, then waits twice as long (backoff)
+        ob.mark_delivered([(2, 3)], when=time.time() - 100)
+        assert [r.seq for r in ob.take_overdue(10.0, 100)] == [2, 3]
+        assert ob.take_overdue(10.0, 100) == []
+        # after a reconnect, rows delivered within the window are replayed (acks were lost)
+        assert ob.requeue_recent(time.time() - 60) == 2
+        assert [r.seq for r in ob.read(-1, 100)] == [2, 3, 4, 5]
+
+
+def test_full_database_raises_typed_error_counts_and_keeps_seqs_unique(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """issue 10 cases 5 and 10: SQLITE_FULL (what a full disk gives) used to surface as
+    "cannot rollback - no transaction is active" and lose the events uncounted."""
+    from cloud_sync.outbox import OutboxError
+
+    with Outbox(tmp_path / "o.db", "dev1", uuid7()) as ob:
+        ob.append(events(3))
+        pages = ob._db.execute("PRAGMA page_count").fetchone()[0]
+        ob._db.execute(f"PRAGMA max_page_count={pages}")  # no room for one more page
+        with caplog.at_level("ERROR"), pytest.raises(OutboxError, match=r"o\.db.*full"):
+            for _ in range(50):
+                ob.append(events(20))
+        assert "no transaction is active" not in caplog.text
+        st = ob.stats()
+        assert st.append_failures == 1 and st.events_lost == 20
+        h = ob.health()
+        assert not h.ok and h.reason and "full" in h.reason and not h.fatal
+        ob._db.execute("PRAGMA max_page_count=1073741823")  # space freed
+        assert ob.append(events(2)) == 2
+        assert ob.health().ok
+        seqs = [r.seq for r in ob.read(-1, 10_000)]
+    assert seqs == sorted(set(seqs)) and seqs[-1] >= 3 + 20  # the lost events' seqs are burnt
