@@ -28,9 +28,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cloud_sync.config import SyncConfig
 from cloud_sync.outbox import Outbox
 from cloud_sync.publisher import Publisher
+from edge.config import SyncConfig
 from edge.events import Event, ModelRef, uuid7
 from tests.support.mosquitto import start_broker
 
@@ -106,7 +106,10 @@ def sync_throughput(port: int, work: Path, events: list[Event], group: int, drai
     sub = Counter(port, "edgewise/v1/bench/events", batched=True)
     sub.arm(len(events))
     ob = Outbox(work / f"{uuid7()}.db", "bench", uuid7(), max_bytes=1 << 30)
-    pub = Publisher(SyncConfig(port=port, batch_max_events=200, inflight=20), "bench", ob)
+    # delivery = "broker": this measures device -> broker (PUBACK deletes); no hub acks here
+    pub = Publisher(
+        SyncConfig(port=port, batch_max_events=200, inflight=20, delivery="broker"), "bench", ob
+    )
     if drain:
         for i in range(0, len(events), group):
             ob.append(events[i : i + group])
@@ -125,6 +128,21 @@ def sync_throughput(port: int, work: Path, events: list[Event], group: int, drai
     return len(events) / dt
 
 
+def validation_cost(events: list[Event], group: int) -> float:
+    """µs per event that the wire-schema check (``outbox.validate``) adds to ``append``."""
+    try:
+        from cloud_sync.outbox.validate import check_group
+    except ImportError:  # an outbox without validation
+        return 0.0
+    bodies = [json.dumps(e.to_json(), separators=(",", ":"))[1:] for e in events]
+    for b in range(len(bodies)):
+        bodies[b] = f'"device_id":"bench","boot_id":"{uuid7()}",' + bodies[b]
+    t0 = time.perf_counter()
+    for i in range(0, len(bodies), group):
+        check_group(bodies[i : i + group])
+    return (time.perf_counter() - t0) / len(bodies) * 1e6
+
+
 def pct(xs: list[float], q: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, round(q * (len(s) - 1)))]
@@ -132,7 +150,7 @@ def pct(xs: list[float], q: float) -> float:
 
 def sync_latency(port: int, work: Path, n: int, rate: float) -> list[float]:
     ob = Outbox(work / f"{uuid7()}.db", "bench", uuid7())
-    pub = Publisher(SyncConfig(port=port), "bench", ob)
+    pub = Publisher(SyncConfig(port=port, delivery="broker"), "bench", ob)
     created: dict[int, float] = {}
     lat: list[float] = []
 
@@ -204,6 +222,8 @@ def main() -> int:
                 )
                 print(f"outbox QoS1 batches to subscriber, {what}: {o:,.0f} events/s | "
                       f"ratio {o / b:.2f}x")  # fmt: skip
+            v = validation_cost(events, a.group)
+            print(f"wire-schema validation in append: {v:.1f} us/event (groups of {a.group})")
             lat = sync_latency(broker.port, work, a.latency_events, 100.0)
             blat = bare_latency(broker.port, a.latency_events, 100.0, payloads[0])
             print(f"latency @100 ev/s, creation->PUBACK: outbox p50 {pct(lat, .5):.2f} ms "

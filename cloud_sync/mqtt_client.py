@@ -9,7 +9,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from cloud_sync.config import SyncConfig
+from edge.config import SyncConfig
 from edge.errors import ConfigError
 
 

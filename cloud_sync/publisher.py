@@ -44,10 +44,10 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 
-from cloud_sync.config import SyncConfig
 from cloud_sync.mqtt_client import new_client, read_password, status_of
 from cloud_sync.outbox import Outbox, Row, batch_payload
 from cloud_sync.schema import HubAckV1, StatusV1, topic
+from edge.config import SyncConfig
 from edge.events import rfc3339
 from edge.supervise import ComponentHealth, GuardedThread
 

@@ -32,10 +32,14 @@ from edge.wire import (
     is_command_name,
     is_device_id,
 )
+from edge.wire import (
+    DEFAULT_PREFIX as DEFAULT_PREFIX,  # re-exported: defined in edge.wire
+)
+from edge.wire import (
+    MAX_BATCH_EVENTS as MAX_BATCH_EVENTS,
+)
 
 SCHEMA_VERSION = 1
-DEFAULT_PREFIX = "edgewise/v1"
-MAX_BATCH_EVENTS = 1000
 
 Uuid = Annotated[
     str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cloud_sync.commands import CommandHandler, CommandWorker
-from cloud_sync.config import SyncConfig
 from cloud_sync.outbox import Outbox
 from cloud_sync.publisher import Publisher
 from cloud_sync.schema import reply_topic
 from cloud_sync.telemetry import Telemetry
+from edge.config import SyncConfig
 from edge.control import DeviceControl
 from edge.errors import ConfigError
 from edge.events import Event, uuid7

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from edge.config import DeviceConfig, SinkConfig
+from edge.config import DeviceConfig, JsonlSinkConfig, SinkConfig, StdoutSinkConfig
 from edge.control import DeviceControl
 from edge.errors import ConfigError
 from edge.events import Event, EventSink
@@ -93,35 +93,49 @@ class JsonLinesSink:
 
 
 def _jsonl(cfg: SinkConfig, ctx: DaemonContext) -> EventSink:
-    if cfg.path is None:
-        raise ConfigError("sinks: a jsonl sink needs `path`")
+    assert isinstance(cfg, JsonlSinkConfig)  # SINKS maps "jsonl" here
     return JsonLinesSink.open(cfg.path.expanduser(), ctx, cfg.flush_every)
 
 
 def _stdout(cfg: SinkConfig, ctx: DaemonContext) -> EventSink:
+    assert isinstance(cfg, StdoutSinkConfig)  # SINKS maps "stdout" here
     return JsonLinesSink(sys.stdout, ctx, cfg.flush_every)
-
-
-def _mqtt(cfg: SinkConfig, ctx: DaemonContext) -> EventSink:
-    from cloud_sync.sink import from_daemon  # the `sync` extra (paho-mqtt); imported on use
-
-    return from_daemon(cfg, ctx)
 
 
 SinkFactory = Callable[[SinkConfig, DaemonContext], EventSink]
 
-SINKS: dict[str, SinkFactory] = {
-    "jsonl": _jsonl,
-    "stdout": _stdout,
-    "mqtt": _mqtt,
+SINKS: dict[str, str] = {
+    "jsonl": "edge.sinks:_jsonl",
+    "stdout": "edge.sinks:_stdout",
+    # the `sync` extra (paho-mqtt): imported by name, on use, so that `edge` never imports
+    # `cloud_sync` (the layer contract in pyproject.toml, checked by tests/unit/test_layers.py)
+    "mqtt": "cloud_sync.sink:from_daemon",
 }
+"""``[[sinks]] type`` → ``"module:factory"``, imported when a sink of that type is built."""
+
+
+def sink_factory(kind: str) -> SinkFactory:
+    """The factory registered for ``kind``; ``ConfigError`` if it is unknown or not installed."""
+    target = SINKS.get(kind)
+    if target is None:
+        raise ConfigError(f"sinks: unknown sink type {kind!r}; choose one of {sorted(SINKS)}")
+    import importlib  # here, not at the top: only building a sink needs it
+
+    module, _, attr = target.partition(":")
+    try:
+        factory: SinkFactory = getattr(importlib.import_module(module), attr)
+    except ModuleNotFoundError as exc:
+        if module.split(".")[0] == "edge" and exc.name and exc.name.startswith("edge"):
+            raise
+        raise ConfigError(
+            f"sinks: the {kind} sink needs {exc.name}, which is not installed; "
+            "install edgewise[sync]"
+        ) from None
+    return factory
 
 
 def build_sink(cfg: SinkConfig, ctx: DaemonContext) -> EventSink:
-    factory = SINKS.get(cfg.type)
-    if factory is None:
-        raise ConfigError(f"sinks: unknown sink type {cfg.type!r}; choose one of {sorted(SINKS)}")
-    return factory(cfg, ctx)
+    return sink_factory(cfg.type)(cfg, ctx)
 
 
 class SinkFanout:

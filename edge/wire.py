@@ -166,3 +166,69 @@ def check_json_value(value: Any, max_depth: int = MAX_JSON_DEPTH) -> Any:
 
 JsonObject = Annotated[dict[str, Any], AfterValidator(check_json_value)]
 """A JSON object (command args, results): bounded depth, finite numbers, int64 integers."""
+
+
+# -- MQTT: identity and topics -------------------------------------------------------------
+# Checked where they are configured (the device's [sync] section, the hub's options): a
+# broker drops a client whose CONNECT or topic breaks these rules, so a config that passes
+# ``edge validate-config`` must never be one the broker refuses.
+
+DEFAULT_PREFIX = "edgewise/v1"
+"""The topic prefix a device publishes under and the hub subscribes to by default."""
+
+MAX_BATCH_EVENTS = 1000
+"""Most events in one batch message; the hub refuses a bigger batch."""
+
+CLIENT_ID_MAX = 128
+CLIENT_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}"
+"""An MQTT client id every common broker accepts (mosquitto, EMQX, HiveMQ allow 65535
+bytes of any UTF-8; AWS IoT and Azure 128): letters, digits, ``_.:-``, 1-128 characters."""
+
+USERNAME_MAX = 128
+TOPIC_PREFIX_MAX = 128
+_TOPIC_FORBIDDEN = re.compile(r"[+#\x00-\x1f\x7f]")
+
+
+def check_topic_prefix(value: str) -> str:
+    """A topic prefix: one or more ``/``-separated levels that a client may publish to.
+
+    No wildcards (``+``, ``#``) or control characters, no empty level (leading, trailing or
+    doubled ``/``), not starting with ``$`` (reserved for the broker, e.g. ``$SYS``).
+    Raises ``ValueError`` saying which rule the value breaks; returns it unchanged.
+    """
+    if not value:
+        raise ValueError("the topic prefix is empty; use e.g. 'edgewise/v1'")
+    bad = _TOPIC_FORBIDDEN.search(value)
+    if bad:
+        raise ValueError(
+            f"{bad.group()!r} is not allowed in a topic prefix (no wildcards '+'/'#' "
+            "or control characters)"
+        )
+    if value.startswith("$"):
+        raise ValueError("a topic prefix must not start with '$' (reserved for the broker)")
+    if "" in value.split("/"):
+        raise ValueError("a topic prefix has no empty levels: no leading, trailing or double '/'")
+    return value
+
+
+def _no_control(value: str) -> str:
+    if re.search(r"[\x00-\x1f\x7f]", value):
+        raise ValueError("control characters are not allowed")
+    return value
+
+
+ClientId = Annotated[
+    str, Field(pattern=_anchored(CLIENT_ID_PATTERN), max_length=CLIENT_ID_MAX, strict=True)
+]
+TopicPrefix = Annotated[
+    str,
+    Field(min_length=1, max_length=TOPIC_PREFIX_MAX, strict=True),
+    AfterValidator(check_topic_prefix),
+]
+MqttUsername = Annotated[
+    str,
+    Field(min_length=1, max_length=USERNAME_MAX, strict=True),
+    AfterValidator(_no_control),
+]
+"""MQTT strings may not hold U+0000 (a broker closes the connection); the hub's example ACL
+substitutes the username into topic patterns (``%u``), where control characters never match."""

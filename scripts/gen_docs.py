@@ -56,22 +56,79 @@ def _default(f: FieldInfo) -> str:
     return f"`{json.dumps(value, default=str)}`"
 
 
-def _rows(model: type[BaseModel], prefix: str = "") -> list[str]:
+def _constraints(f: FieldInfo) -> list[Any]:
+    """The field's own constraints and those of an ``Annotated`` type inside it (``X | None``)."""
+    found = list(f.metadata)
+    stack = [f.annotation]
+    while stack:
+        tp = stack.pop()
+        if typing.get_origin(tp) is typing.Annotated:
+            for meta in typing.get_args(tp)[1:]:
+                found.extend(meta.metadata if isinstance(meta, FieldInfo) else [meta])
+            stack.append(typing.get_args(tp)[0])
+        elif typing.get_origin(tp) in (typing.Union, types.UnionType):
+            stack.extend(typing.get_args(tp))
+    return found
+
+
+def _has_float(tp: Any) -> bool:
+    return tp is float or any(_has_float(a) for a in typing.get_args(tp))
+
+
+def _limits(model: type[BaseModel], f: FieldInfo) -> str:
+    """The bounds pydantic enforces, as text: the README shows the limits the code has."""
+    out = []
+    for c in _constraints(f):
+        for attr, sign in (("gt", ">"), ("ge", "≥"), ("lt", "<"), ("le", "≤")):
+            if isinstance(getattr(c, attr, None), int | float) and type(c).__name__ != "Strict":
+                out.append(f"{sign} {getattr(c, attr)}")
+        if type(c).__name__ == "MinLen" and c.min_length > 0:
+            out.append("non-empty" if c.min_length == 1 else f"length ≥ {c.min_length}")
+        if type(c).__name__ == "MaxLen":
+            out.append(f"length ≤ {c.max_length}")
+        pattern = getattr(c, "pattern", None)
+        if isinstance(pattern, str):
+            out.append(f"`{pattern}`")
+    if _has_float(f.annotation) and model.model_config.get("allow_inf_nan") is False:
+        out.append("finite")
+    return ", ".join(out).replace("|", "\\|")
+
+
+def _optional_table(tp: Any) -> type[BaseModel] | None:
+    if typing.get_origin(tp) not in (typing.Union, types.UnionType):
+        return None
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if len(args) == 1 and isinstance(args[0], type) and issubclass(args[0], BaseModel):
+        return args[0]
+    return None
+
+
+def _rows(model: type[BaseModel], prefix: str = "", limits: bool = False) -> list[str]:
     rows = []
     for name, f in model.model_fields.items():
         tp = f.annotation
         nested = tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
         if nested is not None and nested is not Source:
-            rows.extend(_rows(nested, f"{prefix}{name}."))
+            rows.extend(_rows(nested, f"{prefix}{name}.", limits))
+            continue
+        optional = _optional_table(tp) if limits else None
+        if optional is not None:  # `tls: TLSConfig | None`: a table of its own, optional
+            rows.extend(_rows(optional, f"{prefix}{name}.", limits))
             continue
         desc = (f.description or f.title or "").replace("|", "\\|").replace("\n", " ")
-        rows.append(f"| `{prefix}{name}` | {_type_name(tp)} | {_default(f)} | {desc} |")
+        cells = [f"`{prefix}{name}`", _type_name(tp), _default(f)]
+        if limits:
+            cells.append(_limits(model, f))
+        rows.append("| " + " | ".join([*cells, desc]) + " |")
     return rows
 
 
-def table(model: type[BaseModel], prefix: str = "") -> str:
-    head = "| field | type | default | meaning |\n|---|---|---|---|"
-    return head + "\n" + "\n".join(_rows(model, prefix))
+def table(model: type[BaseModel], prefix: str = "", limits: bool = False) -> str:
+    if limits:
+        head = "| field | type | default | limits | meaning |\n|---|---|---|---|---|"
+    else:
+        head = "| field | type | default | meaning |\n|---|---|---|---|"
+    return head + "\n" + "\n".join(_rows(model, prefix, limits))
 
 
 def manifest_reference() -> str:
@@ -119,30 +176,33 @@ def zoo_table() -> str:
 
 
 def config_reference() -> str:
-    from cloud_sync.config import SyncConfig
     from edge.config import (
         DetectorConfig,
         DeviceConfig,
         HealthConfig,
-        SinkConfig,
         StreamConfig,
+        SyncConfig,
         TrackingConfig,
     )
+    from edge.config.sinks import SINK_MODELS, SINK_TYPES
 
-    sections = [
+    sections: list[tuple[str, type[BaseModel], str]] = [
         ("Top level", DeviceConfig, ""),
         ("`[[streams]]`", StreamConfig, "streams[]."),
         ("`[detectors.NAME]`", DetectorConfig, "detectors.NAME."),
         ("`[tracking]`", TrackingConfig, "tracking."),
-        ("`[[sinks]]`", SinkConfig, "sinks[]."),
-        ("`[health]`", HealthConfig, "health."),
-        ("`[sync]`", SyncConfig, "sync."),
     ]
+    for kind, sink_model in zip(SINK_TYPES, SINK_MODELS, strict=True):
+        doc = (sink_model.__doc__ or "").strip().splitlines()[0]
+        sections.append((f'`[[sinks]]` with `type = "{kind}"`: {doc}', sink_model, "sinks[]."))
+    sections += [("`[health]`", HealthConfig, "health."), ("`[sync]`", SyncConfig, "sync.")]
     parts = [
-        "<details><summary>Every device-config key (generated from edge/config.py)</summary>\n"
+        "<details><summary>Every device-config key (generated from edge/config/)</summary>\n",
+        "Floats are finite everywhere (TOML's `inf` and `nan` are refused); "
+        "`edge validate-config` checks every limit below.",
     ]
     for title, model, prefix in sections:
-        rows = table(model, prefix).splitlines()
+        rows = table(model, prefix, limits=True).splitlines()
         if model is DeviceConfig:  # the nested tables have their own sections
             rows = [r for r in rows if not r.startswith(("| `tracking.", "| `health.", "| `sync."))]
         parts.append(f"\n**{title}**\n\n" + "\n".join(rows))

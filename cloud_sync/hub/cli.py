@@ -15,8 +15,8 @@ import sys
 from types import FrameType
 
 from cloud_sync.hub.errors import HubError
-from cloud_sync.schema import DEFAULT_PREFIX
 from edge.errors import run_cli
+from edge.wire import DEFAULT_PREFIX
 
 
 def build_parser() -> argparse.ArgumentParser:

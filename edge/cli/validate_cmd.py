@@ -10,7 +10,7 @@ from typing import Any
 from edge.cli.output import emit_json
 from edge.config import DeviceConfig, InvalidConfigError, key_lines, load_config
 from edge.errors import ConfigError, EdgeError
-from edge.sinks import SINKS
+from edge.sinks import sink_factory
 
 
 def add_parser(sub: Any) -> None:
@@ -28,7 +28,8 @@ def add_parser(sub: Any) -> None:
 
 
 def deep_problems(path: Path, cfg: DeviceConfig, check_models: bool) -> list[str]:
-    """What the schema cannot see: models that do not resolve, unknown sinks, missing files."""
+    """What the schema cannot see: models that do not resolve, sinks whose extra is not
+    installed, missing files."""
     from edge.models.resolve import resolve
 
     lines = key_lines(path.read_text(encoding="utf-8"))
@@ -48,11 +49,20 @@ def deep_problems(path: Path, cfg: DeviceConfig, check_models: bool) -> list[str
         except EdgeError as exc:
             out.append(f"{at('detectors', name, 'model')}: {exc}")
     for i, sink in enumerate(cfg.sinks):
-        if sink.type not in SINKS:
-            known = sorted(SINKS)
-            out.append(
-                f"{at('sinks', str(i), 'type')}: unknown sink type {sink.type!r}; use {known}"
-            )
+        try:  # imports the sink's module: a missing extra (paho for mqtt) is a problem here
+            sink_factory(sink.type)
+        except ConfigError as exc:
+            out.append(f"{at('sinks', str(i), 'type')}: {str(exc).removeprefix('sinks: ')}")
+    sync = cfg.sync
+    if sync is not None:  # files the publisher reads when it connects
+        named = [("password_file", sync.password_file)]
+        if sync.tls is not None:
+            named += [
+                (f"tls.{k}", getattr(sync.tls, k)) for k in ("ca_file", "cert_file", "key_file")
+            ]
+        for key, file in named:
+            if file is not None and not file.expanduser().is_file():
+                out.append(f"{at('sync', *key.split('.'))}: {file} not found")
     for i, s in enumerate(cfg.streams):
         src = Path(s.source).expanduser()
         if s.source_type in ("video", "wav") and not src.is_file():

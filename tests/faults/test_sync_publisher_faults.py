@@ -12,10 +12,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from cloud_sync.config import SyncConfig
 from cloud_sync.outbox import Outbox
 from cloud_sync.publisher import Publisher
 from cloud_sync.sink import MqttSink
+from edge.config import SyncConfig
 from edge.events import uuid7
 from tests.support.mosquitto import Broker, free_port, start_broker
 from tests.support.mqtt_sub import Subscriber

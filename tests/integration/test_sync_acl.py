@@ -14,8 +14,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from cloud_sync.config import SyncConfig
 from cloud_sync.sink import MqttSink
+from edge.config import SyncConfig
 from tests.support.mosquitto import Broker, free_port
 from tests.support.mqtt_sub import Subscriber
 from tests.support.publisher_proc import make_events

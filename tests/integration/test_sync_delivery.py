@@ -18,8 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from cloud_sync.config import OutboxConfig, SyncConfig
 from cloud_sync.sink import MqttSink
+from edge.config import OutboxConfig, SyncConfig
 from tests.support.device_proc import DeviceProc
 from tests.support.mosquitto import Broker, free_port, start_broker
 from tests.support.mqtt_sub import Subscriber, retained_status

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from cloud_sync.config import SyncConfig
 from cloud_sync.sink import MqttSink
+from edge.config import SyncConfig
 from tests.support.mosquitto import Broker, start_broker
 from tests.support.mqtt_sub import Subscriber
 from tests.support.publisher_proc import make_events

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cloud_sync.config import SyncConfig, TLSConfig
 from cloud_sync.sink import MqttSink
+from edge.config import SyncConfig, TLSConfig
 from tests.support.certs import make_pki
 from tests.support.mosquitto import Broker, free_port
 from tests.support.publisher_proc import make_events

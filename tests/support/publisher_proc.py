@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from cloud_sync.config import OutboxConfig, SyncConfig
 from cloud_sync.sink import MqttSink
+from edge.config import OutboxConfig, SyncConfig
 from edge.events import Event, ModelRef
 
 MODEL = ModelRef("blazeface-short", "1", "0123456789abcdef")

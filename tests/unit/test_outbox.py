@@ -220,3 +220,29 @@ def test_full_database_raises_typed_error_counts_and_keeps_seqs_unique(
         assert ob.health().ok
         seqs = [r.seq for r in ob.read(-1, 10_000)]
     assert seqs == sorted(set(seqs)) and seqs[-1] >= 3 + 20  # the lost events' seqs are burnt
+
+
+def test_edge_outbox_cli_reads_a_live_outbox(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`edge outbox` opens read-only beside a writer that has the file open (the daemon)."""
+    from edge.cli.main import main
+
+    with Outbox(tmp_path / "outbox.db", "dev1", uuid7(), state_path=tmp_path / "state.json") as ob:
+        ev = events(5)
+        ev[4].score = 2.0
+        ob.append(ev)
+        ob.mark_delivered([(0, 1)])
+        assert main(["outbox", "--data-dir", str(tmp_path), "stats", "--json"]) == 0
+        st = json.loads(capsys.readouterr().out)
+        assert st["depth"] == 4 and st["next_seq"] == 4 and st["delivered_unacked"] == 2
+        assert st["dead_letters"] == 1 and st["epoch"] == 1 and st["seq_reserved"] >= 4
+        assert main(["outbox", "--data-dir", str(tmp_path), "peek", "-n", "2", "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        assert [r["seq"] for r in rows] == [0, 1] and rows[0]["delivered"] is not None
+        assert main(["outbox", "--data-dir", str(tmp_path), "dead-letters"]) == 0
+        out = capsys.readouterr().out
+        assert "score" in out and '"score":2.0' in out
+        ob.append(events(1))  # the writer is not blocked by the reader
+    assert main(["outbox", "--data-dir", str(tmp_path / "nowhere"), "stats"]) == 2
+    assert "no outbox here" in capsys.readouterr().err

@@ -1,0 +1,62 @@
+"""The device config (TOML): streams, detectors, tracking, sinks, health listener, sync.
+
+Validated with pydantic, unknown keys rejected. ``load_config`` raises
+``InvalidConfigError`` whose ``problems`` are ``file:line key: message`` lines.
+
+- ``edge.config.device``: ``DeviceConfig`` and its tables (detectors, tracking, health)
+- ``edge.config.streams``: ``[[streams]]``
+- ``edge.config.sinks``: ``[[sinks]]``, one model per ``type`` (a discriminated union)
+- ``edge.config.sync``: ``[sync]`` (broker, identity, outbox), used by ``cloud_sync``
+- ``edge.config.lines``: the TOML line of a key (``find_line``)
+- ``edge.config.load``: reading, validating, making paths absolute
+
+Importing this package imports neither ``cloud_sync`` nor any runtime (onnxruntime,
+OpenCV): a test and an import-linter contract (pyproject.toml) hold it to that.
+"""
+
+from __future__ import annotations
+
+from edge.config.device import DetectorConfig, DeviceConfig, HealthConfig, TrackingConfig
+from edge.config.lines import find_line, key_lines
+from edge.config.load import (
+    InvalidConfigError,
+    format_problems,
+    load_config,
+    parse_config,
+    resolve_paths,
+)
+from edge.config.sinks import (
+    SINK_TYPES,
+    JsonlSinkConfig,
+    MqttSinkConfig,
+    SinkConfig,
+    StdoutSinkConfig,
+)
+from edge.config.streams import MotionGateConfig, SourceType, StreamConfig, infer_source_type
+from edge.config.sync import OutboxConfig, SyncConfig, TLSConfig
+
+__all__ = [
+    "SINK_TYPES",
+    "DetectorConfig",
+    "DeviceConfig",
+    "HealthConfig",
+    "InvalidConfigError",
+    "JsonlSinkConfig",
+    "MotionGateConfig",
+    "MqttSinkConfig",
+    "OutboxConfig",
+    "SinkConfig",
+    "SourceType",
+    "StdoutSinkConfig",
+    "StreamConfig",
+    "SyncConfig",
+    "TLSConfig",
+    "TrackingConfig",
+    "find_line",
+    "format_problems",
+    "infer_source_type",
+    "key_lines",
+    "load_config",
+    "parse_config",
+    "resolve_paths",
+]

@@ -1,0 +1,144 @@
+"""``[[streams]]``: what to read (camera, file, URL, folder, WAV, microphone) and how."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from edge.config.base import Section
+from edge.wire import StreamName
+
+SourceType = Literal["camera", "video", "url", "images", "wav", "mic"]
+VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".mkv", ".mov", ".webm", ".mjpg", ".mjpeg", ".m4v"})
+AUDIO_SUFFIXES = frozenset({".wav", ".wave"})
+URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+
+
+class MotionGateConfig(Section):
+    enabled: bool = Field(
+        default=True, title="Enabled", description="skip inference on static scenes"
+    )
+    threshold: float = Field(
+        default=2.0,
+        gt=0,
+        title="Threshold",
+        description="mean absolute grey change (0-255) of a 64×48 thumbnail that counts as motion",
+    )
+    max_skip_s: float = Field(
+        default=2.0, gt=0, title="Max skip", description="run inference at least this often anyway"
+    )
+
+
+class StreamConfig(Section):
+    name: StreamName = Field(title="Name", description="stream id: letters, digits, `_.-`")
+    source: str = Field(
+        min_length=1,
+        title="Source",
+        description="camera index (0), video file, rtsp/http URL, image folder, WAV file, "
+        "or 'mic' / 'mic:DEVICE'",
+    )
+    type: SourceType | None = Field(
+        default=None, title="Source type", description="default: inferred from `source`"
+    )
+    detectors: list[str] = Field(
+        min_length=1, title="Detectors", description="names of [detectors.NAME] tables to run"
+    )
+    thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        title="Thresholds",
+        description="per-detector score threshold for this stream, e.g. {face = 0.7}",
+    )
+    fps_limit: float | None = Field(
+        default=None, gt=0, title="FPS limit", description="process at most this many frames/s"
+    )
+    resolution: tuple[int, int] | None = Field(
+        default=None, title="Resolution", description="[width, height] asked of a camera"
+    )
+    zones: list[list[tuple[float, float]]] = Field(
+        default_factory=list,
+        title="Zones",
+        description="normalized [x, y] polygons; a detection counts only if its centre is in one",
+    )
+    motion_gate: MotionGateConfig | None = Field(
+        default=None, title="Motion gate", description="skip inference while the scene is static"
+    )
+    loop: bool = Field(
+        default=False, title="Loop", description="file sources: start again at the end"
+    )
+    realtime: bool = Field(
+        default=False,
+        title="Real time",
+        description="file sources: pace frames at the file's rate (default: as fast as possible)",
+    )
+    sample_rate: int = Field(
+        default=16000, gt=0, title="Sample rate", description="audio sources, Hz"
+    )
+    chunk_ms: int = Field(
+        default=96, gt=0, le=2000, title="Chunk", description="audio chunk length"
+    )
+    stall_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        title="Stall timeout",
+        description="live source: restart after this long without a frame",
+    )
+    reconnect_min_s: float = Field(
+        default=0.5, gt=0, title="Reconnect min", description="first backoff"
+    )
+    reconnect_max_s: float = Field(
+        default=10.0, gt=0, title="Reconnect max", description="backoff cap"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> StreamConfig:
+        if self.type is None:
+            self.type = infer_source_type(self.source)
+        for name in self.thresholds:
+            if name not in self.detectors:
+                raise ValueError(f"thresholds names {name!r}, which this stream does not run")
+        for v in self.thresholds.values():
+            if not 0.0 < v < 1.0:
+                raise ValueError(f"thresholds must lie between 0 and 1, got {v}")
+        for zone in self.zones:
+            if len(zone) < 3:
+                raise ValueError("a zone needs at least 3 points")
+            if any(not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0) for x, y in zone):
+                raise ValueError("zone points are normalized: x and y in [0, 1]")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        return self
+
+    @property
+    def source_type(self) -> SourceType:
+        assert self.type is not None  # set by the validator
+        return self.type
+
+    @property
+    def is_audio(self) -> bool:
+        return self.source_type in ("wav", "mic")
+
+    @property
+    def is_live(self) -> bool:
+        return self.source_type in ("camera", "url", "mic")
+
+
+def infer_source_type(source: str) -> SourceType:
+    s = source.strip()
+    if s.isdigit() or s.startswith("/dev/video"):
+        return "camera"
+    if s == "mic" or s.startswith("mic:"):
+        return "mic"
+    if s.lower().startswith(URL_SCHEMES):
+        return "url"
+    suffix = Path(s).suffix.lower()
+    if suffix in AUDIO_SUFFIXES:
+        return "wav"
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
+    if suffix == "":
+        return "images"
+    raise ValueError(
+        f"cannot tell the kind of source {source!r}; set type = camera|video|url|images|wav|mic"
+    )

@@ -1,0 +1,143 @@
+"""The ``[sync]`` section of a device config: broker, identity, outbox, telemetry.
+
+Part of the device config (``edge.config``), so loading a config never imports
+``cloud_sync``; ``cloud_sync`` (publisher, MQTT sink) imports it from here.
+
+Every field a broker or the hub checks is checked here first, with the same bound
+(from ``edge.wire``), so a config ``edge validate-config`` accepts is never one the
+broker refuses at CONNECT or the hub refuses per batch.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, field_validator, model_validator
+
+from edge.config.base import Section
+from edge.wire import DEFAULT_PREFIX, MAX_BATCH_EVENTS, ClientId, MqttUsername, TopicPrefix
+
+ED25519_KEY_BYTES = 32
+
+
+def _host(value: str) -> str:
+    if re.search(r"[\s\x00-\x1f\x7f/]", value):
+        raise ValueError("a host name or address has no spaces, '/' or control characters")
+    return value
+
+
+Host = Annotated[str, Field(min_length=1, max_length=253), AfterValidator(_host)]
+"""A DNS name (at most 253 characters), IPv4 or IPv6 address."""
+
+
+class TLSConfig(Section):
+    ca_file: Path | None = Field(
+        default=None,
+        description="CA bundle that signed the broker's cert (relative: to the config)",
+    )
+    cert_file: Path | None = Field(
+        default=None, description="client certificate (mutual TLS; relative: to the config)"
+    )
+    key_file: Path | None = Field(
+        default=None, description="client private key (mutual TLS; relative: to the config)"
+    )
+    insecure: bool = Field(default=False, description="skip hostname checks (testing only)")
+
+    @model_validator(mode="after")
+    def _pair(self) -> TLSConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("mutual TLS needs both cert_file and key_file (or neither)")
+        return self
+
+
+class OutboxConfig(Section):
+    path: Path = Field(
+        default=Path("outbox.db"), description="SQLite file (relative: to the data dir)"
+    )
+    max_bytes: int = Field(
+        default=64 * 1024 * 1024, gt=0, description="bound on stored payload bytes"
+    )
+    when_full: Literal["drop_oldest", "reject_new"] = Field(
+        default="drop_oldest", description="what happens to events when the outbox is full"
+    )
+
+
+class SyncConfig(Section):
+    host: Host = Field(default="127.0.0.1", description="MQTT broker host")
+    port: int = Field(default=1883, gt=0, lt=65536)
+    protocol: Literal["5", "3.1.1"] = Field(default="5", description="MQTT protocol version")
+    client_id: ClientId | None = Field(
+        default=None, description="default: the device id; letters, digits, `_.:-`"
+    )
+    username: MqttUsername | None = Field(default=None, description="no control characters")
+    password_file: Path | None = Field(
+        default=None, description="file holding the password (relative: to the config)"
+    )
+    tls: TLSConfig | None = None
+    prefix: TopicPrefix = Field(
+        default=DEFAULT_PREFIX,
+        description="topic prefix: `/`-separated levels, no `+`, `#`, empty level or leading `$`",
+    )
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    batch_max_events: int = Field(default=100, ge=1, le=MAX_BATCH_EVENTS)
+    batch_max_ms: int = Field(default=50, ge=0, le=10_000)
+    inflight: int = Field(default=20, ge=1, le=1000, description="unacknowledged batches at once")
+    puback_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="no PUBACK this long: reconnect and resend from the outbox",
+    )
+    connect_timeout_s: float = Field(
+        default=10.0, gt=0, le=3600, description="wait this long for CONNACK"
+    )
+    reconnect_min_s: float = Field(default=0.5, gt=0, le=3600)
+    reconnect_max_s: float = Field(default=30.0, gt=0, le=86400)
+    telemetry_interval_s: float = Field(default=10.0, gt=0, le=86400)
+    delivery: Literal["hub", "broker"] = Field(
+        default="hub",
+        description='"hub": keep events until the hub acknowledges them (HubAckV1); '
+        '"broker": delete on the broker\'s PUBACK (no edgewise hub behind the broker)',
+    )
+    hub_ack_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86400,
+        description="PUBACK'd but no hub ack this long: send again (the wait doubles per resend)",
+    )
+    broker_unreachable_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86400,
+        description="health turns red after the broker is unreachable this long",
+    )
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    model_public_key: str | None = Field(
+        default=None, description="Ed25519 public key (base64 raw or PEM) that signs model bundles"
+    )
+
+    @field_validator("model_public_key")
+    @classmethod
+    def _key_shape(cls, value: str | None) -> str | None:
+        # the shape only (cryptography, in the `sync` extra, parses it when the sink starts)
+        if value is None or value.strip().startswith("-----BEGIN"):
+            return value
+        try:
+            raw = base64.b64decode(value.strip(), validate=True)
+        except (ValueError, binascii.Error):
+            raw = b""
+        if len(raw) != ED25519_KEY_BYTES:
+            raise ValueError(
+                "not an Ed25519 public key; give base64 of the 32 raw bytes or a PEM block"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _backoff(self) -> SyncConfig:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        return self
