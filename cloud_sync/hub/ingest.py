@@ -548,9 +548,10 @@ class Ingest:
                 continue
             good: list[EventV1] = []
             for ev in g.msg.events:
-                one = EventBatchV1(device_id=g.msg.device_id, boot_id=g.msg.boot_id, events=[ev])
+                one = _Got(g.item, EventBatchV1(device_id=g.msg.device_id,
+                                                boot_id=g.msg.boot_id, events=[ev]))  # fmt: skip
                 try:
-                    s, d = self._retry(lambda one=one: self.store.write([one]))  # type: ignore[misc]
+                    s, d = self._retry(lambda one=one: self._store([one]))  # type: ignore[misc]
                     stored, dups = stored + s, dups + d
                     good.append(ev)
                 except _StoppingError:
