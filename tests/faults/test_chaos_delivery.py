@@ -30,12 +30,12 @@ from pathlib import Path
 
 import pytest
 
-from cloud_sync.config import SyncConfig
+from edge.config import SyncConfig
 from tests.fixtures.video import FaceSpan, face_video
 from tests.support.delivery_audit import audit
 from tests.support.mosquitto import Broker, start_broker
 from tests.support.mqtt_sub import Subscriber
-from tests.support.outbox_probe import OutboxState, read_outbox
+from tests.support.outbox_probe import OutboxState, outbox_stats, read_outbox
 from tests.support.procs import EdgeDaemon, HubServer
 
 pytestmark = pytest.mark.slow
@@ -250,13 +250,19 @@ def run_and_audit(r: Rig) -> None:
         seen = {s: set(v) for s, v in r.sub.ids.items()}
     result = audit(final.next_seq, seen, events)
     gaps = r.hubs[-1].get("/api/gaps")["gaps"]
-    detail = result.summary() + f"\n/api/gaps: {gaps[:10]}\n" + r.report()
+    stats = outbox_stats(r.config)
+    detail = result.summary() + f"\n/api/gaps: {gaps[:10]}\noutbox stats: {stats}\n" + r.report()
     assert final.next_seq > 200, detail  # enough traffic to mean something
+    # the device's own account agrees, and nothing left its outbox except by a hub ack: a
+    # dead letter, drop or refusal would be a legitimate hole the audit must not excuse
+    assert stats["next_seq"] == final.next_seq and stats["depth"] == 0, detail
+    lost_at_device = (stats["dead_letters"], stats["dropped_total"], stats["rejected_total"])
+    assert lost_at_device == (0, 0, 0), detail
     assert r.daemon.alive, detail
     assert final.depth == 0, f"outbox still holds seqs {final.seqs[:20]}\n" + detail
     assert result.ok, detail
     assert gaps == [], detail
-    print(result.summary() + "\n" + "\n".join(r.timeline))  # shown with -rP
+    print(f"{result.summary()}\noutbox stats: {stats}\n" + "\n".join(r.timeline))  # -rP
 
 
 def test_nothing_committed_is_lost_or_doubled_through_chaos_sqlite(tmp_path: Path) -> None:

@@ -7,9 +7,13 @@ writer. ``next_seq`` is the outbox's own high-water mark: every seq below it was
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -32,3 +36,14 @@ def read_outbox(path: Path) -> OutboxState | None:
     finally:
         db.close()
     return OutboxState(len(seqs), int(row[0]) if row else 0, seqs)
+
+
+def outbox_stats(config: Path) -> dict[str, Any]:
+    """``edge outbox --config CONFIG stats --json``: the device's own account of its outbox
+    (depth, next_seq, dead letters, drops, epoch), read-only while the daemon runs."""
+    argv = [sys.executable, "-m", "edge.cli.main", "outbox", "--config", str(config)]
+    out = subprocess.run([*argv, "stats", "--json"], capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise RuntimeError(f"edge outbox stats failed ({out.returncode}): {out.stderr[-1000:]}")
+    doc: dict[str, Any] = json.loads(out.stdout)
+    return doc
