@@ -102,9 +102,11 @@ def test_ack_subscription_is_renewed_on_every_connect(tmp_path: Path) -> None:
             b.restart()  # no persistence: the device's subscriptions are gone with it
             assert wait(lambda: sink.publisher.connects >= 2, 15)
             sub = Subscriber(b.port)
-            time.sleep(0.3)
-            sub.send_ack("cam1", [(0, 2)])
-            assert sink.publisher.wait_drained(10)
+            for _ in range(20):  # again until it lands (the SUBACK may still be on its way)
+                sub.send_ack("cam1", [(0, 2)])
+                if sink.publisher.wait_drained(0.5):
+                    break
+            assert sink.outbox.stats().depth == 0
         sub.close()
     finally:
         b.stop()
