@@ -106,7 +106,10 @@ def sync_throughput(port: int, work: Path, events: list[Event], group: int, drai
     sub = Counter(port, "edgewise/v1/bench/events", batched=True)
     sub.arm(len(events))
     ob = Outbox(work / f"{uuid7()}.db", "bench", uuid7(), max_bytes=1 << 30)
-    pub = Publisher(SyncConfig(port=port, batch_max_events=200, inflight=20), "bench", ob)
+    # delivery = "broker": this measures device -> broker (PUBACK deletes); no hub acks here
+    pub = Publisher(
+        SyncConfig(port=port, batch_max_events=200, inflight=20, delivery="broker"), "bench", ob
+    )
     if drain:
         for i in range(0, len(events), group):
             ob.append(events[i : i + group])
@@ -125,6 +128,36 @@ def sync_throughput(port: int, work: Path, events: list[Event], group: int, drai
     return len(events) / dt
 
 
+def validation_cost(work: Path, group: int, groups: int = 400) -> tuple[float, float]:
+    """``append`` alone (no broker), events/s with and without the wire-schema check
+    (``outbox.validate``), interleaved runs; (0, 0) for an outbox without the check."""
+    try:
+        import cloud_sync.outbox.store as store
+    except ImportError:
+        return 0.0, 0.0
+    real = getattr(store, "check_group", None)
+    if real is None:
+        return 0.0, 0.0
+
+    def run(check: bool) -> float:
+        setattr(store, "check_group", real if check else (lambda bodies: []))  # noqa: B010
+        ob = Outbox(work / f"{uuid7()}.db", "bench", uuid7(), max_bytes=1 << 30)
+        groups_ = [make_events(group) for _ in range(groups)]
+        t0 = time.perf_counter()
+        for g in groups_:
+            ob.append(g)
+        dt = time.perf_counter() - t0
+        ob.close()
+        return groups * group / dt
+
+    on, off = [], []
+    for _ in range(3):
+        off.append(run(False))
+        on.append(run(True))
+    setattr(store, "check_group", real)  # noqa: B010
+    return statistics.median(on), statistics.median(off)
+
+
 def pct(xs: list[float], q: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, round(q * (len(s) - 1)))]
@@ -132,7 +165,7 @@ def pct(xs: list[float], q: float) -> float:
 
 def sync_latency(port: int, work: Path, n: int, rate: float) -> list[float]:
     ob = Outbox(work / f"{uuid7()}.db", "bench", uuid7())
-    pub = Publisher(SyncConfig(port=port), "bench", ob)
+    pub = Publisher(SyncConfig(port=port, delivery="broker"), "bench", ob)
     created: dict[int, float] = {}
     lat: list[float] = []
 
@@ -204,6 +237,12 @@ def main() -> int:
                 )
                 print(f"outbox QoS1 batches to subscriber, {what}: {o:,.0f} events/s | "
                       f"ratio {o / b:.2f}x")  # fmt: skip
+            for g in (a.group, 100):
+                on, off = validation_cost(work, g)
+                if off:
+                    print(f"append only, emit_many({g}): {on:,.0f} events/s with the wire-schema "
+                          f"check, {off:,.0f} without | ratio {on / off:.2f}x, "
+                          f"{(1 / on - 1 / off) * 1e6:.1f} us/event")  # fmt: skip
             lat = sync_latency(broker.port, work, a.latency_events, 100.0)
             blat = bare_latency(broker.port, a.latency_events, 100.0, payloads[0])
             print(f"latency @100 ev/s, creation->PUBACK: outbox p50 {pct(lat, .5):.2f} ms "

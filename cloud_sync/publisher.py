@@ -1,13 +1,24 @@
 """The MQTT publisher: moves committed events from the outbox to the broker.
 
-Two threads. The *network* thread owns the connection: it connects with a
+Two threads, both ``GuardedThread``s (a crash is logged, counted and restarted; an
+exception inside a paho callback is caught, counted and turned into a reconnect, so
+the network thread never dies with the outbox growing behind it).
+
+The *network* thread owns the connection: it connects with a
 capped, jittered backoff, runs paho's loop, and on any loss (socket error, a
 non-zero CONNACK reason, a PUBACK timeout) throws the paho client away and
 builds a fresh one, so paho's in-memory queue never resends behind our back.
 The *sender* thread reads the outbox in ``seq`` order, publishes batches at
-QoS 1 while fewer than ``inflight`` are unacknowledged, deletes a batch's rows
-when its PUBACK arrives, and on every new connection starts again from the
-oldest row (replay). Batches linger up to ``batch_max_ms`` for companions only
+QoS 1 while fewer than ``inflight`` are unacknowledged, and on every new
+connection starts again from the oldest row not yet PUBACK'd (replay).
+
+Delivery (``sync.delivery``): with ``"hub"`` (the default) a PUBACK only marks a
+batch's rows delivered; they are deleted when the hub's ``HubAckV1`` on
+``<prefix>/<device>/ack`` says it stored them, and rows the broker took but the hub
+never acknowledged are sent again after ``hub_ack_timeout_s`` (doubling per resend).
+With ``"broker"`` a PUBACK deletes them (no edgewise hub behind the broker).
+
+Batches linger up to ``batch_max_ms`` for companions only
 while other batches are in flight, so a quiet device publishes at once.
 
 MQTT forbids resending on a live connection, so a PUBACK timeout is treated as
@@ -16,46 +27,41 @@ a dead link: reconnect, then resend from the outbox.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import random
 import ssl
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from pydantic import ValidationError
 
-from cloud_sync.outbox import Outbox, Row, batch_payload
-from cloud_sync.schema import StatusV1, topic
+from cloud_sync.mqtt_client import new_client, read_password, status_of
+from cloud_sync.outbox import Outbox
+from cloud_sync.schema import HubAckV1, StatusV1, topic
+from cloud_sync.sender import Flight, Link, SenderLoop
 from edge.config import SyncConfig
-from edge.errors import ConfigError
 from edge.events import rfc3339
+from edge.supervise import ComponentHealth, GuardedThread
+
+__all__ = ["Publisher", "status_of"]
 
 log = logging.getLogger(__name__)
 
+MAX_PENDING_REPLIES = 64
+"""Command replies held while the broker is unreachable; beyond that the oldest goes."""
 
-@dataclass(slots=True)
-class _Flight:
-    first: int
-    last: int
-    sent: float  # monotonic
-    created: float  # epoch seconds the first row entered the outbox
+_F = TypeVar("_F", bound=Callable[..., None])
 
 
-@dataclass(frozen=True, slots=True)
-class _Link:
-    gen: int
-    client: mqtt.Client
-
-
-class Publisher:
+class Publisher(SenderLoop):
     """Publishes the outbox, birth/LWT status, telemetry and command replies."""
 
     def __init__(
@@ -72,12 +78,14 @@ class Publisher:
         self.device_id = device_id
         self.outbox = outbox
         self.boot_id = outbox.boot_id
+        self.hub_delivery = cfg.delivery == "hub"
         self._telemetry = telemetry
         self._on_command = on_command
         self._version = version
-        self._password = _read_password(cfg)
+        self._password = read_password(cfg)
         self._status_topic = topic(cfg.prefix, device_id, "status")
         self._events_topic = topic(cfg.prefix, device_id, "events")
+        self._ack_topic = topic(cfg.prefix, device_id, "ack")
         self._cmd_filter = f"{cfg.prefix}/{device_id}/cmd/+"
         self._stop = threading.Event()  # the network thread ends
         self._stopping = threading.Event()  # the sender ends
@@ -86,16 +94,27 @@ class Publisher:
         self._wake = threading.Event()
         self._reconnect_now = threading.Event()
         self._acks: queue.SimpleQueue[tuple[int, int, bool]] = queue.SimpleQueue()
+        self._hub_acks: queue.SimpleQueue[list[tuple[int, int]]] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._link: _Link | None = None  # set while a CONNACK-accepted connection is up
+        self._link: Link | None = None  # set while a CONNACK-accepted connection is up
         self._gen = 0
+        self._replies: OrderedDict[int, tuple[str, bytes]] = OrderedDict()  # until PUBACK
+        self._reply_id = 0
+        self._down_since: float | None = time.monotonic()  # None while connected
         self.connected = threading.Event()
         self.connects = 0
         self.published_batches = 0
-        self.acked_events = 0
-        self.on_ack: Callable[[list[_Flight]], None] | None = None  # for benchmarks and tests
-        self._net = threading.Thread(target=self._net_main, name="sync-net", daemon=True)
-        self._send = threading.Thread(target=self._send_main, name="sync-send", daemon=True)
+        self.acked_events = 0  # deleted from the outbox (hub ack, or PUBACK in broker mode)
+        self.hub_acks = 0
+        self.resent_events = 0  # overdue hub acks: sent again
+        self.callback_errors = 0
+        self.last_callback_error: str | None = None
+        self.replies_dropped = 0
+        self.invalid_acks = 0
+        self.on_ack: Callable[[list[Flight]], None] | None = None  # for benchmarks and tests
+        self._net = GuardedThread("sync-net", self._net_main, stop=self._stop)
+        self._send = GuardedThread("sync-send", self._send_main, stop=self._stopping,
+                                   stall_after_s=60.0)  # fmt: skip
         outbox.add_listener(self._wake.set)
 
     @property
@@ -113,20 +132,35 @@ class Publisher:
         self._send.join(timeout)
         link = self._link
         if link is not None:
-            info = link.client.publish(self._status_topic, self._status("stopped"), 1, retain=True)
-            deadline = time.monotonic() + timeout
-            while not info.is_published() and time.monotonic() < deadline and self._link:
-                time.sleep(0.01)
-            link.client.disconnect()
+            try:
+                info = link.client.publish(
+                    self._status_topic, self._status("stopped"), 1, retain=True
+                )
+                deadline = time.monotonic() + timeout
+                while not info.is_published() and time.monotonic() < deadline and self._link:
+                    time.sleep(0.01)
+                link.client.disconnect()
+            except (ValueError, RuntimeError, ValidationError) as exc:
+                log.warning("mqtt: could not publish the stopped status: %s", exc)
         self._stop.set()
         self._net.join(timeout)
 
     def publish_reply(self, topic_: str, payload: bytes) -> bool:
-        """QoS 1 publish of a command reply; False while disconnected."""
-        link = self._link
-        if link is None:
+        """Queue a command reply for a QoS 1 publish; it is held (in memory, at most
+        ``MAX_PENDING_REPLIES``) until its PUBACK, across reconnects. True when queued: a
+        reply dropped because too many are pending is counted and logged. False once
+        ``stop()`` has begun (the reply would die with this publisher)."""
+        if self._stopping.is_set():
             return False
-        return link.client.publish(topic_, payload, 1).rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+        with self._lock:
+            self._reply_id += 1
+            self._replies[self._reply_id] = (topic_, payload)
+            while len(self._replies) > MAX_PENDING_REPLIES:
+                self._replies.popitem(last=False)
+                self.replies_dropped += 1
+                log.warning("mqtt: too many command replies pending; dropped the oldest")
+        self._wake.set()
+        return True
 
     def wait_drained(self, timeout: float) -> bool:
         """True once every committed event has been acknowledged (tests, shutdown)."""
@@ -137,9 +171,31 @@ class Publisher:
             time.sleep(0.02)
         return self.outbox.stats().depth == 0
 
+    def health(self) -> list[ComponentHealth]:
+        out = [self._net.health(), self._send.health()]
+        if self._stopping.is_set():
+            return [*out, ComponentHealth("sync-broker", True, "stopped")]
+        down = self._down_since
+        gone = time.monotonic() - down if down is not None else 0.0
+        if down is not None and gone > self.cfg.broker_unreachable_s:
+            # not fatal: the outbox keeps everything and a restart would not bring it back
+            out.append(ComponentHealth(
+                "sync-broker", False,
+                f"broker unreachable for {gone:.0f} s ({self.cfg.host}:{self.cfg.port})"
+                + (f"; last callback error: {self.last_callback_error}"
+                   if self.last_callback_error else ""),
+            ))  # fmt: skip
+        else:
+            note = None
+            if self.callback_errors:
+                note = f"{self.callback_errors} callback error(s); last: {self.last_callback_error}"
+            out.append(ComponentHealth("sync-broker", True, note))
+        return out
+
     # --- payloads -----------------------------------------------------------------------------
 
     def _status(self, state: str) -> bytes:
+        birth = state == "online"
         s = StatusV1.model_validate(
             {
                 "device_id": self.device_id,
@@ -147,53 +203,54 @@ class Publisher:
                 "boot_id": self.boot_id,
                 "ts": rfc3339(time.time()),
                 "version": self._version,
+                "epoch": self.outbox.epoch if birth else None,
+                "seq_start": self.outbox.seq_start if birth else None,
+                "outbox_reset": self.outbox.outbox_reset and birth,
             }
         )
         return s.model_dump_json(exclude_none=True).encode()
 
     # --- the network thread -------------------------------------------------------------------
 
+    def _guard(self, fn: _F) -> _F:
+        """A paho callback that cannot kill the network thread: an exception is logged with
+        its traceback, counted, and the connection is dropped and rebuilt."""
+
+        def wrapped(*args: Any) -> None:
+            try:
+                fn(*args)
+            except Exception as exc:
+                self.callback_errors += 1
+                self.last_callback_error = f"{fn.__name__}: {type(exc).__name__}: {exc}"
+                log.error("mqtt: %s failed; reconnecting", fn.__name__, exc_info=exc)
+                self._reconnect_now.set()
+
+        return wrapped  # type: ignore[return-value]
+
     def _new_client(self, gen: int) -> mqtt.Client:
-        cfg = self.cfg
-        v5 = cfg.protocol == "5"
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=cfg.client_id or self.device_id,
-            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
-            userdata=gen,
-            clean_session=None if v5 else True,
-        )
-        # publishes from the sender thread are written by the network thread's loop()
-        client.on_socket_register_write = lambda *_: None
-        client.max_inflight_messages_set(cfg.inflight + 16)
-        client.will_set(self._status_topic, _offline(self.device_id), qos=1, retain=True)
-        if cfg.username:
-            client.username_pw_set(cfg.username, self._password)
-        if cfg.tls is not None:
-            t = cfg.tls
-            client.tls_set(
-                ca_certs=str(t.ca_file) if t.ca_file else None,
-                certfile=str(t.cert_file) if t.cert_file else None,
-                keyfile=str(t.key_file) if t.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-            client.tls_insecure_set(t.insecure)
-        client.on_connect = self._on_connect
-        client.on_publish = self._on_publish
-        client.on_message = self._on_message
+        client = new_client(self.cfg, self.device_id, gen, self._status_topic, self._password)
+        client.on_connect = self._guard(self._on_connect)
+        client.on_publish = self._guard(self._on_publish)
+        client.on_message = self._guard(self._on_message)
         return client
 
     def _net_main(self) -> None:
         delay = self.cfg.reconnect_min_s
         while not self._stop.is_set():
+            self._net.beat()
             self._gen += 1
             gen = self._gen
-            client = self._new_client(gen)
-            accepted = self._run_connection(client, gen)
-            with self._lock:
-                self._link = None
-            self.connected.clear()
-            self._wake.set()
+            accepted = False
+            try:
+                client = self._new_client(gen)
+                accepted = self._run_connection(client, gen)
+            finally:
+                with self._lock:
+                    self._link = None
+                if self._down_since is None:
+                    self._down_since = time.monotonic()
+                self.connected.clear()
+                self._wake.set()
             if self._stop.is_set():
                 break
             if accepted:
@@ -207,6 +264,7 @@ class Publisher:
         """Connect and loop until the link is lost; True if a CONNACK accepted us."""
         v5 = self.cfg.protocol == "5"
         self._connack = None
+        self._reconnect_now.clear()
         try:
             client.connect(
                 self.cfg.host,
@@ -217,11 +275,11 @@ class Publisher:
         except (OSError, ssl.SSLError) as exc:
             log.warning("mqtt: cannot connect to %s:%d: %s", self.cfg.host, self.cfg.port, exc)
             return False
-        self._reconnect_now.clear()
         deadline = time.monotonic() + self.cfg.connect_timeout_s
         stop_at: float | None = None
         try:
             while True:
+                self._net.beat()
                 rc = client.loop(timeout=0.05)
                 if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                     if not self._stopping.is_set():
@@ -241,9 +299,10 @@ class Publisher:
             sock = client.socket()
             if sock is not None:
                 sock.close()
-        return self._connack is not None and not self._connack.is_failure
+        # accepted = the birth went out too: a connection whose on_connect failed backs off
+        return self._link is not None
 
-    # --- paho callbacks (network thread) ------------------------------------------------------
+    # --- paho callbacks (network thread, each behind _guard) ----------------------------------
 
     def _on_connect(
         self,
@@ -261,6 +320,8 @@ class Publisher:
             )  # fmt: skip
             return
         client.publish(self._status_topic, self._status("online"), 1, retain=True)
+        if self.hub_delivery:
+            client.subscribe(self._ack_topic, qos=1)
         if self._on_command is not None:
             client.subscribe(self._cmd_filter, qos=1)
         self.connects += 1
@@ -268,7 +329,8 @@ class Publisher:
             "mqtt: connected to %s:%d (connect #%d)", self.cfg.host, self.cfg.port, self.connects
         )
         with self._lock:
-            self._link = _Link(gen, client)
+            self._link = Link(gen, client)
+        self._down_since = None
         self.connected.set()
         self._wake.set()
 
@@ -284,119 +346,26 @@ class Publisher:
         self._wake.set()
 
     def _on_message(self, client: mqtt.Client, gen: int, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == self._ack_topic:
+            self._take_hub_ack(bytes(msg.payload))
+            return
         if self._on_command is None or msg.topic.endswith("/reply"):
             return
         name = msg.topic.rsplit("/", 1)[-1]
         self._on_command(name, bytes(msg.payload))
 
-    # --- the sender thread --------------------------------------------------------------------
-
-    def _send_main(self) -> None:
-        inflight: dict[int, _Flight] = {}
-        cursor = -1
-        gen_seen = 0
-        next_telemetry = time.monotonic()
-        linger = self.cfg.batch_max_ms / 1000.0
-        while not self._stopping.is_set():
-            now = time.monotonic()
-            self._wake.wait(min(0.25, max(0.0, self._wake_at - now)) if self._wake_at else 0.25)
-            self._wake.clear()
-            self._wake_at = 0.0
-            link = self._link
-            gen = link.gen if link else 0
-            if gen != gen_seen:  # a new connection (or none): replay from the oldest row
-                inflight.clear()
-                cursor = -1
-                gen_seen = gen
-            self._settle(inflight, gen)
-            if link is None:
-                continue
-            now = time.monotonic()
-            if (
-                inflight
-                and now - min(f.sent for f in inflight.values()) > self.cfg.puback_timeout_s
-            ):
-                log.warning(
-                    "mqtt: no PUBACK within %.1f s; reconnecting and resending from the outbox",
-                    self.cfg.puback_timeout_s,
-                )
-                self._reconnect_now.set()
-                continue
-            cursor = self._fill(link, inflight, cursor, linger)
-            if self._telemetry is not None and now >= next_telemetry:
-                next_telemetry = now + self.cfg.telemetry_interval_s
-                payload = self._telemetry()
-                if payload is not None:
-                    link.client.publish(
-                        topic(self.cfg.prefix, self.device_id, "telemetry"), payload, 0
-                    )
-        self._settle(inflight, gen_seen)
-
-    def _settle(self, inflight: dict[int, _Flight], gen: int) -> None:
-        done: list[_Flight] = []
-        while True:
-            try:
-                g, mid, ok = self._acks.get_nowait()
-            except queue.Empty:
-                break
-            if g != gen or mid not in inflight:
-                continue  # a status/reply PUBACK, or one from a connection already gone
-            if not ok:
-                log.error(
-                    "mqtt: broker refused the batch (mid %d); check the ACL for this device", mid
-                )
-                continue  # stays in flight: the PUBACK timeout reconnects and resends
-            done.append(inflight.pop(mid))
-        if done:
-            self.acked_events += self.outbox.ack([(f.first, f.last) for f in done])
-            if self.on_ack is not None:
-                self.on_ack(done)
-
-    def _fill(self, link: _Link, inflight: dict[int, _Flight], cursor: int, linger: float) -> int:
-        n_max = self.cfg.batch_max_events
-        while len(inflight) < self.cfg.inflight:
-            rows = self.outbox.read(cursor, n_max)
-            if not rows:
-                break
-            boot = rows[0].boot_id
-            same = [r for r in rows if r.boot_id == boot]
-            split = len(same) < len(rows)
-            if len(same) < n_max and not split and inflight:
-                age = time.time() - same[0].created
-                if age < linger:
-                    self._wake_at = time.monotonic() + linger - age
-                    break
-            if not self._publish(link, inflight, same):
-                break
-            cursor = same[-1].seq
-        return cursor
-
-    def _publish(self, link: _Link, inflight: dict[int, _Flight], rows: list[Row]) -> bool:
-        payload = batch_payload(self.device_id, rows[0].boot_id, rows)
-        info = link.client.publish(self._events_topic, payload, 1)
-        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            return False
-        inflight[info.mid] = _Flight(rows[0].seq, rows[-1].seq, time.monotonic(), rows[0].created)
-        self.published_batches += 1
-        return True
-
-
-def _offline(device_id: str) -> bytes:
-    return json.dumps({"v": 1, "device_id": device_id, "state": "offline"}).encode()
-
-
-def _read_password(cfg: SyncConfig) -> str | None:
-    if cfg.password_file is None:
-        return None
-    try:
-        return cfg.password_file.read_text().strip()
-    except OSError as exc:
-        raise ConfigError(
-            f"sync.password_file: cannot read {cfg.password_file} ({exc.strerror})"
-        ) from None
-
-
-def status_of(payload: bytes) -> dict[str, Any]:
-    """Decode a status payload (tests and tools)."""
-    out: dict[str, Any] = json.loads(payload)
-    return out
+    def _take_hub_ack(self, payload: bytes) -> None:
+        try:
+            ack = HubAckV1.model_validate_json(payload)
+        except ValidationError as exc:
+            self.invalid_acks += 1
+            if self.invalid_acks == 1 or self.invalid_acks % 100 == 0:
+                log.error("mqtt: invalid hub ack on %s (%d so far): %s", self._ack_topic,
+                          self.invalid_acks, exc.errors(include_url=False)[:1])  # fmt: skip
+            return
+        if ack.device_id != self.device_id:
+            self.invalid_acks += 1
+            log.error("mqtt: hub ack for %r on %s ignored", ack.device_id, self._ack_topic)
+            return
+        self._hub_acks.put([(a, b) for a, b in ack.ranges])
+        self._wake.set()

@@ -3,6 +3,8 @@
 ``emit`` returns once the event is committed to the outbox (fsynced); the
 publisher delivers it later, across outages and restarts. ``emit_many`` commits
 a group of events (one frame's worth) in one transaction: one fsync for all.
+A commit that fails raises ``OutboxError`` (counted in the outbox's stats and
+shown by ``health()``); the daemon's fanout counts it per sink.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class MqttSink:
             self.boot_id,
             max_bytes=cfg.outbox.max_bytes,
             when_full=cfg.outbox.when_full,
+            state_path=data_dir / "state.json",
         )
         self._telemetry = Telemetry(device_id, self.boot_id)
         self.commands: CommandWorker | None = None
@@ -105,15 +108,14 @@ class MqttSink:
         self.close()
 
     def health(self) -> list[ComponentHealth]:
-        """Minimal (the sync side's fuller version replaces it): each thread is running."""
-        out = [
-            ComponentHealth(t.name, t.is_alive() or self._closed, None if t.is_alive() or
-                            self._closed else "thread is not running")
-            for t in (self.publisher._net, self.publisher._send)
-        ]  # fmt: skip
+        """The publisher's threads and broker link, whether the outbox takes appends, and
+        the command worker."""
+        out = [*self.publisher.health(), self.outbox.health()]
         return out + (self.commands.health() if self.commands else [])
 
     def _try_reply(self, name: str, payload: bytes) -> bool:
+        # queued until the broker has it (PUBACK), across reconnects; False only once this
+        # sink is closing, so the daemon's route hands it to the sink that replaced it
         return self.publisher.publish_reply(
             reply_topic(self.cfg.prefix, self.device_id, name), payload
         )

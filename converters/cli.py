@@ -31,11 +31,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", type=Path, help="manifest for a bare .onnx MODEL")
     fallback = "keep the worst-quantized nodes in float until the gate passes"
     p.add_argument("--auto-fallback", action="store_true", help=fallback)
+    p.add_argument("--fallback-rounds", type=_positive, default=8, metavar="N",
+                   help="--auto-fallback rounds at most, two nodes each (default: 8)")  # fmt: skip
     p.add_argument("--threads", type=int, help="threads for evaluation (default: the profile's)")
     p.add_argument("--list-profiles", action="store_true", help="list device profiles and exit")
     p.add_argument("--json", action="store_true", help="print the report summary as JSON")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     return p
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {text!r}")
+    return int(text)
 
 
 def _list_profiles(as_json: bool) -> int:
@@ -52,6 +60,11 @@ def _list_profiles(as_json: bool) -> int:
     ]
     print(table(rows, ["profile", "arch", "runtime", "format", "precision", "hardware"]))
     return 0
+
+
+def _warn(text: str) -> None:
+    """What the user must know even on success (a metric fallback, a coarser ranking)."""
+    print(f"edge-convert: warning: {text}", file=sys.stderr)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -71,8 +84,9 @@ def _run(args: argparse.Namespace) -> int:
         model=args.model, profile=get_profile(args.profile), calibration=args.calibration,
         out=args.out, eval_path=args.eval_path, manifest=args.manifest,
         auto_fallback=args.auto_fallback, threads=args.threads,
+        fallback_rounds=args.fallback_rounds,
     )  # fmt: skip
-    report, out = run(req)
+    report, out = run(req, warn=_warn)
     if args.json:
         emit_json(report.summary() | {"bundle": str(out)})
     else:

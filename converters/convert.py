@@ -6,24 +6,27 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
+from converters import fallback, onnx_recipes, tflite
 from converters import gate as gate_mod
-from converters import onnx_recipes, tflite
 from converters.bundle import bundle_input, write_bundle
 from converters.calibration import CalibrationSet, load_set
 from converters.errors import CalibrationError, ConversionError, GateFailedError
 from converters.evaluate import (
     Report,
     build_report,
+    choose_metric,
     evaluate_images,
     evaluate_tensors,
-    is_image_detector,
     list_images,
 )
+from converters.runtime_errors import FAILURES, describe
 from edge.models.manifest import ImageInput, Manifest, read_manifest
 from edge.models.resolve import ResolvedModel, resolve
 from edge.models.zoo import sha256_file
@@ -31,9 +34,10 @@ from edge.profiles import Profile
 from edge.runtime import BackendOptions, TensorSpec, load_backend
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FALLBACK_STEP = 2  # nodes kept in float per --auto-fallback round
-FALLBACK_ROUNDS = 8
+FALLBACK_ROUNDS = 8  # at most, by default (--fallback-rounds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,7 @@ class Request:
     manifest: Path | None = None
     auto_fallback: bool = False
     threads: int | None = None
+    fallback_rounds: int = FALLBACK_ROUNDS
 
 
 def _resolve(req: Request) -> ResolvedModel:
@@ -100,7 +105,7 @@ def _convert_once(
     return dst
 
 
-def run(req: Request) -> tuple[Report, Path]:
+def run(req: Request, warn: Callable[[str], None] = log.warning) -> tuple[Report, Path]:
     """Convert; write the bundle; raise ``GateFailedError`` (bundle still written) on a miss."""
     t0 = time.perf_counter()
     src = _resolve(req)
@@ -111,7 +116,9 @@ def run(req: Request) -> tuple[Report, Path]:
     profile = req.profile
     threads = req.threads or profile.runtime.threads
     conv_manifest = bundle_input(src.manifest, profile)
-    detector = is_image_detector(src.manifest)
+    detector, metric_note = choose_metric(src.manifest, src.origin)
+    if metric_note:
+        warn(f"metric fallback: {metric_note}")
     # a model the target cannot run fails before any data is read
     onnx_recipes.check_ops(
         onnx_recipes.load(src.path), profile.recipe.supported_ops, src.origin, profile.name
@@ -134,19 +141,44 @@ def run(req: Request) -> tuple[Report, Path]:
         )  # fmt: skip
         calib.samples[0].load()  # fail fast on a mismatched set, before the long part
         exclude: tuple[str, ...] = ()
-        rounds = FALLBACK_ROUNDS if req.auto_fallback and profile.recipe.precision == "int8" else 0
+        int8 = profile.recipe.precision == "int8" and profile.recipe.format == "onnx"
+        rounds = req.fallback_rounds if req.auto_fallback and int8 else 0
+        record = _fallback_record(calib) if rounds else {}
+        if req.auto_fallback and not int8:  # fp16, dynamic INT8 and TFLite have no per-node QDQ
+            warn(f"--auto-fallback: the {profile.recipe.format} {profile.recipe.precision} "
+                 "recipe keeps no nodes in float; converted without it")  # fmt: skip
         while True:
-            converted = _convert_once(prepared, work, profile, calib, exclude)
-            report = _evaluate(req, src, conv_manifest, converted, calib, eval_images, threads)
+            converted = _guarded(
+                "quantization", exclude, _convert_once, prepared, work, profile, calib, exclude
+            )
+            report = _guarded(
+                "evaluation", exclude,
+                _evaluate, req, src, conv_manifest, converted, calib, eval_images, threads,
+            )  # fmt: skip
             report.excluded_nodes = list(exclude)
             failures = gate_mod.check(report, profile.gate)
-            if not failures or rounds == 0 or profile.recipe.format != "onnx":
+            if record:
+                record["rounds"].append({"kept_in_float": list(exclude), "failures": failures,
+                                         "task_value": report.task_value,
+                                         "cosine_min": report.cosine_min})  # fmt: skip
+            if not failures or rounds == 0:
                 break
-            more = gate_mod.worst_nodes(prepared, converted, calib, FALLBACK_STEP, set(exclude))
-            if not more:
+            ranking = _guarded(
+                "auto-fallback ranking", exclude, fallback.rank,
+                str(prepared), str(converted), calib, FALLBACK_STEP, set(exclude), threads,
+            )  # fmt: skip
+            record["rounds"][-1] |= {"ranked_by": ranking.method, "scores_db": ranking.scores}
+            if ranking.note:
+                record["notes"].append(f"{ranking.note}; ranked by weight error instead")
+                warn(f"--auto-fallback: {record['notes'][-1]}")
+            if not ranking.nodes:
+                record["notes"].append("no node left to keep in float")
+                warn(f"--auto-fallback: {record['notes'][-1]}")
                 break
-            log.warning("gate missed (%s); keeping %s in float", "; ".join(failures), more)
-            exclude, rounds = exclude + tuple(more), rounds - 1
+            log.warning("gate missed (%s); keeping %s in float", "; ".join(failures), ranking.nodes)
+            exclude, rounds = exclude + tuple(ranking.nodes), rounds - 1
+        report.metric_fallback = metric_note
+        report.auto_fallback = record
         report.conversion_s = round(time.perf_counter() - t0, 2)
         report.gate = {"passed": not failures, "failures": failures,
                        **profile.gate.model_dump()}  # fmt: skip
@@ -157,9 +189,45 @@ def run(req: Request) -> tuple[Report, Path]:
     if failures:
         raise GateFailedError(
             f"{profile.name}: accuracy gate failed: {'; '.join(failures)} "
-            f"(report: {out / 'report.md'}); try --auto-fallback or another recipe"
+            f"(report: {out / 'report.md'}); " + _gate_hint(req, report)
         )
     return report, out
+
+
+def _gate_hint(req: Request, report: Report) -> str:
+    hint = "try --auto-fallback or another recipe"
+    if req.auto_fallback:
+        n = len(report.excluded_nodes)
+        hint = f"--auto-fallback kept {n} node(s) in float; "
+        hint += "try more --fallback-rounds or another recipe"
+    if report.metric_fallback:
+        hint += f"; metric fallback: {report.metric_fallback}"
+    return hint
+
+
+def _fallback_record(calib: CalibrationSet) -> dict[str, Any]:
+    """What --auto-fallback did, for report.json: the same input gives the same record."""
+    picks = fallback.pick_samples(calib)
+    return {
+        "seed": fallback.SEED,
+        "debug_samples": [calib.samples[i].origin for i in picks],
+        "step": FALLBACK_STEP,
+        "rounds": [],
+        "notes": [],
+    }
+
+
+def _guarded(step: str, exclude: tuple[str, ...], fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``; an onnxruntime/onnx failure or running out of memory becomes one
+    ``ConversionError`` line naming the step (the traceback is there with --debug)."""
+    try:
+        return fn(*args)
+    except FAILURES as exc:
+        kept = f" with {len(exclude)} node(s) kept in float" if exclude else ""
+        hint = "; rerun without --auto-fallback, or" if exclude else "; rerun"
+        raise ConversionError(
+            f"{step}{kept} failed ({describe(exc)}){hint} with --debug for the traceback"
+        ) from exc
 
 
 def _evaluate(

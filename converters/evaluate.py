@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from converters.calibration import CalibrationSet
 from edge.boxes import iou
-from edge.detectors import ImageDetector, build_detector, decoder_entry
+from edge.detectors import DECODERS, ImageDetector, build_detector, decoder_entry
 from edge.detectors.preprocess import ImagePreprocessor
 from edge.media.image import IMAGE_SUFFIXES, read_image
 from edge.models.manifest import ImageInput, Manifest
@@ -52,6 +52,8 @@ class Report:
     threads: int
     conversion_s: float = 0.0
     excluded_nodes: list[str] = field(default_factory=list)
+    metric_fallback: str = ""  # why the task metric is not the one the manifest asks for
+    auto_fallback: dict[str, Any] = field(default_factory=dict)  # seed, method, rounds, notes
     per_sample: list[dict[str, Any]] = field(default_factory=list)
     gate: dict[str, Any] = field(default_factory=dict)
 
@@ -245,10 +247,25 @@ def build_report(
     )  # fmt: skip
 
 
-def is_image_detector(manifest: Manifest) -> bool:
-    """True when the manifest names a known image decoder, so the task metric is box F1."""
-    try:
-        entry, _ = decoder_entry(manifest, manifest.name)
-    except Exception:  # an unknown or generic decoder: evaluate on tensors
-        return False
-    return entry.input_kind == "image" and manifest.task == "detect"
+def choose_metric(manifest: Manifest, origin: str) -> tuple[bool, str]:
+    """(evaluate as an image detector with box F1, the metric-fallback note or "").
+
+    An image model whose task is ``detect`` asks for box F1. Its decoder is validated here,
+    so a bad decoder parameter is a one-line ``ManifestError`` naming the field: the bundle
+    would not load on the device either, and gating on tensor cosine instead would pass a
+    model nobody can run. A detect model whose decoder is not a known image decoder (a
+    custom or generic one) cannot be decoded here; it is gated on output agreement, and the
+    note says so in the report and on stderr. Other tasks are gated on tensors by design.
+    """
+    entry = DECODERS.get(manifest.decoder.type)
+    wants_boxes = manifest.task == "detect" and manifest.input.kind == "image"
+    if not wants_boxes:
+        return False, ""
+    if entry is None or entry.input_kind != "image":
+        return False, (
+            f"{origin}: decoder.type {manifest.decoder.type!r} is not a known image decoder "
+            f"({', '.join(k for k, e in sorted(DECODERS.items()) if e.input_kind == 'image')}), "
+            "so box F1 cannot be measured; gated on output agreement (top-1/cosine) instead"
+        )
+    decoder_entry(manifest, origin)  # raises ManifestError naming the bad field
+    return True, ""

@@ -59,8 +59,19 @@ def to_markdown(r: Report) -> str:
         f"- recipe: {', '.join(f'{k}={v}' for k, v in r.recipe.items() if v is not None)}",
         f"- conversion wall time: {r.conversion_s:.1f} s",
     ]
+    if r.metric_fallback:
+        lines.append(f"- **metric fallback**: {r.metric_fallback}")
     if r.excluded_nodes:
         lines.append(f"- kept in float by --auto-fallback: {', '.join(r.excluded_nodes)}")
+    fb = r.auto_fallback
+    if fb:
+        methods = sorted({str(x["ranked_by"]) for x in fb["rounds"] if "ranked_by" in x})
+        lines.append(
+            f"- --auto-fallback: {len(fb['rounds'])} round(s), ranked by "
+            f"{', '.join(methods) or 'nothing (the first round passed)'}, seed {fb['seed']}, "
+            f"debugging samples: {', '.join(Path(s).name for s in fb['debug_samples'])}"
+        )
+        lines += [f"  - note: {n}" for n in fb["notes"]]
     lines += ["", "![FP32 vs converted](report.png)", ""]
     if r.per_sample:
         keys = list(r.per_sample[0])

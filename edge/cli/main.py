@@ -20,6 +20,7 @@ from edge.cli import (
     detect_cmd,
     doctor_cmd,
     models_cmd,
+    outbox_cmd,
     run_cmd,
     validate_cmd,
 )
@@ -33,6 +34,7 @@ COMMANDS: list[ModuleType] = [
     validate_cmd,
     doctor_cmd,
     demo_cmd,
+    outbox_cmd,
 ]
 
 

@@ -98,6 +98,23 @@ class SyncConfig(Section):
     reconnect_min_s: float = Field(default=0.5, gt=0, le=3600)
     reconnect_max_s: float = Field(default=30.0, gt=0, le=86400)
     telemetry_interval_s: float = Field(default=10.0, gt=0, le=86400)
+    delivery: Literal["hub", "broker"] = Field(
+        default="hub",
+        description='"hub": keep events until the hub acknowledges them (HubAckV1); '
+        '"broker": delete on the broker\'s PUBACK (no edgewise hub behind the broker)',
+    )
+    hub_ack_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86400,
+        description="PUBACK'd but no hub ack this long: send again (the wait doubles per resend)",
+    )
+    broker_unreachable_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86400,
+        description="health turns red after the broker is unreachable this long",
+    )
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     model_public_key: str | None = Field(
         default=None, description="Ed25519 public key (base64 raw or PEM) that signs model bundles"

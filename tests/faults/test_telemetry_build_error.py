@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -58,8 +59,7 @@ def test_negative_outbox_depth_neither_stops_delivery_nor_telemetry(
     real = sink.outbox.stats
 
     def negative_depth() -> OutboxStats:
-        s = real()
-        return OutboxStats(-1, s.bytes, s.oldest_age_s, s.dropped, s.rejected, s.next_seq)
+        return replace(real(), depth=-1)
 
     sink.outbox.stats = negative_depth  # type: ignore[method-assign]  # the incident's figure
     try:

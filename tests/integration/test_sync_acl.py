@@ -72,10 +72,10 @@ def publish_as(port: int, user: str, topic: str, protocol: MQTTProtocolVersion) 
 
 
 def test_device_publishes_under_its_own_id_only(broker: Broker, tmp_path: Path) -> None:
-    hub = Subscriber(broker.port, auth=("hub", USERS["hub"]))
+    hub = Subscriber(broker.port, auth=("hub", USERS["hub"]), ack=True)
     with MqttSink(device_cfg(tmp_path, broker.port, "cam1", USERS["cam1"]), "cam1", tmp_path) as s:
         s.emit_many(make_events(5))
-        assert s.publisher.wait_drained(10)
+        assert s.publisher.wait_drained(10)  # the hub may write cam1/ack and cam1 may read it
     assert hub.wait_seqs([0, 1, 2, 3, 4], 5)
 
     # MQTT v5: mosquitto 2.0.11 answers 0x87 "Not authorized" in the PUBACK
@@ -87,6 +87,10 @@ def test_device_publishes_under_its_own_id_only(broker: Broker, tmp_path: Path) 
     assert (
         publish_as(broker.port, "cam1", "edgewise/v1/cam2/status", MQTTProtocolVersion.MQTTv311)
         == 0
+    )
+    # a device may not acknowledge for another (it would make cam1 delete undelivered rows)
+    assert (
+        publish_as(broker.port, "cam2", "edgewise/v1/cam1/ack", MQTTProtocolVersion.MQTTv5) == 0x87
     )
     # its own topic is accepted (0x10 "no matching subscribers" is a success code)
     assert publish_as(

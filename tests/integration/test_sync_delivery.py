@@ -3,6 +3,8 @@
 Each test starts its own broker on a free port (tests/support/mosquitto.py); the
 machine's broker on 1883 is never touched. Ground truth for "nothing lost" is
 the outbox's own ``next_seq``: every seq below it was committed and must arrive.
+Devices run with ``delivery = "hub"`` (the default); the subscriber plays the hub
+(``ack=True``: a HubAckV1 for every batch), so "drained" means the hub has it all.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def assert_no_duplicate_ids(sub: Subscriber) -> None:
 
 
 def test_events_arrive_in_seq_order_with_schema_fields(broker: Broker, tmp_path: Path) -> None:
-    sub = Subscriber(broker.port)
+    sub = Subscriber(broker.port, ack=True)
     with MqttSink(fast_cfg(broker.port), "cam1", tmp_path) as sink:
         sent = []
         for _ in range(30):
@@ -109,7 +111,7 @@ def test_broker_restarted_several_times_while_streaming(tmp_path: Path) -> None:
     # persistence + SIGTERM: the broker keeps the hub's session and its queue across restarts;
     # what the broker did after its PUBACK is its own durability, not the device's
     b = Broker(tmp_path / "broker", free_port(), persistence=True).start()
-    sub = Subscriber(b.port, persistent=True)
+    sub = Subscriber(b.port, persistent=True, ack=True)
     dev = DeviceProc(b.port, tmp_path / "dev", emit=3000, group=10, every=0.004)
     dev.wait_line("ready")
     for _ in range(3):
@@ -135,7 +137,7 @@ def test_device_kill9_while_broker_down_then_both_restart(tmp_path: Path) -> Non
     n = committed_next_seq(tmp_path / "dev" / "outbox.db")
     assert n == 500
     b.start()
-    sub = Subscriber(b.port)
+    sub = Subscriber(b.port, ack=True)
     dev = DeviceProc(b.port, tmp_path / "dev")
     assert sub.wait_seqs(list(range(n)), 20), f"got {len(sub.seqs())} of {n}"
     assert_no_duplicate_ids(sub)
@@ -149,7 +151,7 @@ def test_proxy_that_stalls_and_cuts_loses_nothing_and_memory_stays_bounded(
 ) -> None:
     from tests.support.tcp_proxy import TcpProxy
 
-    sub = Subscriber(broker.port)
+    sub = Subscriber(broker.port, ack=True)
     with TcpProxy("127.0.0.1", broker.port) as proxy:
         cfg = fast_cfg(proxy.port, puback_timeout_s=1.0, connect_timeout_s=1.0, inflight=8)
         with MqttSink(cfg, "cam1", tmp_path) as sink:
@@ -208,8 +210,10 @@ def test_outbox_full_policy_is_applied_counted_and_delivery_goes_on(
                 assert kept < 1000 and st.rejected == 1000 - kept and st.dropped == 0
                 expected = list(range(kept))  # the oldest survive, no seq spent on rejects
             b.start()
-            sub = Subscriber(b.port, persistent=True)
+            sub = Subscriber(b.port, persistent=True, ack=True)
             assert sub.wait_seqs(expected, 20), f"got {len(sub.seqs())}, expected {len(expected)}"
+            # delivered-but-unacked rows count toward max_bytes: room comes with the hub's acks
+            assert sink.publisher.wait_drained(10)
             sink.emit_many(make_events(5))  # still running and accepting
             assert sub.wait_seqs([*expected, *range(expected[-1] + 1, expected[-1] + 6)], 10)
             deadline = time.monotonic() + 5

@@ -15,11 +15,18 @@ REPO = Path(__file__).resolve().parents[2]
 
 class DeviceProc:
     def __init__(
-        self, port: int, data: Path, *, emit: int = 0, group: int = 10, every: float = 0.0
+        self,
+        port: int,
+        data: Path,
+        *,
+        emit: int = 0,
+        group: int = 10,
+        every: float = 0.0,
+        delivery: str = "hub",
     ) -> None:
         args = [sys.executable, "-m", "tests.support.publisher_proc", "--port", str(port)]
         args += ["--data", str(data), "--emit", str(emit), "--group", str(group)]
-        args += ["--every", str(every)]
+        args += ["--every", str(every), "--delivery", delivery]
         self.proc = subprocess.Popen(
             args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )

@@ -1,4 +1,8 @@
-"""A test subscriber (the hub's view): collects event batches by seq, statuses, telemetry."""
+"""A test subscriber (the hub's view): collects event batches by seq, statuses, telemetry.
+
+With ``ack=True`` it also plays the hub's part in delivery: it answers every event batch
+with a ``HubAckV1`` for its seqs on ``<prefix>/<device>/ack``, so a device with
+``sync.delivery = "hub"`` deletes the rows (``hold_acks()`` pauses that)."""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ class Subscriber:
         persistent: bool = False,
         prefix: str = "edgewise/v1",
         auth: tuple[str, str] | None = None,
+        ack: bool = False,
     ) -> None:
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -33,6 +38,8 @@ class Subscriber:
             clean_session=not persistent,
         )
         self.prefix = prefix
+        self.ack = ack
+        self.acks_sent = 0
         self.lock = threading.Lock()
         self.ids: dict[int, set[str]] = defaultdict(set)  # seq -> event ids seen with it
         self.batches: list[EventBatchV1] = []
@@ -64,15 +71,34 @@ class Subscriber:
     def _take(self, msg: mqtt.MQTTMessage) -> None:
         kind = msg.topic.rsplit("/", 1)[-1]
         with self.lock:
+            if kind == "ack":
+                return
             if kind == "events":
                 b = EventBatchV1.model_validate_json(msg.payload)
                 self.batches.append(b)
                 for e in b.events:
                     self.ids[e.seq].add(e.id)
+                if self.ack:
+                    self._send_ack(b)
             elif kind == "status" and msg.payload:
                 self.statuses.append(json.loads(msg.payload))
             elif kind == "telemetry":
                 self.telemetry.append(TelemetryV1.model_validate_json(msg.payload))
+
+    def _send_ack(self, b: EventBatchV1) -> None:
+        ranges: list[list[int]] = []
+        for seq in sorted(e.seq for e in b.events):
+            if ranges and seq == ranges[-1][1] + 1:
+                ranges[-1][1] = seq
+            else:
+                ranges.append([seq, seq])
+        doc = {"v": 1, "device_id": b.device_id, "ranges": ranges}
+        self.client.publish(f"{self.prefix}/{b.device_id}/ack", json.dumps(doc), 1)
+        self.acks_sent += 1
+
+    def send_ack(self, device_id: str, ranges: list[tuple[int, int]]) -> None:
+        doc = {"v": 1, "device_id": device_id, "ranges": [list(r) for r in ranges]}
+        self.client.publish(f"{self.prefix}/{device_id}/ack", json.dumps(doc), 1)
 
     def seqs(self) -> list[int]:
         with self.lock:

@@ -40,11 +40,13 @@ def main() -> int:
     p.add_argument("--emit", type=int, default=0)
     p.add_argument("--group", type=int, default=10)
     p.add_argument("--every", type=float, default=0.0, help="seconds between groups")
+    p.add_argument("--delivery", default="hub", choices=["hub", "broker"])
     a = p.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     cfg = SyncConfig(
         port=a.port, reconnect_min_s=0.1, reconnect_max_s=0.5, keepalive_s=5,
         puback_timeout_s=3.0, outbox=OutboxConfig(path=Path("outbox.db")),
+        delivery=a.delivery, hub_ack_timeout_s=2.0,
     )  # fmt: skip
     sink = MqttSink(cfg, a.device, a.data)
     done = threading.Event()
