@@ -45,7 +45,7 @@ from pydantic import ValidationError
 
 from cloud_sync.mqtt_client import new_client, read_password, status_of
 from cloud_sync.outbox import Outbox
-from cloud_sync.schema import HubAckV1, StatusV1, topic
+from cloud_sync.schema import HubAckV1, HubOnlineV1, StatusV1, hub_online_topic, topic
 from cloud_sync.sender import Flight, Link, SenderLoop
 from edge.config import SyncConfig
 from edge.events import rfc3339
@@ -86,6 +86,8 @@ class Publisher(SenderLoop):
         self._status_topic = topic(cfg.prefix, device_id, "status")
         self._events_topic = topic(cfg.prefix, device_id, "events")
         self._ack_topic = topic(cfg.prefix, device_id, "ack")
+        self._hub_online_topic = hub_online_topic(cfg.prefix)
+        self._hub_online = threading.Event()  # a hub (re)subscribed: resend what it lacks
         self._cmd_filter = f"{cfg.prefix}/{device_id}/cmd/+"
         self._stop = threading.Event()  # the network thread ends
         self._stopping = threading.Event()  # the sender ends
@@ -322,6 +324,7 @@ class Publisher(SenderLoop):
         client.publish(self._status_topic, self._status("online"), 1, retain=True)
         if self.hub_delivery:
             client.subscribe(self._ack_topic, qos=1)
+            client.subscribe(self._hub_online_topic, qos=1)
         if self._on_command is not None:
             client.subscribe(self._cmd_filter, qos=1)
         self.connects += 1
@@ -349,10 +352,24 @@ class Publisher(SenderLoop):
         if msg.topic == self._ack_topic:
             self._take_hub_ack(bytes(msg.payload))
             return
+        if msg.topic == self._hub_online_topic:
+            self._take_hub_online(bytes(msg.payload))
+            return
         if self._on_command is None or msg.topic.endswith("/reply"):
             return
         name = msg.topic.rsplit("/", 1)[-1]
         self._on_command(name, bytes(msg.payload))
+
+    def _take_hub_online(self, payload: bytes) -> None:
+        try:
+            HubOnlineV1.model_validate_json(payload)
+        except ValidationError as exc:
+            self.invalid_acks += 1
+            log.error("mqtt: invalid hub announcement on %s: %s", self._hub_online_topic,
+                      exc.errors(include_url=False)[:1])  # fmt: skip
+            return
+        self._hub_online.set()
+        self._wake.set()
 
     def _take_hub_ack(self, payload: bytes) -> None:
         try:

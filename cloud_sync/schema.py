@@ -147,6 +147,20 @@ class HubAckV1(_Versioned):
         return self
 
 
+class HubOnlineV1(_Versioned):
+    """Published by each hub worker on ``<prefix>/_hub/online`` (QoS 1, not retained) once
+    its subscriptions are in place (after the SUBACK).
+
+    A broker that restarted may have PUBACK'd events while no hub subscription existed
+    (mosquitto restores a persistent session but not its ``$share`` subscriptions), and
+    those events reached nobody. A device that hears this sends again every row the
+    broker took but the hub has not acknowledged, at once, instead of waiting out
+    ``sync.hub_ack_timeout_s``; the hub drops the repeats by event id."""
+
+    hub: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+    ts: WireTime
+
+
 ShortText = Annotated[str, Field(max_length=512, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
@@ -248,6 +262,12 @@ def topic(prefix: str, device_id: str, kind: TopicKind, command: str | None = No
     return base
 
 
+def hub_online_topic(prefix: str) -> str:
+    """``<prefix>/_hub/online``: ``_hub`` cannot be a device id (ids start with a letter or
+    digit), and the two levels match none of the hub's own ``+/<kind>`` filters."""
+    return f"{prefix}/_hub/online"
+
+
 def reply_topic(prefix: str, device_id: str, command: str) -> str:
     return topic(prefix, device_id, "cmd", command) + "/reply"
 
@@ -273,6 +293,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "command.v1": CommandV1,
     "command-reply.v1": CommandReplyV1,
     "hub-ack.v1": HubAckV1,
+    "hub-online.v1": HubOnlineV1,
 }
 
 

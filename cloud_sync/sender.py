@@ -58,6 +58,7 @@ class SenderLoop:
     _wake: threading.Event
     _wake_at: float
     _reconnect_now: threading.Event
+    _hub_online: threading.Event
     _acks: queue.SimpleQueue[tuple[int, int, bool]]
     _hub_acks: queue.SimpleQueue[list[tuple[int, int]]]
     _replies: OrderedDict[int, tuple[str, bytes]]
@@ -88,7 +89,20 @@ class SenderLoop:
                 if link is not None and self.hub_delivery:
                     # hub acks sent while we were away are lost with the clean session
                     self.outbox.requeue_recent(time.time() - self.cfg.hub_ack_timeout_s)
+            # read the hub's announcement BEFORE settling: every PUBACK that arrived ahead of
+            # it is then stamped delivered first, and so requeued below
+            hub_back = self._hub_online.is_set()
+            self._hub_online.clear()
             self._settle(inflight, replies, gen)
+            if hub_back and link is not None and self.hub_delivery:
+                n = self.outbox.requeue_recent(0.0)
+                cursor = -1
+                if n:
+                    log.info(
+                        "mqtt: a hub (re)subscribed; sending again %d event(s) the broker took "
+                        "but no hub has acknowledged", n,
+                    )  # fmt: skip
+                    self.resent_events += n
             if link is None:
                 continue
             now = time.monotonic()

@@ -53,8 +53,10 @@ from cloud_sync.schema import (
     EventBatchV1,
     EventV1,
     HubAckV1,
+    HubOnlineV1,
     StatusV1,
     TelemetryV1,
+    hub_online_topic,
     parse_topic,
     topic,
 )
@@ -171,6 +173,7 @@ class Ingest:
             stall_after_s=120.0,
         )
         self._client: mqtt.Client | None = None
+        self._sub_mid: int | None = None
         self._v5 = cfg.protocol != "3.1.1"
         self._connected = threading.Event()
         self._connack: Any = None
@@ -224,6 +227,7 @@ class Ingest:
         c.on_connect_fail = self._on_connect_fail
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
         return c
 
     def _next_delay(self, c: mqtt.Client, reset: bool = False) -> float:
@@ -264,7 +268,9 @@ class Ingest:
         # Subscribe on EVERY connect, session present or not: mosquitto restores a persistent
         # session after its own restart but not the session's $share subscriptions, so a
         # worker trusting the CONNACK session-present flag would get nothing more.
-        c.subscribe([(t, 1) for t in subscriptions(self.cfg.prefix, self.cfg.group, shared)])
+        _rc, self._sub_mid = c.subscribe(
+            [(t, 1) for t in subscriptions(self.cfg.prefix, self.cfg.group, shared)]
+        )
         self._next_delay(c, reset=True)
         self._down_since = None
         self._mqtt_reason = None
@@ -283,6 +289,21 @@ class Ingest:
                 where,
             )  # fmt: skip
         self._connected.set()
+
+    def _on_subscribe(self, c: mqtt.Client, _u: Any, mid: int, codes: Any, _p: Any) -> None:
+        """Once the broker has the subscriptions, say so to the devices (HubOnlineV1): what
+        a restarted broker PUBACK'd before this moment may have reached nobody."""
+        if mid != self._sub_mid:
+            return
+        failed = [str(r) for r in codes if getattr(r, "is_failure", False)]
+        if failed:
+            self._mqtt_reason = f"subscription refused: {', '.join(failed)}"
+            log.error("broker refused the hub's subscriptions (%s); check its ACL", failed)
+            return
+        msg = HubOnlineV1(hub=self.client_id[:128], ts=datetime.now(UTC))
+        c.publish(hub_online_topic(self.cfg.prefix), msg.model_dump_json().encode(), qos=1)
+        with self.metrics.lock:
+            self.metrics.hub_online_sent += 1
 
     def _went_down(self, why: str) -> None:
         self.metrics.mqtt_connected = False

@@ -16,6 +16,7 @@ class HubMetrics:
     unreadable: Counter[str] = field(default_factory=Counter)  # stored rows skipped, by table
     hub_acks: int = 0
     hub_ack_failures: int = 0
+    hub_online_sent: int = 0
     events_stored: int = 0
     events_duplicate: int = 0
     batches_written: int = 0
@@ -64,6 +65,11 @@ class HubMetrics:
             metric(
                 "hub_acks_total", "counter", "HubAckV1 messages published to devices",
                 {"": self.hub_acks},
+            )  # fmt: skip
+            metric(
+                "hub_online_total", "counter",
+                "HubOnlineV1 announcements (one per (re)subscription): devices resend unacked rows",
+                {"": self.hub_online_sent},
             )  # fmt: skip
             metric(
                 "hub_ack_failures_total", "counter",
