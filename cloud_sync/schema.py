@@ -195,8 +195,15 @@ class DetectorStatsV1(_Wire):
 class OutboxStatsV1(_Wire):
     depth: Count
     oldest_age_s: NonNegative
-    dropped: Count
+    dropped: Count = Field(description="dropped (drop_oldest) or refused (reject_new) when full")
     bytes: Count = 0
+    unacked: Count = Field(default=0, description="PUBACK'd by the broker, not yet by the hub")
+    dead_letters: Count = Field(
+        default=0, description="refused by the wire schema at the device this boot; kept there"
+    )
+    append_failures: Count = Field(default=0, description="commits that failed (disk full, I/O)")
+    events_lost: Count = Field(default=0, description="events those failed commits held")
+    next_seq: Count | None = Field(default=None, description="the next seq to be assigned")
 
 
 class SinkStatsV1(_Wire):

@@ -80,7 +80,15 @@ def detector_v1(d: DetectorStats) -> DetectorStatsV1:
 
 def outbox_v1(o: OutboxStats) -> OutboxStatsV1:
     return OutboxStatsV1(
-        depth=o.depth, oldest_age_s=o.oldest_age_s, dropped=o.dropped + o.rejected, bytes=o.bytes
+        depth=o.depth,
+        oldest_age_s=o.oldest_age_s,
+        dropped=o.dropped + o.rejected,
+        bytes=o.bytes,
+        unacked=o.delivered_unacked,
+        dead_letters=o.dead_letters,
+        append_failures=o.append_failures,
+        events_lost=o.events_lost,
+        next_seq=o.next_seq,
     )
 
 

@@ -38,6 +38,7 @@ from edge.models.resolve import resolve
 from edge.pipeline import DetectorSlot, StreamRunner, load_slot, prometheus
 from edge.pipeline.slots import open_detector
 from edge.profiles import Profile, get_profile
+from edge.runtime import accelerator_fallbacks
 from edge.sinks import DaemonContext, SinkFanout, SinkStats, build_sink, sink_names
 from edge.stats import DetectorStats, DeviceStats
 from edge.stats import SinkStats as SinkFigures
@@ -638,11 +639,17 @@ class Daemon:
         up = {r.cfg.name: r.healthy() for r in runners}
         verdict = Verdict(tuple(self.components()))  # now, not as of the last poll
         ok = bool(up) and all(up.values()) and verdict.ok
+        # what each detector really runs on (a requested delegate may have fallen back)
+        accel: dict[str, dict[str, object]] = {}
+        for r in runners:
+            for slot in r.slots:
+                accel.setdefault(slot.name, {})[r.cfg.name] = slot.accelerator.to_json()
         return ok, {
             "ok": ok,
             "device_id": self.cfg.device_id,
             "streams": up,
             "components": verdict.to_json(),
+            "accelerators": accel,
         }
 
     def metrics_text(self) -> str:
@@ -653,6 +660,7 @@ class Daemon:
             "edgewise_config_reloads_total": float(self.reloads),
             "edgewise_config_reload_failures_total": float(self.reload_failures),
             "edgewise_uptime_seconds": time.monotonic() - self.t_start,
+            "edgewise_accelerator_fallbacks_total": float(accelerator_fallbacks.value),
         }
         text = prometheus(
             [r.metrics for r in runners], {r.cfg.name: r.healthy() for r in runners}, extra

@@ -122,8 +122,13 @@ def test_sigterm_mid_run_exits_0_in_5s_and_ends_every_event(
     assert {"sink.jsonl", "health"} <= set(comps)
     assert sum(name.startswith("cam") for name in comps) >= 3  # capture, infer, post
     assert all(c["ok"] and c["restarts"] == 0 for c in comps.values()), comps
+    accel = json.loads(body)["accelerators"]  # what each detector really runs on
+    assert {a["active"] for per_stream in accel.values() for a in per_stream.values()} == {
+        "XNNPACK"
+    }, accel
     status, text = get(port, "/metrics")
     assert status == 200 and metric(text, "edgewise_frames_processed_total") > 30
+    assert metric(text, "edgewise_accelerator_fallbacks_total") == 0
     # mid-event: frames 30–89 hold a face; a start has come, its end has not
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)

@@ -40,7 +40,10 @@ def outbox_stats(depth: int = 2) -> OutboxStats:
 def test_device_stats_map_onto_telemetry_field_by_field(tmp_path: Path) -> None:
     ev = Event("cam0", "vision", "face", 0.9, "start", 1.7e9, 1.7e9, ModelRef("m", "1", "ab" * 6))
     with Outbox(tmp_path / "o.db", "dev1", BOOT) as ob:
-        ob.append([ev])
+        bad = Event(
+            "cam0", "vision", "face", 1.5, "start", 1.7e9, 1.7e9, ModelRef("m", "1", "ab" * 6)
+        )
+        ob.append([ev, bad])  # the score is out of range: a dead letter, not a row
         t = Telemetry("dev1", BOOT).build(device_stats(), ob.stats(), reconnects=4)
     cam, mic = t.streams["cam0"], t.streams["mic"]
     assert (cam.kind, cam.fps_in, cam.dropped, cam.gated) == ("video", 30.0, 3, 2)
@@ -53,6 +56,9 @@ def test_device_stats_map_onto_telemetry_field_by_field(tmp_path: Path) -> None:
     assert t.detectors["vad"].accelerator == {"backend": "onnx", "active": "CPUExecutionProvider"}
     assert t.sinks["mqtt"].failures == 2 and t.sinks["mqtt"].events_lost == 5
     assert t.outbox is not None and t.outbox.depth == 1 and t.reconnects == 4
+    # what an operator needs to see of the outbox, on the wire too
+    assert (t.outbox.unacked, t.outbox.dead_letters, t.outbox.next_seq) == (0, 1, 1)
+    assert (t.outbox.append_failures, t.outbox.events_lost) == (0, 0)
     assert t.build_errors == 0 and t.errors == []
     # what goes on the wire is valid TelemetryV1
     TelemetryV1.model_validate_json(t.model_dump_json(exclude_none=True))
