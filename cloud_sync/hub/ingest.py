@@ -36,7 +36,7 @@ from paho.mqtt.properties import Properties
 
 from cloud_sync.hub.bounded import BoundedQueue
 from cloud_sync.hub.db import Store
-from cloud_sync.hub.db.base import QUARANTINE_PAYLOAD_MAX, QuarantineItem
+from cloud_sync.hub.db.quarantine import QUARANTINE_PAYLOAD_MAX, QuarantineItem
 from cloud_sync.hub.errors import HubError
 from cloud_sync.hub.metrics import HubMetrics
 from cloud_sync.hub.ratelimit import DeviceRateLimit
