@@ -8,15 +8,9 @@ acknowledged (manual PUBACK) only after their transaction commits, so a hub
 crash loses nothing the broker handed over. On an MQTT 3.1.1 broker the hub
 subscribes without sharing and must run as a single worker.
 
-End to end, after a batch's events are committed (or quarantined) the hub
-publishes ``HubAckV1`` on ``<prefix>/<device>/ack``; the device deletes its
-outbox rows only then. A message that cannot be stored (refused by validation,
-or refused by the database) goes to the quarantine table and is acknowledged: it
-never blocks the messages behind it. A failure of the database itself
-(connection lost, locked, disk full) is retried with backoff instead, and health
-is red while it lasts. That writer (batching, the store, the quarantine, the acks) is
-``cloud_sync.hub.writer``; this module is the MQTT side (connect, subscribe, backoff,
-announce, the queue it feeds).
+This module is the MQTT side: connect, subscribe, reconnect backoff, the hub-online
+announcement and the queue. The writer that drains it (batches into the store, the
+quarantine, the broker and hub acknowledgements) is ``cloud_sync.hub.writer``.
 """
 
 from __future__ import annotations
