@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.fixtures import broker, db_url, store  # noqa: F401 (fixtures, by name)
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:

@@ -33,6 +33,7 @@ import pytest
 from edge.config import SyncConfig
 from tests.fixtures.video import FaceSpan, face_video
 from tests.support.delivery_audit import audit
+from tests.support.edge_run import MQTT_SINK, device_toml
 from tests.support.mosquitto import Broker, start_broker
 from tests.support.mqtt_sub import Subscriber
 from tests.support.outbox_probe import OutboxState, outbox_stats, read_outbox
@@ -46,36 +47,14 @@ SPANS = [FaceSpan(0, 109, 380, 60), FaceSpan(120, 229, 300, 150)]
 FPS_LIMIT = 15  # ~15 events/s: traffic during every fault, light enough for a shared CI box
 
 
+TRACKING = "[tracking]\nupdate_interval_s = 0.01\nmin_update_gap_s = 0.0\n"
+
+
 def device_config(tmp: Path, video: Path, broker_port: int) -> str:
     # hub_ack_timeout_s exists once delivery is by hub acknowledgement (contract 2): a
     # short one makes the final drain resend what a lost ack left behind within the bound
     ack = "hub_ack_timeout_s = 5.0\n" if "hub_ack_timeout_s" in SyncConfig.model_fields else ""
-    return f"""\
-device_id = "{DEVICE}"
-data_dir = "{tmp / "data"}"
-
-[[streams]]
-name = "door"
-source = "{video}"
-detectors = ["face"]
-loop = true
-realtime = true
-fps_limit = {FPS_LIMIT}
-
-[detectors.face]
-model = "blazeface-short"
-threshold = 0.6
-
-[tracking]
-update_interval_s = 0.01
-min_update_gap_s = 0.0
-
-[[sinks]]
-type = "mqtt"
-
-[health]
-port = 0
-
+    sync = f"""\
 [sync]
 port = {broker_port}
 keepalive_s = 5
@@ -85,6 +64,10 @@ puback_timeout_s = 5.0
 connect_timeout_s = 5.0
 telemetry_interval_s = 2.0
 {ack}"""
+    return device_toml(
+        tmp / "data", video, health_port=0, sinks=MQTT_SINK, sync=sync, device_id=DEVICE,
+        stream="door", stream_extra=f"fps_limit = {FPS_LIMIT}\n", extra=TRACKING,
+    )  # fmt: skip
 
 
 @dataclass

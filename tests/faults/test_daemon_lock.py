@@ -12,14 +12,8 @@ import pytest
 
 from edge.demo.broker import free_port
 from tests.fixtures.video import DEFAULT_SPANS, face_video
-from tests.support.edge_run import EdgeRun, device_toml, get, metric, wait_for
+from tests.support.edge_run import MQTT_SINK, EdgeRun, device_toml, get, metric, sync_toml, wait_for
 from tests.support.mosquitto import start_broker
-
-MQTT_SINK = '[[sinks]]\ntype = "mqtt"\n'
-
-
-def sync(port: int) -> str:
-    return f"[sync]\nport = {port}\nreconnect_min_s = 0.1\nreconnect_max_s = 0.5\n"
 
 
 def test_second_daemon_on_a_data_dir_is_refused_naming_the_holder(tmp_path: Path) -> None:
@@ -29,10 +23,10 @@ def test_second_daemon_on_a_data_dir_is_refused_naming_the_holder(tmp_path: Path
     port1, port2 = free_port(), free_port()
     cfg1, cfg2 = tmp_path / "one.toml", tmp_path / "two.toml"
     cfg1.write_text(
-        device_toml(data, video, health_port=port1, sinks=MQTT_SINK, sync=sync(broker.port))
+        device_toml(data, video, health_port=port1, sinks=MQTT_SINK, sync=sync_toml(broker.port))
     )
     cfg2.write_text(
-        device_toml(data, video, health_port=port2, sinks=MQTT_SINK, sync=sync(broker.port))
+        device_toml(data, video, health_port=port2, sinks=MQTT_SINK, sync=sync_toml(broker.port))
     )
     first = EdgeRun(cfg1, tmp_path / "one.log")
     second: EdgeRun | None = None
@@ -51,8 +45,7 @@ def test_second_daemon_on_a_data_dir_is_refused_naming_the_holder(tmp_path: Path
         before = metric(port1, "edgewise_events_emitted_total")
         wait_for(lambda: metric(port1, "edgewise_events_emitted_total") > before, 20, "more events")
         assert get(port1, "/healthz")[0] == 200
-        first.proc.send_signal(signal.SIGTERM)
-        assert first.wait(10) == 0
+        assert first.terminate() == 0
         assert (data / "edgewise.lock").read_text() == ""  # released, nobody named
     finally:
         first.kill()
@@ -76,8 +69,7 @@ def test_lock_of_a_killed_daemon_does_not_block_its_restart(tmp_path: Path) -> N
         again = EdgeRun(cfg, tmp_path / "two.log")
         try:
             wait_for(lambda: get(port, "/healthz")[0] == 200, 40, "the restart healthy")
-            again.proc.send_signal(signal.SIGTERM)
-            assert again.wait(10) == 0
+            assert again.terminate() == 0
         finally:
             again.kill()
     finally:
@@ -118,8 +110,7 @@ def test_reload_to_another_data_dir_takes_its_lock_first(tmp_path: Path, held: b
                 lambda: (old_dir / "edgewise.lock").read_text() == "", 10, "the old lock released"
             )
         wait_for(lambda: get(port, "/healthz")[0] == 200, 20, "healthy after")
-        daemon.proc.send_signal(signal.SIGTERM)
-        assert daemon.wait(10) == 0
+        assert daemon.terminate() == 0
     finally:
         daemon.kill()
         if other is not None:

@@ -12,14 +12,17 @@ from pathlib import Path
 
 from edge.demo.broker import free_port
 from tests.fixtures.video import DEFAULT_SPANS, face_video
-from tests.support.edge_run import EdgeRun, Hub, device_toml, get, metric, wait_for
+from tests.support.edge_run import (
+    MQTT_SINK,
+    EdgeRun,
+    Hub,
+    device_toml,
+    get,
+    metric,
+    sync_toml,
+    wait_for,
+)
 from tests.support.mosquitto import start_broker
-
-MQTT_SINK = '[[sinks]]\ntype = "mqtt"\n'
-
-
-def sync(port: int) -> str:
-    return f"[sync]\nport = {port}\nreconnect_min_s = 0.1\nreconnect_max_s = 0.5\n"
 
 
 def frames(port: int) -> float:
@@ -33,7 +36,7 @@ def test_config_command_with_an_uncreatable_data_dir_keeps_the_old_pipeline(
     broker = start_broker(tmp_path / "broker")
     data, port = tmp_path / "data", free_port()
     cfg = tmp_path / "device.toml"
-    good = device_toml(data, video, health_port=port, sinks=MQTT_SINK, sync=sync(broker.port))
+    good = device_toml(data, video, health_port=port, sinks=MQTT_SINK, sync=sync_toml(broker.port))
     cfg.write_text(good)
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory\n")
@@ -57,8 +60,7 @@ def test_config_command_with_an_uncreatable_data_dir_keeps_the_old_pipeline(
         reply = hub.command("config", {"toml": good.replace("0.6", "0.7")})
         assert reply["ok"] is True, reply
         assert "0.7" in cfg.read_text()
-        daemon.proc.send_signal(signal.SIGTERM)
-        assert daemon.wait(10) == 0
+        assert daemon.terminate() == 0
     finally:
         hub.close()
         daemon.kill()
@@ -84,8 +86,7 @@ def test_reload_whose_stream_cannot_start_restarts_the_old_one(tmp_path: Path) -
         wait_for(lambda: get(port, "/healthz")[0] == 200, 20, "healthy on the old config")
         before = frames(port)
         wait_for(lambda: frames(port) > before + 10, 15, "frames on the old config")
-        daemon.proc.send_signal(signal.SIGTERM)
-        assert daemon.wait(10) == 0
+        assert daemon.terminate() == 0
     finally:
         daemon.kill()
 

@@ -6,22 +6,21 @@ which the live sink holds: the new connection carries the answer. End to end: a 
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 from edge.demo.broker import free_port
 from tests.fixtures.video import DEFAULT_SPANS, face_video
-from tests.support.edge_run import EdgeRun, Hub, device_toml, get, metric, wait_for
+from tests.support.edge_run import (
+    MQTT_SINK,
+    EdgeRun,
+    Hub,
+    device_toml,
+    get,
+    metric,
+    sync_toml,
+    wait_for,
+)
 from tests.support.mosquitto import start_broker
-
-MQTT_SINK = '[[sinks]]\ntype = "mqtt"\n'
-
-
-def sync(port: int, telemetry_s: float) -> str:
-    return (
-        f"[sync]\nport = {port}\nreconnect_min_s = 0.1\nreconnect_max_s = 0.5\n"
-        f"telemetry_interval_s = {telemetry_s}\n"
-    )
 
 
 def test_config_command_that_changes_sync_is_answered(tmp_path: Path) -> None:
@@ -30,7 +29,7 @@ def test_config_command_that_changes_sync_is_answered(tmp_path: Path) -> None:
     port = free_port()
     cfg = tmp_path / "device.toml"
     old = device_toml(tmp_path / "data", video, health_port=port, sinks=MQTT_SINK,
-                      sync=sync(broker.port, 10))  # fmt: skip
+                      sync=sync_toml(broker.port, telemetry_interval_s=10))  # fmt: skip
     new = old.replace("telemetry_interval_s = 10", "telemetry_interval_s = 7")
     cfg.write_text(old)
     daemon = EdgeRun(cfg, tmp_path / "daemon.log")
@@ -50,8 +49,7 @@ def test_config_command_that_changes_sync_is_answered(tmp_path: Path) -> None:
         again = hub.command("config", {"toml": new.replace("0.6", "0.65")}, timeout=30)
         assert again["ok"] is True, again  # [sync] unchanged: the same sink answers
         wait_for(lambda: get(port, "/healthz")[0] == 200, 20, "healthy after")
-        daemon.proc.send_signal(signal.SIGTERM)
-        assert daemon.wait(10) == 0
+        assert daemon.terminate() == 0
     finally:
         hub.close()
         daemon.kill()

@@ -7,7 +7,6 @@ other sinks carry on."""
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 
 from edge.demo.broker import free_port
@@ -55,7 +54,6 @@ def test_full_disk_sink_is_counted_red_and_logged_once(tmp_path: Path) -> None:
         # one log line for one distinct error, however many writes failed
         log = daemon.log()
         assert log.count("sink jsonl: write failed") == 1, log[-3000:]
-        daemon.proc.send_signal(signal.SIGTERM)
-        assert daemon.wait(10) == 0
+        assert daemon.terminate() == 0
     finally:
         daemon.kill()

@@ -5,31 +5,13 @@ lost at the device."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from starlette.testclient import TestClient
 
 from cloud_sync.hub.api import Hub
-from cloud_sync.hub.db import Store, open_store
+from cloud_sync.hub.db import Store
 from cloud_sync.schema import StatusV1
-from tests.integration.hub_support import make_batch, pg_database
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        s = open_store(f"sqlite:///{tmp_path}/hub.db")
-        s.migrate()
-        yield s
-        s.close()
-    else:
-        with pg_database() as url:
-            s = open_store(url)
-            s.migrate()
-            yield s
-            s.close()
+from tests.integration.hub_support import make_batch
 
 
 def _gaps(store: Store, device: str | None = None) -> list[tuple[str, int, int, str]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +20,12 @@ from tests.integration.hub_support import (
     http,
     make_batch,
     make_telemetry,
-    pg_database,
     wait_for,
 )
 from tests.support.mosquitto import start_broker
 
 pytestmark = pytest.mark.slow
 TOKEN = {"Authorization": "Bearer t0k"}
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/hub.db"
-    else:
-        with pg_database() as url:
-            yield url
 
 
 def _batch_doc(device: str, boot: str, seqs: range) -> dict[str, Any]:

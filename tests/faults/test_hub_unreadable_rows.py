@@ -8,29 +8,19 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cloud_sync.hub.db import open_store
-from tests.integration.hub_support import HubProc, http, make_batch, pg_database, wait_for
+from tests.integration.hub_support import HubProc, http, make_batch, wait_for
 from tests.support.mosquitto import start_broker
 
 pytestmark = pytest.mark.slow
 YEAR_0 = -62167219200.0  # 0000-01-01T00:00:00Z as epoch seconds
 YEAR_10000 = 253402300800.0
 INF = float("inf")
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/hub.db"
-    else:
-        with pg_database() as url:
-            yield url
 
 
 class Db:

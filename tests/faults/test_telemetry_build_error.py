@@ -9,26 +9,17 @@ too); events must still arrive and telemetry must still go out, saying what it l
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-
-import pytest
 
 from cloud_sync.outbox import OutboxStats
 from cloud_sync.sink import MqttSink
 from edge.config import SyncConfig
 from edge.stats import DeviceStats
-from tests.support.mosquitto import Broker, start_broker
+from tests.support.mosquitto import Broker
 from tests.support.mqtt_sub import Subscriber
 from tests.support.publisher_proc import make_events
-
-
-@pytest.fixture()
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = start_broker(tmp_path / "broker")
-    yield b
-    b.stop()
 
 
 class BrokenControl:

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +19,7 @@ import pytest
 
 from edge.demo.broker import free_port
 from tests.fixtures.video import DEFAULT_SPANS, face_video
+from tests.support.edge_run import get, metric, sample, wait_for
 
 pytestmark = pytest.mark.slow
 EDGE = [sys.executable, "-m", "edge.cli.main"]
@@ -49,30 +47,6 @@ path = "events.jsonl"
 [health]
 port = {port}
 """
-
-
-def get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError:
-        return 0, ""
-
-
-def metric(text: str, name: str) -> float:
-    m = re.search(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M)
-    return float(m.group(1)) if m else -1.0
-
-
-def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def events(path: Path) -> list[dict[str, object]]:
@@ -127,8 +101,8 @@ def test_sigterm_mid_run_exits_0_in_5s_and_ends_every_event(
         "XNNPACK"
     }, accel
     status, text = get(port, "/metrics")
-    assert status == 200 and metric(text, "edgewise_frames_processed_total") > 30
-    assert metric(text, "edgewise_accelerator_fallbacks_total") == 0
+    assert status == 200 and sample(text, "edgewise_frames_processed_total") > 30
+    assert sample(text, "edgewise_accelerator_fallbacks_total") == 0
     # mid-event: frames 30–89 hold a face; a start has come, its end has not
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
@@ -153,23 +127,21 @@ def test_sighup_with_broken_config_keeps_the_old_one(
     cfg.write_text(good.replace("[detectors.face]", "[detectors.face]\nthreadz = 2"))
     proc.send_signal(signal.SIGHUP)
     wait_for(
-        lambda: metric(get(port, "/metrics")[1], "edgewise_config_reload_failures_total") == 1,
+        lambda: metric(port, "edgewise_config_reload_failures_total") == 1,
         10,
         "rejection",
     )
-    before = metric(get(port, "/metrics")[1], "edgewise_frames_in_total")
+    before = metric(port, "edgewise_frames_in_total")
     time.sleep(0.6)
     assert proc.poll() is None
-    assert metric(get(port, "/metrics")[1], "edgewise_frames_in_total") > before  # old config runs
+    assert metric(port, "edgewise_frames_in_total") > before  # old config runs
     assert get(port, "/healthz")[0] == 200
     log = (tmp_path / "daemon.log").read_text()
     assert "reload rejected" in log and "detectors.face.threadz" in log
     # a valid change is applied
     cfg.write_text(good.replace("face = 0.6", "face = 0.7"))
     proc.send_signal(signal.SIGHUP)
-    wait_for(
-        lambda: metric(get(port, "/metrics")[1], "edgewise_config_reloads_total") == 1, 15, "reload"
-    )
+    wait_for(lambda: metric(port, "edgewise_config_reloads_total") == 1, 15, "reload")
     wait_for(lambda: get(port, "/healthz")[0] == 200, 10, "healthy after reload")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=5) == 0
@@ -189,16 +161,14 @@ def test_live_mjpeg_source_that_dies_is_reconnected(
         extra = "stall_timeout_s = 2\nreconnect_min_s = 0.2\nreconnect_max_s = 1\n"
         cfg.write_text(config(tmp_path, f"http://127.0.0.1:{cam_port}/cam.mjpg", port, extra))
         proc = daemon(cfg)
-        wait_for(
-            lambda: metric(get(port, "/metrics")[1], "edgewise_frames_in_total") > 20, 30, "frames"
-        )
+        wait_for(lambda: metric(port, "edgewise_frames_in_total") > 20, 30, "frames")
         assert get(port, "/healthz")[0] == 200
         srv.kill()
         srv.wait()
         wait_for(lambda: get(port, "/healthz")[0] == 503, 10, "unhealthy while the camera is gone")
         srv = server()
         wait_for(
-            lambda: metric(get(port, "/metrics")[1], "edgewise_reconnects_total") >= 1,
+            lambda: metric(port, "edgewise_reconnects_total") >= 1,
             20,
             "reconnect",
         )

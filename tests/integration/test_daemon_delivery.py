@@ -16,6 +16,7 @@ import pytest
 
 from edge.demo.broker import free_port
 from tests.fixtures.video import DEFAULT_SPANS, face_video
+from tests.support.edge_run import MQTT_SINK, device_toml, sync_toml
 from tests.support.mosquitto import Broker
 from tests.support.mqtt_sub import Subscriber
 
@@ -24,39 +25,14 @@ pytestmark = pytest.mark.slow
 
 def config(tmp: Path, video: Path, port: int) -> str:
     # min_hits/max_missing small and updates frequent: many events per second to lose
-    return f"""\
-device_id = "cam-kill"
-data_dir = "{tmp / "data"}"
-
-[[streams]]
-name = "door"
-source = "{video}"
-detectors = ["face"]
-loop = true
-realtime = true
-
-[detectors.face]
-model = "blazeface-short"
-threshold = 0.6
-
-[tracking]
-min_hits = 2
-max_missing = 2
-update_interval_s = 0.2
-min_update_gap_s = 0.0
-update_score_delta = 0.01
-
-[[sinks]]
-type = "mqtt"
-
-[health]
-enabled = false
-
-[sync]
-port = {port}
-reconnect_min_s = 0.1
-reconnect_max_s = 0.5
-"""
+    tracking = (
+        "[tracking]\nmin_hits = 2\nmax_missing = 2\nupdate_interval_s = 0.2\n"
+        "min_update_gap_s = 0.0\nupdate_score_delta = 0.01\n"
+    )
+    return device_toml(
+        tmp / "data", video, health_port=None, sinks=MQTT_SINK, sync=sync_toml(port),
+        device_id="cam-kill", stream="door", extra=tracking,
+    )  # fmt: skip
 
 
 def committed(db: Path) -> int:

@@ -27,6 +27,7 @@ import pytest
 from cloud_sync import signing
 from edge.models import zoo
 from tests.fixtures.video import DEFAULT_SPANS, face_video
+from tests.support.edge_run import MQTT_SINK, device_toml
 
 from .hub_support import HubProc, free_port, mosquitto, wait_for
 
@@ -35,32 +36,11 @@ DEVICE = "door-1"
 
 
 def device_config(tmp: Path, video: Path, broker: int, pubkey: str, threshold: float) -> str:
-    return f"""\
-device_id = "{DEVICE}"
-data_dir = "{tmp / "data"}"
-
-[[streams]]
-name = "door"
-source = "{video}"
-detectors = ["face"]
-loop = true
-realtime = true
-
-[detectors.face]
-model = "blazeface-short"
-threshold = {threshold}
-
-[[sinks]]
-type = "mqtt"
-
-[health]
-port = 0
-
-[sync]
-port = {broker}
-telemetry_interval_s = 1.0
-model_public_key = "{pubkey}"
-"""
+    sync = f'[sync]\nport = {broker}\ntelemetry_interval_s = 1.0\nmodel_public_key = "{pubkey}"\n'
+    return device_toml(
+        tmp / "data", video, health_port=0, sinks=MQTT_SINK, sync=sync, device_id=DEVICE,
+        stream="door", threshold=threshold,
+    )  # fmt: skip
 
 
 @pytest.fixture

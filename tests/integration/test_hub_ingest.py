@@ -6,7 +6,6 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -20,20 +19,10 @@ from .hub_support import (
     Publisher,
     make_batch,
     mosquitto,
-    pg_database,
     wait_for,
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/hub.db"
-    else:
-        with pg_database() as url:
-            yield url
 
 
 def all_events(hub: HubProc, device: str) -> list[dict[str, object]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,23 +13,7 @@ from cloud_sync.hub.errors import QueryError, StoreError
 from cloud_sync.hub.validate import Reply
 from cloud_sync.schema import CommandReplyV1, StatusV1
 
-from .hub_support import make_batch, make_telemetry, pg_database
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        s = open_store(f"sqlite:///{tmp_path}/hub.db")
-        s.migrate()
-        yield s
-        s.close()
-    else:
-        with pg_database() as url:
-            s = open_store(url)
-            s.migrate()
-            yield s
-            s.close()
-
+from .hub_support import make_batch, make_telemetry
 
 BOOT = str(uuid.uuid4())
 

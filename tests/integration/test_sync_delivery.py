@@ -12,7 +12,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -21,18 +20,11 @@ import pytest
 from cloud_sync.sink import MqttSink
 from edge.config import OutboxConfig, SyncConfig
 from tests.support.device_proc import DeviceProc
-from tests.support.mosquitto import Broker, free_port, start_broker
+from tests.support.mosquitto import Broker, free_port
 from tests.support.mqtt_sub import Subscriber, retained_status
 from tests.support.publisher_proc import make_events
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture()
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = start_broker(tmp_path / "broker")
-    yield b
-    b.stop()
 
 
 def fast_cfg(port: int, **kw: object) -> SyncConfig:

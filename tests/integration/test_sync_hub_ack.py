@@ -4,7 +4,6 @@ real mosquitto. The test's subscriber plays the hub (HubAckV1 on <prefix>/<devic
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,6 @@ from tests.support.mqtt_sub import Subscriber
 from tests.support.publisher_proc import make_events
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture()
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = start_broker(tmp_path / "broker")
-    yield b
-    b.stop()
 
 
 def cfg(port: int, **kw: Any) -> SyncConfig:

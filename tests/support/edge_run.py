@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -24,34 +25,55 @@ REPO = Path(__file__).resolve().parents[2]
 EDGE = [sys.executable, "-m", "edge.cli.main"]
 
 
+JSONL_SINK = '[[sinks]]\ntype = "jsonl"\npath = "events.jsonl"\n'
+MQTT_SINK = '[[sinks]]\ntype = "mqtt"\n'
+
+
+def sync_toml(port: int, **keys: float) -> str:
+    """A ``[sync]`` section on a local broker that reconnects fast, plus ``keys``."""
+    extra = "".join(f"{k} = {v}\n" for k, v in keys.items())
+    return f"[sync]\nport = {port}\nreconnect_min_s = 0.1\nreconnect_max_s = 0.5\n{extra}"
+
+
 def device_toml(
     data_dir: Path,
     video: Path,
     *,
     health_port: int | None,
-    sinks: str = '[[sinks]]\ntype = "jsonl"\npath = "events.jsonl"\n',
+    sinks: str = JSONL_SINK,
     sync: str = "",
     device_id: str = "fault-dev",
+    stream: str = "cam",
+    threshold: float = 0.6,
+    stream_extra: str = "",
+    extra: str = "",
 ) -> str:
-    health = f"[health]\nport = {health_port}\n" if health_port else "[health]\nenabled = false\n"
+    """The device config of the daemon tests: one stream looping ``video`` in real time
+    through BlazeFace short. ``health_port`` None: no listener (0: any free port);
+    ``stream_extra`` goes into the stream's table, ``extra`` (more tables) at the end."""
+    health = (
+        f"[health]\nport = {health_port}\n"
+        if health_port is not None
+        else "[health]\nenabled = false\n"
+    )
     return f"""\
 device_id = "{device_id}"
 data_dir = "{data_dir}"
 
 [[streams]]
-name = "cam"
+name = "{stream}"
 source = "{video}"
 detectors = ["face"]
 loop = true
 realtime = true
-
+{stream_extra}
 [detectors.face]
 model = "blazeface-short"
-threshold = 0.6
+threshold = {threshold}
 
 {sinks}
 {health}
-{sync}"""
+{sync}{extra}"""
 
 
 class EdgeRun:
@@ -97,6 +119,11 @@ class EdgeRun:
         finally:
             self._log.close()
 
+    def terminate(self, timeout: float = 10.0) -> int:
+        """SIGTERM (stop capture, drain, flush) and wait for the exit code."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.wait(timeout)
+
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
@@ -119,12 +146,17 @@ def healthz(port: int) -> tuple[int, dict[str, Any]]:
     return code, (json.loads(body) if body else {})
 
 
-def metric(port: int, name: str, labels: str = "") -> float:
-    """One sample of ``name`` (with exactly ``labels``, e.g. ``sink="jsonl"``); -1 if absent."""
-    text = get(port, "/metrics")[1]
+def sample(text: str, name: str, labels: str = "") -> float:
+    """One sample of ``name`` in Prometheus text (with exactly ``labels``, e.g.
+    ``sink="jsonl"``; without: the first, whatever its labels); -1 if absent."""
     lab = re.escape("{" + labels + "}") if labels else r"(?:\{[^}]*\})?"
     m = re.search(rf"^{name}{lab} (\S+)$", text, re.M)
     return float(m.group(1)) if m else -1.0
+
+
+def metric(port: int, name: str, labels: str = "") -> float:
+    """``sample`` of the daemon's /metrics on ``port``."""
+    return sample(get(port, "/metrics")[1], name, labels)
 
 
 def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:

@@ -6,7 +6,6 @@ process, started from ``/usr/sbin/mosquitto`` (or ``$MOSQUITTO``).
 
 from __future__ import annotations
 
-import atexit
 import getpass
 import os
 import shutil
@@ -19,17 +18,7 @@ import pytest
 
 from edge.demo.broker import free_port, wait_port
 from edge.errors import EdgeError
-
-_RUNNING: set[subprocess.Popen[bytes]] = set()
-
-
-@atexit.register
-def _stop_leftovers() -> None:
-    """A test that failed before stopping its broker must not leave it running."""
-    for proc in list(_RUNNING):
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
+from tests.support import children
 
 
 def mosquitto_binary() -> str:
@@ -80,13 +69,12 @@ class Broker:
         ]
         self.conf.write_text("\n".join(lines) + "\n")
         log = (self.workdir / "mosquitto.log").open("ab")
-        self.proc = subprocess.Popen(
+        self.proc = children.spawn(
             [mosquitto_binary(), "-c", str(self.conf)],
             stdout=log,
             stderr=log,
             start_new_session=True,
         )
-        _RUNNING.add(self.proc)
         try:
             wait_port(self.port, 10.0, self.proc)
         except EdgeError:
@@ -99,14 +87,7 @@ class Broker:
     def _signal(self, sig: int, timeout: float = 10.0) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        _RUNNING.discard(self.proc)
+        children.stop(self.proc, sig, timeout)
         self.proc = None
 
     def stop(self) -> None:

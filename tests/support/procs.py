@@ -7,7 +7,6 @@ way leaves nothing running.
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import signal
@@ -22,16 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.demo.broker import free_port
-
-_RUNNING: set[subprocess.Popen[bytes]] = set()
-
-
-@atexit.register
-def _stop_leftovers() -> None:
-    for proc in list(_RUNNING):
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
+from tests.support import children
 
 
 class _Proc:
@@ -47,8 +37,7 @@ class _Proc:
         with self.log.open("ab") as f:
             f.write(f"--- start {self.starts} ---\n".encode())
             f.flush()
-            self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=f)
-        _RUNNING.add(self.proc)
+            self.proc = children.spawn(argv, stdout=subprocess.DEVNULL, stderr=f)
         self.starts += 1
 
     @property
@@ -60,15 +49,7 @@ class _Proc:
         if self.proc is None:
             return None
         proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            os.kill(proc.pid, sig)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        _RUNNING.discard(proc)
-        return proc.returncode
+        return children.stop(proc, sig, timeout)
 
     def kill9(self) -> None:
         self.signal(signal.SIGKILL)

@@ -7,8 +7,9 @@ import json
 import uuid
 
 from cloud_sync.hub.db.gaps import Birth, Hole, split
-from cloud_sync.hub.ingest import seq_ranges, subscriptions
+from cloud_sync.hub.ingest import subscriptions
 from cloud_sync.hub.validate import Rejected, decode, salvage_batch
+from cloud_sync.hub.writer import seq_ranges
 from cloud_sync.schema import HubAckV1
 from tests.unit.test_hub_validate import BOOT, P, event
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import importlib
 
-from cloud_sync.hub.db.base import MAX_PAGE, EventQuery, Store, WriteResult, parse_time
+from cloud_sync.hub.db.base import Store
+from cloud_sync.hub.db.reads import MAX_PAGE, EventQuery, parse_time
 from cloud_sync.hub.db.render import iso
+from cloud_sync.hub.db.writes import WriteResult
 from cloud_sync.hub.errors import StoreError
 
 __all__ = [

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloud_sync.hub.db.base import Cursor, Store
+from cloud_sync.hub.db.base import Store
+from cloud_sync.hub.db.engine import Cursor
 from cloud_sync.hub.errors import StoreError
 
 _MIGRATION_LOCK = 0x6564676577697365  # "edgewise"

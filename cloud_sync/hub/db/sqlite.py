@@ -6,7 +6,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from cloud_sync.hub.db.base import Cursor, Store
+from cloud_sync.hub.db.base import Store
+from cloud_sync.hub.db.engine import Cursor
 from cloud_sync.hub.errors import StoreError
 
 

@@ -1,0 +1,159 @@
+"""The daemon's side of ``edge.control.DeviceControl``: what the cloud may ask of it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from edge.config import parse_config, resolve_paths
+from edge.control import DeviceControl
+from edge.daemon.reload import Reloading
+from edge.errors import ConfigError, EdgeError, InputError
+from edge.models.resolve import resolve
+from edge.pipeline import DetectorSlot
+from edge.pipeline.slots import open_detector
+from edge.stats import DetectorStats, DeviceStats
+from edge.stats import SinkStats as SinkFigures
+
+log = logging.getLogger("edge.daemon")  # one logger for the package, as before the split
+
+
+class Control(Reloading):
+    """``apply_config`` (through the transactional reload), ``swap_model``, ``snapshot``
+    and ``stats``."""
+
+    def _device_control(self) -> DeviceControl:
+        return self
+
+    def apply_config(self, text: str) -> None:
+        origin = f"{self.config_path} (from the cloud)"
+        cfg = resolve_paths(parse_config(text, origin), self.config_path.parent)
+        # the file is written first (a config dir that cannot take it fails before
+        # anything changes) and put in place only once the new config runs
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.config_path.parent, prefix=".config-")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise ConfigError(
+                f"{self.config_path.parent}: cannot write the new config ({exc.strerror}); "
+                "nothing was changed"
+            ) from None
+        try:
+            self.apply(cfg)
+            Path(tmp).replace(self.config_path)
+        except OSError as exc:
+            raise ConfigError(
+                f"{self.config_path}: the new config runs but was not saved ({exc.strerror}); "
+                "the next start uses the old file"
+            ) from None
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def swap_model(self, detector: str, bundle: Path) -> dict[str, Any]:
+        if detector not in self.cfg.detectors:
+            raise ConfigError(
+                f"swap_model: no detector {detector!r}; have {sorted(self.cfg.detectors)}"
+            )
+        dcfg = self.cfg.detectors[detector]
+        model = resolve(str(bundle), self.cfg.models_home)
+        with self._state_lock:
+            running = self._running
+            if running is None:
+                raise EdgeError("swap_model: the daemon is not running")
+            targets = [s for r in running.runners for s in r.slots if s.name == detector]
+            for slot in targets:
+                if (model.manifest.input.kind == "audio") != slot.is_audio:
+                    raise InputError(
+                        f"swap_model: {model.origin} takes {model.manifest.input.kind} input; "
+                        f"detector {detector!r} runs on other input"
+                    )
+            loaded = []
+            try:
+                for _ in targets:
+                    loaded.append(open_detector(dcfg, model, self._profile(self.cfg)))
+            except BaseException:
+                for det in loaded:
+                    det.close()
+                raise
+            for slot, det in zip(targets, loaded, strict=True):
+                slot.swap(model, det)
+        m = model.manifest
+        log.info("detector %s now runs %s %s (%s)", detector, m.name, m.version, m.short_sha)
+        return {"detector": detector, "model": m.name, "version": m.version, "sha256": m.sha256,
+                "streams": len(targets)}  # fmt: skip
+
+    def snapshot(self, stream: str | None, max_bytes: int) -> bytes:
+        running = self._running
+        runners = running.runners if running is not None else []
+        video = [r for r in runners if not r.cfg.is_audio]
+        pick = [r for r in video if stream is None or r.cfg.name == stream]
+        if not pick:
+            raise InputError(
+                f"snapshot: no video stream {stream!r}; have {[r.cfg.name for r in video]}"
+            )
+        image = pick[0].last_image
+        if image is None:
+            raise InputError(f"snapshot: stream {pick[0].cfg.name!r} has no frame yet")
+        scale = 1.0
+        while True:
+            img = (
+                image
+                if scale == 1.0
+                else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            )
+            for quality in (90, 75, 60, 45, 30):
+                ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+                if ok and buf.size <= max_bytes:
+                    return bytes(buf.tobytes())
+            if min(img.shape[:2]) < 16:
+                raise InputError(f"snapshot: cannot fit a JPEG in {max_bytes} bytes")
+            scale *= 0.7
+
+    def stats(self) -> DeviceStats:
+        """A snapshot of every stream, detector and sink (``edge.stats``), for telemetry."""
+        running = self._running
+        runners = running.runners if running is not None else []
+        per_stream: dict[str, dict[str, float]] = {}
+        calls: dict[str, int] = {}
+        first: dict[str, DetectorSlot] = {}
+        for r in runners:
+            for s in r.slots:
+                first.setdefault(s.name, s)
+                timing = r.metrics.inference(s.name)
+                ms = per_stream.setdefault(s.name, {})
+                calls[s.name] = calls.get(s.name, 0) + (timing.count if timing else 0)
+                if timing is not None:
+                    ms[r.cfg.name] = round(timing.ema_ms, 3)
+        detectors = {
+            name: DetectorStats(
+                model=slot.model.manifest.name,
+                version=slot.model.manifest.version,
+                sha256=slot.model.manifest.short_sha,
+                inference_ms=per_stream[name],
+                calls=calls[name],
+                accelerator=slot.accelerator.to_json(),
+            )
+            for name, slot in first.items()
+        }
+        return DeviceStats(
+            device_id=self.cfg.device_id,
+            boot_id=self.boot_id,
+            uptime_s=round(time.monotonic() - self.t_start, 1),
+            events=self.events_total,
+            reloads=self.reloads,
+            streams={r.cfg.name: r.stats() for r in runners},
+            detectors=detectors,
+            sinks={  # over the process's life, across reloads (counters only grow)
+                name: SinkFigures(failures=st.failures, events_lost=st.lost)
+                for name, st in self._sink_stats.items()
+            },
+        )

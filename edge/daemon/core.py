@@ -1,0 +1,129 @@
+"""``Daemon``: start, serve, stop; the supervisor's verdict decides how ``run`` ends.
+
+SIGTERM/SIGINT stop capture, drain the queues, end open events, flush the sinks and
+exit 0 within 5 s; SIGHUP reloads the config (``edge.daemon.reload``).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+from types import FrameType
+
+from edge.config import DeviceConfig
+from edge.daemon.control import Control
+from edge.daemon.generation import SHUTDOWN_BUDGET_S
+from edge.errors import InputError
+from edge.lock import DataDirLock
+from edge.supervisor import ComponentFailedError, Supervisor
+
+log = logging.getLogger("edge.daemon")  # one logger for the package, as before the split
+
+
+class Daemon(Control):
+    """``edge run``: one config's streams, detectors, sinks and health listener; reloads
+    transactionally and implements ``edge.control.DeviceControl`` for the cloud."""
+
+    def __init__(self, config_path: Path, cfg: DeviceConfig | None = None) -> None:
+        super().__init__(config_path, cfg)
+        self.supervisor = Supervisor(self.components)
+
+    def start(self) -> None:
+        # one daemon per data dir, decided before any sink opens anything in it
+        lock = DataDirLock(self.cfg.data_dir)
+        lock.acquire()
+        self._lock = lock
+        try:
+            running = self._build(self.cfg, self._load_slots(self.cfg))
+            with self._state_lock:
+                self._running = running
+            for r in running.runners:
+                r.start()
+            self._health = self._health_server(self.cfg)
+            if self._health is not None:
+                self._health.start()
+        except BaseException:
+            self.shutdown()
+            raise
+        self.supervisor.ready()
+        self.supervisor.poll()
+        log.info(
+            "running device %s: %d stream(s), %d detector(s), boot %s",
+            self.cfg.device_id, len(running.runners), len(self.cfg.detectors), self.boot_id,
+        )  # fmt: skip
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        self._reload.set()
+
+    def install_signals(self) -> None:
+        def on_stop(signum: int, frame: FrameType | None) -> None:
+            log.info("signal %s: stopping", signal.Signals(signum).name)
+            self._stop.set()
+
+        def on_hup(signum: int, frame: FrameType | None) -> None:
+            log.info("SIGHUP: reloading %s", self.config_path)
+            self._reload.set()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+
+    def run(self) -> int:
+        """Start, serve until stopped or every file source ended, then shut down; exit code.
+
+        Raises ``ComponentFailedError`` (exit 4) when a component failed for good or no stream
+        is left running, ``InputError`` (exit 2) when the sources ended with an error."""
+        self.start()
+        try:
+            while not self._stop.wait(0.1):
+                if self._reload.is_set():
+                    self._reload.clear()
+                    self.reload()
+                if self._check():
+                    break
+        finally:
+            self.shutdown()
+        return 0
+
+    def _check(self) -> bool:
+        """One turn of the supervisor; True when every source has ended cleanly."""
+        verdict = self.supervisor.poll()
+        if verdict.fatal:
+            c = verdict.fatal[0]
+            log.critical("%s failed for good: %s; shutting down", c.name, c.reason)
+            raise ComponentFailedError(
+                f"{c.name} failed for good ({c.reason}); exiting so the service manager "
+                "restarts the daemon"
+            )
+        with self._state_lock:  # not while a reload swaps generations
+            running = self._running
+            if running is None or not running.runners:
+                raise ComponentFailedError(
+                    "no stream is running (a reload failed and the old config could not be "
+                    "restarted; see the log); exiting so the service manager restarts the daemon"
+                )
+            if not all(r.done.is_set() for r in running.runners):
+                return False
+            errors = [r.metrics.error for r in running.runners if r.metrics.error]
+        log.info("every source ended; stopping")
+        if errors:
+            raise InputError(errors[0])
+        return True
+
+    def shutdown(self) -> None:
+        with self._state_lock:
+            running, self._running = self._running, None
+            if running is not None:
+                self.supervisor.stopping()
+                running.stop(SHUTDOWN_BUDGET_S)
+                log.info("stopped: %d event(s) emitted", self.events_total)
+            if self._health is not None:
+                self._health.stop()
+                self._health = None
+            if self._lock is not None:  # last: nothing of ours has the data dir open now
+                self._lock.release()
+                self._lock = None
