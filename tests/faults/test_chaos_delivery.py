@@ -30,7 +30,6 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import SyncConfig
 from tests.fixtures.video import FaceSpan, face_video
 from tests.support.delivery_audit import audit
 from tests.support.edge_run import MQTT_SINK, device_toml
@@ -51,9 +50,9 @@ TRACKING = "[tracking]\nupdate_interval_s = 0.01\nmin_update_gap_s = 0.0\n"
 
 
 def device_config(tmp: Path, video: Path, broker_port: int) -> str:
-    # hub_ack_timeout_s exists once delivery is by hub acknowledgement (contract 2): a
-    # short one makes the final drain resend what a lost ack left behind within the bound
-    ack = "hub_ack_timeout_s = 5.0\n" if "hub_ack_timeout_s" in SyncConfig.model_fields else ""
+    # hub_ack_timeout_s keeps its default (60 s), longer than this whole run: what the
+    # broker took while no hub was subscribed must come back through the hub's
+    # announcement (HubOnlineV1) and the requeue on reconnect, not through the timeout
     sync = f"""\
 [sync]
 port = {broker_port}
@@ -63,7 +62,7 @@ reconnect_max_s = 1.0
 puback_timeout_s = 5.0
 connect_timeout_s = 5.0
 telemetry_interval_s = 2.0
-{ack}"""
+"""
     return device_toml(
         tmp / "data", video, health_port=0, sinks=MQTT_SINK, sync=sync, device_id=DEVICE,
         stream="door", stream_extra=f"fps_limit = {FPS_LIMIT}\n", extra=TRACKING,
