@@ -70,7 +70,7 @@ def decode(
         return Rejected("bad_topic", topic, "not a status, events, telemetry or reply topic")
     device_id, kind, command = parsed
     try:
-        doc = loads(payload)
+        doc = loads(payload, numbers=False)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         return Rejected("not_json", topic, str(e)[:200])
     if not isinstance(doc, dict):
@@ -127,7 +127,7 @@ def salvage_batch(prefix: str, topic: str, payload: bytes) -> Salvaged | None:
         return None
     device_id = parsed[0]
     try:
-        doc = loads(payload)
+        doc = loads(payload, numbers=False)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(doc, dict) or set(doc) - {"v", "device_id", "boot_id", "events"}:
