@@ -39,9 +39,7 @@ class AudioPipeline(Pipeline):
         tracking: TrackingConfig,
         metrics: StreamMetrics,
     ) -> None:
-        self.cfg = cfg
-        self.slots = slots
-        self.metrics = metrics
+        super().__init__(cfg, slots, metrics)
         for s in slots:
             rate = getattr(s.detector.manifest.input, "sample_rate", cfg.sample_rate)
             if rate != cfg.sample_rate:

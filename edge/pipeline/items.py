@@ -12,12 +12,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from edge.detectors.base import Segment
 from edge.events import Event
 from edge.pipeline.metrics import StreamMetrics
 from edge.sources import Frame
+
+if TYPE_CHECKING:  # annotations only: slots imports the detectors, config the schema
+    from edge.config import StreamConfig
+    from edge.pipeline.slots import DetectorSlot
 
 
 class EndCapture:
@@ -68,6 +72,13 @@ class EventBatch:
 
 class Pipeline(ABC):
     """What a stream does to one item; called by the runner's infer and post threads."""
+
+    def __init__(
+        self, cfg: StreamConfig, slots: list[DetectorSlot], metrics: StreamMetrics
+    ) -> None:
+        self.cfg = cfg
+        self.slots = slots
+        self.metrics = metrics
 
     @abstractmethod
     def infer(self, frame: Frame) -> Inferred | None:

@@ -53,9 +53,7 @@ class VisionPipeline(Pipeline):
         tracking: TrackingConfig,
         metrics: StreamMetrics,
     ) -> None:
-        self.cfg = cfg
-        self.slots = slots
-        self.metrics = metrics
+        super().__init__(cfg, slots, metrics)
         self._checker = FrameChecker(cfg.name)
         self._gate = (
             MotionGate(cfg.motion_gate) if cfg.motion_gate and cfg.motion_gate.enabled else None
