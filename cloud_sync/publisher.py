@@ -186,6 +186,7 @@ class Publisher(SenderLoop):
                 f"broker unreachable for {gone:.0f} s ({self.cfg.host}:{self.cfg.port})"
                 + (f"; last callback error: {self.last_callback_error}"
                    if self.last_callback_error else ""),
+                dependency=True,
             ))  # fmt: skip
         else:
             note = None

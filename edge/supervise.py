@@ -39,6 +39,10 @@ class ComponentHealth:
     reason: str | None = None
     restarts: int = 0
     fatal: bool = False  # cannot recover: the process should exit non-zero
+    # red because something outside this process is down (the broker, a camera): health
+    # says so, but the process itself is working, so the systemd watchdog is still fed
+    # (a restart would not bring the dependency back, and would stop every other stream)
+    dependency: bool = False
 
     def to_json(self) -> dict[str, object]:
         d: dict[str, object] = {"ok": self.ok, "restarts": self.restarts}
@@ -46,6 +50,8 @@ class ComponentHealth:
             d["reason"] = self.reason
         if self.fatal:
             d["fatal"] = True
+        if self.dependency and not self.ok:
+            d["dependency"] = True
         return d
 
 

@@ -5,8 +5,10 @@ Every long-lived thread runs as an ``edge.supervise.GuardedThread`` inside some
 component (a stream's capture/infer/post, the MQTT sink's network, send and command
 threads, the health listener), and every component reports ``health() ->
 list[ComponentHealth]``. The supervisor gathers them, logs each change (a component
-going down, coming back), feeds the systemd watchdog only while *every* component is
-healthy (a wedged or failing daemon is then restarted by systemd), and tells the
+going down, coming back), feeds the systemd watchdog only while every component is
+healthy or red only because a dependency outside the process is down (a wedged or
+failing daemon is then restarted by systemd; a broker outage or an unplugged camera is
+shown in /healthz but restarts nothing, since a restart would not bring it back), and tells the
 daemon when one has failed for good (``fatal``): the daemon then shuts down what it
 can and ``edge run`` exits 4, so ``Restart=on-failure`` restarts the process.
 """
@@ -44,6 +46,12 @@ class Verdict:
         return all(c.ok for c in self.components)
 
     @property
+    def alive(self) -> bool:
+        """The process is doing its job as far as it can: every component is ok, or red
+        only because a dependency outside the process is down. Feeds the watchdog."""
+        return all(c.ok or (c.dependency and not c.fatal) for c in self.components)
+
+    @property
     def fatal(self) -> list[ComponentHealth]:
         return [c for c in self.components if c.fatal]
 
@@ -68,7 +76,7 @@ class Supervisor:
         sdnotify.notify("STOPPING=1")
 
     def poll(self) -> Verdict:
-        """Gather every component's health, log what changed, feed the watchdog if all ok."""
+        """Gather every component's health, log what changed, feed the watchdog if alive."""
         try:
             comps = tuple(self._source())
         except Exception as exc:  # a broken probe must not hide as "healthy"
@@ -79,7 +87,7 @@ class Supervisor:
         now = self._clock()
         if (
             self._interval is not None
-            and self.verdict.ok
+            and self.verdict.alive
             and now - self._last_ping >= self._interval
             and sdnotify.notify("WATCHDOG=1")
         ):

@@ -172,7 +172,9 @@ class StreamRunner:
         limit, since = self.cfg.stall_timeout_s, now - (m.last_frame or self._started_at)
         if self.live and since > limit:
             what = "frame" if m.last_frame else f"frame from the {self.cfg.source_type} source"
-            return ComponentHealth(name, False, f"no {what} for {since:.0f} s", restarts)
+            # the camera or stream is down, not this process (capture keeps reconnecting)
+            return ComponentHealth(name, False, f"no {what} for {since:.0f} s", restarts,
+                                   dependency=True)  # fmt: skip
         return ComponentHealth(name, True, None, restarts)
 
     def _check_fatal(self) -> None:

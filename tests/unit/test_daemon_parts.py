@@ -75,6 +75,25 @@ def test_sd_notify_without_socket_is_a_no_op(monkeypatch: pytest.MonkeyPatch) ->
     assert sdnotify.notify("READY=1") is False
 
 
+def test_a_dependency_that_is_down_is_red_but_still_feeds_the_watchdog(
+    notify_socket: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broker outage (or a camera without frames) makes /healthz red, but the process is
+    working: starving the watchdog would restart it every 30 s for nothing."""
+    monkeypatch.setenv("WATCHDOG_USEC", "2000000")
+    now = [0.0]
+    broker = ComponentHealth("sync-broker", False, "broker unreachable for 90 s", dependency=True)
+    comps = [ComponentHealth("a", True), broker]
+    sup = Supervisor(lambda: comps, clock=lambda: now[0])
+    v = sup.poll()
+    assert not v.ok and v.alive and v.to_json()["sync-broker"]["dependency"] is True
+    assert drain(notify_socket) == ["WATCHDOG=1"]
+    comps[0] = ComponentHealth("a", False, "thread is not running")  # our own part: starve
+    now[0] = 2.0
+    assert not sup.poll().alive
+    assert drain(notify_socket) == []
+
+
 def test_watchdog_is_fed_only_while_every_component_is_healthy(
     notify_socket: socket.socket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
