@@ -26,7 +26,13 @@ sys.path.insert(0, str(ROOT))
 
 from edge.detectors import DECODERS  # noqa: E402
 from edge.models import zoo  # noqa: E402
-from edge.models.manifest import AudioInput, ImageInput, Manifest, Source  # noqa: E402
+from edge.models.manifest import (  # noqa: E402
+    AudioInput,
+    ImageInput,
+    Manifest,
+    Source,
+    UpdateInfo,
+)
 
 
 def _type_name(tp: Any) -> str:
@@ -137,6 +143,8 @@ def manifest_reference() -> str:
         table(Manifest).replace("| `input` |", "| `input` |"),
         "\n#### `source` (zoo models)\n",
         table(Source, "source."),
+        "\n#### `update` (signed over-the-air updates: `edge-hub sign-model`, docs/security.md)\n",
+        table(UpdateInfo, "update."),
         '\n#### `input` for images (`kind = "image"`)\n',
         table(ImageInput, "input."),
         '\n#### `input` for audio (`kind = "audio"`)\n',

