@@ -14,6 +14,7 @@ import socket
 import sys
 from types import FrameType
 
+from cloud_sync.hub import keys_cli
 from cloud_sync.hub.errors import HubError
 from edge.errors import run_cli
 from edge.wire import DEFAULT_PREFIX
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--token", default=None, help="API bearer token (or EDGE_HUB_TOKEN)")
     s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     s.add_argument("--debug", action="store_true", help="tracebacks on errors")
+    keys_cli.add_commands(sub)  # keys, sign-model, send-model, send
     return p
 
 
@@ -118,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    return run_cli("edge-hub", lambda: serve(args), debug=args.debug)
+    run = getattr(args, "run", serve)
+    return run_cli("edge-hub", lambda: run(args), debug=args.debug)
 
 
 if __name__ == "__main__":
