@@ -21,6 +21,7 @@ from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, rsa, x25519
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud_sync import signing
@@ -166,12 +167,18 @@ def parse_private_key(data: bytes, origin: str, passphrase: str | None) -> Ed255
     except UnsupportedAlgorithm:
         raise SigningKeyError(f"{origin}: unsupported private key; use an Ed25519 key") from None
     if not isinstance(key, Ed25519PrivateKey):
-        kind = type(key).__name__.removeprefix("_").replace("PrivateKey", "")
         raise SigningKeyError(
-            f"{origin}: a {kind} key, not Ed25519; devices verify Ed25519 only "
+            f"{origin}: not an Ed25519 key ({_kind(key)}); devices verify Ed25519 only "
             "(edge-hub keys generate makes one)"
         )
     return key
+
+
+def _kind(key: object) -> str:
+    kinds = ((rsa.RSAPrivateKey, "RSA"), (ec.EllipticCurvePrivateKey, "ECDSA"),
+             (dsa.DSAPrivateKey, "DSA"), (ed448.Ed448PrivateKey, "Ed448"),
+             (x25519.X25519PrivateKey, "X25519"))  # fmt: skip
+    return next((name for t, name in kinds if isinstance(key, t)), type(key).__name__)
 
 
 def _is_raw_public(text: bytes) -> bool:
