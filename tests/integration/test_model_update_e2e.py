@@ -184,8 +184,20 @@ class System:
         boot = self.device()["boot_id"]
         self.stop_daemon()
         self.start_daemon()
-        wait_for(lambda: self.device()["boot_id"] != boot and self.device()["state"] == "online",
-                 60)  # fmt: skip
+        self.wait(lambda: self.device()["boot_id"] != boot and self.device()["state"] == "online",
+                  60)  # fmt: skip
+
+    def wait(self, pred: Callable[[], bool], timeout: float) -> None:
+        """``wait_for``, failing at once (with the daemon's log) if ``edge run`` exited."""
+
+        def check() -> bool:
+            if self.daemon is not None and self.daemon.proc.poll() is not None:
+                raise AssertionError(
+                    f"edge run exited {self.daemon.proc.returncode}: {self.daemon.log()[-3000:]}"
+                )
+            return pred()
+
+        wait_for(check, timeout)
 
     def device(self) -> dict[str, Any]:
         return dict(self.hub.get(f"/api/devices/{DEVICE}"))
@@ -264,8 +276,8 @@ def test_convert_sign_send_run(
     priv, pub = keys(tmp_path / "keys", "fleet")
     s = system(f'"{pub}"')
     fp32_sha = converted.zoo.manifest.sha256
-    wait_for(lambda: s.runs(fp32_sha), 60)
-    wait_for(lambda: s.new_events_name("ppocr-det", fp32_sha, ""), 60)
+    s.wait(lambda: s.runs(fp32_sha), 60)
+    s.wait(lambda: s.new_events_name("ppocr-det", fp32_sha, ""), 60)
 
     # sign the edge-convert bundle, serve its file, send it and wait for the device's answer
     new_sha = converted.manifest["sha256"]
@@ -279,8 +291,8 @@ def test_convert_sign_send_run(
     assert reply["ok"] is True and reply["result"]["sha256"] == new_sha, reply
 
     # the device runs it: telemetry, then new events, name the converted model
-    wait_for(lambda: s.runs(new_sha), 30)
-    wait_for(lambda: s.new_events_name(converted.manifest["name"], new_sha, since), 60)
+    s.wait(lambda: s.runs(new_sha), 30)
+    s.wait(lambda: s.new_events_name(converted.manifest["name"], new_sha, since), 60)
     det = s.text_detector()
     assert det is not None and det["model"]["name"] == converted.manifest["name"]
     # ... and says where it came from (OTA_SPEC item 4: source, counter)
@@ -299,7 +311,7 @@ def test_convert_sign_send_run(
     # a restart keeps the update (the config still names ppocr-det)
     s.restart_daemon()
     since = _iso_now()
-    wait_for(lambda: s.new_events_name(converted.manifest["name"], new_sha, since), 60)
+    s.wait(lambda: s.new_events_name(converted.manifest["name"], new_sha, since), 60)
     assert s.runs(new_sha)
 
 
@@ -311,7 +323,7 @@ def test_key_rotation(
     # 1. the owner adds the new key beside the old one, locally
     s = system(f'["{old_pub}", "{new_pub}"]')
     fp32 = converted.zoo
-    wait_for(lambda: s.runs(fp32.manifest.sha256), 60)
+    s.wait(lambda: s.runs(fp32.manifest.sha256), 60)
 
     # 2. an update signed with the new key is taken
     t = int(time.time())
@@ -319,13 +331,13 @@ def test_key_rotation(
     url_conv = s.files.offer(converted.bundle / converted.manifest["file"])
     proc = s.send(s.sign(converted.bundle, new_priv, t, tmp_path / "a.json"), url_conv)
     assert proc.returncode == 0, proc.stderr
-    wait_for(lambda: s.runs(new_sha), 30)
+    s.wait(lambda: s.runs(new_sha), 30)
 
     # 3. the owner removes the old key (locally) and restarts: the update stays, since it
     #    was signed with the key that is still trusted
     s.cfg.write_text(s.cfg.read_text().replace(f'["{old_pub}", "{new_pub}"]', f'["{new_pub}"]'))
     s.restart_daemon()
-    wait_for(lambda: s.runs(new_sha), 30)
+    s.wait(lambda: s.runs(new_sha), 30)
 
     # 4. an update signed with the old key is refused now, however new its counter ...
     url_fp32 = s.files.offer(fp32.path)
@@ -338,4 +350,4 @@ def test_key_rotation(
     # 5. ... and the same model signed with the new key is taken
     proc = s.send(s.sign("ppocr-det", new_priv, t + 10, tmp_path / "c.json"), url_fp32)
     assert proc.returncode == 0, proc.stderr
-    wait_for(lambda: s.runs(fp32.manifest.sha256), 30)
+    s.wait(lambda: s.runs(fp32.manifest.sha256), 30)
