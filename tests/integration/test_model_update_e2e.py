@@ -211,9 +211,12 @@ class System:
         det = tel.get("detectors", {}).get("text")
         return dict(det) if det else None
 
-    def runs(self, sha256: str) -> bool:
+    def runs(self, sha256: str, source: str | None = None) -> bool:
+        """The last telemetry says detector ``text`` runs ``sha256`` (from ``source``)."""
         det = self.text_detector()
-        return bool(det and det["model"]["sha256"] == sha256[:12])
+        if not det or det["model"]["sha256"] != sha256[:12]:
+            return False
+        return source is None or det.get("source") == source
 
     def events(self) -> list[dict[str, Any]]:
         page = self.hub.get(f"/api/events?device={DEVICE}&label=text&order=asc&limit=1000")
@@ -312,7 +315,7 @@ def test_convert_sign_send_run(
     s.restart_daemon()
     since = _iso_now()
     s.wait(lambda: s.new_events_name(converted.manifest["name"], new_sha, since), 60)
-    assert s.runs(new_sha)
+    s.wait(lambda: s.runs(new_sha, source="ota"), 30)
 
 
 def test_key_rotation(
@@ -337,7 +340,7 @@ def test_key_rotation(
     #    was signed with the key that is still trusted
     s.cfg.write_text(s.cfg.read_text().replace(f'["{old_pub}", "{new_pub}"]', f'["{new_pub}"]'))
     s.restart_daemon()
-    s.wait(lambda: s.runs(new_sha), 30)
+    s.wait(lambda: s.runs(new_sha, source="ota"), 30)
 
     # 4. an update signed with the old key is refused now, however new its counter ...
     url_fp32 = s.files.offer(fp32.path)
