@@ -6,13 +6,9 @@ carries the request id and the reason. Commands run one at a time on their own
 thread, so a slow model download never blocks the MQTT loop.
 
 - ``config``  ``{"toml": "<the complete device config>"}`` → ``DeviceControl.apply_config``.
-- ``model``   ``{"detector", "url", "sha256", "manifest", "signature"}``: ``signature``
-  is Ed25519 (base64) over the UTF-8 bytes of ``manifest`` (JSON text), checked
-  against ``sync.model_public_key`` before any download; the manifest's
-  ``sha256`` must equal ``sha256``; the file is fetched over http(s) with a
-  timeout and a size cap, hashed, written beside the manifest in a bundle
-  folder, then handed to ``DeviceControl.swap_model`` (which loads it beside
-  the running model and rolls back on failure).
+- ``model``   ``{"detector", "url", "sha256", "manifest", "signature"}``: a signed
+  over-the-air update, ``cloud_sync.ota`` (every check before anything is downloaded or
+  written; then ``DeviceControl.swap_model``, which records it durably).
 - ``snapshot`` ``{"stream"?, "max_bytes"?}`` → the JPEG, base64, in the reply's
   ``result`` (``jpeg_b64``, ``bytes``): one message, matched by request id, no
   extra topic to authorise. Capped at ``SNAPSHOT_MAX_BYTES``.
@@ -25,8 +21,6 @@ import hashlib
 import json
 import logging
 import queue
-import shutil
-import tempfile
 import threading
 import time
 import urllib.error
@@ -37,10 +31,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cloud_sync import signing
+from cloud_sync.ota import ModelArgs as ModelArgs  # re-exported: defined in cloud_sync.ota
+from cloud_sync.ota import ModelUpdater
 from cloud_sync.schema import CommandReplyV1, CommandV1
 from edge.control import DeviceControl
-from edge.errors import EdgeError, InputError, IntegrityError
+from edge.errors import EdgeError, InputError
 from edge.supervise import ComponentHealth, GuardedThread
 
 log = logging.getLogger(__name__)
@@ -58,14 +53,6 @@ class ConfigArgs(_Args):
     toml: Annotated[str, Field(min_length=1, max_length=1024 * 1024)]
 
 
-class ModelArgs(_Args):
-    detector: Annotated[str, Field(min_length=1, max_length=128)]
-    url: Annotated[str, Field(pattern=r"^https?://", max_length=2048)]
-    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-    manifest: Annotated[str, Field(min_length=2, max_length=256 * 1024)]
-    signature: Annotated[str, Field(min_length=1, max_length=256)]
-
-
 class SnapshotArgs(_Args):
     stream: str | None = None
     max_bytes: Annotated[int, Field(gt=0, le=SNAPSHOT_MAX_BYTES)] = SNAPSHOT_MAX_BYTES
@@ -79,15 +66,20 @@ class CommandHandler:
         control: DeviceControl,
         data_dir: Path,
         *,
-        public_key: str | None,
+        public_key: str | list[str] | None,
         download_timeout_s: float = DOWNLOAD_TIMEOUT_S,
         model_max_bytes: int = MODEL_MAX_BYTES,
     ) -> None:
         self.control = control
         self.models_dir = data_dir / "models"
-        self._public_key = signing.load_public_key(public_key) if public_key else None
-        self.download_timeout_s = download_timeout_s
-        self.model_max_bytes = model_max_bytes
+        self._ota = ModelUpdater(
+            control,
+            self.models_dir,
+            public_key=public_key,
+            download=download,
+            download_timeout_s=download_timeout_s,
+            model_max_bytes=model_max_bytes,
+        )
         self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = {
             "config": self._config,
             "model": self._model,
@@ -137,50 +129,7 @@ class CommandHandler:
         return {"jpeg_b64": base64.b64encode(jpeg).decode(), "bytes": len(jpeg)}
 
     def _model(self, raw: dict[str, Any]) -> dict[str, Any]:
-        args = ModelArgs.model_validate(raw)
-        if self._public_key is None:
-            raise IntegrityError(
-                "model: this device has no sync.model_public_key; add the hub's Ed25519 key"
-            )
-        manifest_bytes = args.manifest.encode()
-        signing.verify(self._public_key, manifest_bytes, args.signature)
-        try:
-            manifest = json.loads(manifest_bytes)
-        except json.JSONDecodeError as exc:
-            raise IntegrityError(f"model: manifest is not JSON ({exc})") from None
-        if not isinstance(manifest, dict) or manifest.get("sha256") != args.sha256:
-            raise IntegrityError("model: the signed manifest's sha256 differs from args.sha256")
-        file_name = manifest.get("file")
-        if not isinstance(file_name, str) or not file_name or Path(file_name).name != file_name:
-            raise IntegrityError("model: manifest.file must be a plain file name")
-        self.models_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.models_dir))
-        try:
-            digest = download(
-                args.url,
-                staging / file_name,
-                timeout_s=self.download_timeout_s,
-                max_bytes=self.model_max_bytes,
-            )
-            if digest != args.sha256:
-                raise IntegrityError(
-                    f"model: downloaded file has sha256 {digest[:12]}…, "
-                    f"the manifest pins {args.sha256[:12]}…"
-                )
-            (staging / "manifest.json").write_bytes(manifest_bytes)
-            bundle = self.models_dir / f"{manifest.get('name', 'model')}-{args.sha256[:12]}"
-            if bundle.exists():
-                shutil.rmtree(bundle)
-            staging.rename(bundle)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
-        try:
-            result = self.control.swap_model(args.detector, bundle)
-        except BaseException:
-            shutil.rmtree(bundle, ignore_errors=True)
-            raise
-        return {"bundle": str(bundle), **result}
+        return self._ota(raw)  # cloud_sync.ota: every check, then download and swap
 
 
 def download(url: str, dest: Path, *, timeout_s: float, max_bytes: int) -> str:

@@ -75,6 +75,8 @@ def detector_v1(d: DetectorStats) -> DetectorStatsV1:
         model=ModelRefV1(name=d.model, version=d.version, sha256=d.sha256),
         inference_ms_by_stream=dict(d.inference_ms),
         accelerator=d.accelerator,
+        source=d.source,
+        counter=d.counter,
     )
 
 
@@ -149,6 +151,11 @@ class Telemetry:
             cpu_percent=cpu,
             rss_mb=round(rss, 1),
             temperature_c=temperature_c(),
+            ota_error=(
+                stats.ota_error[:_ERROR_CHARS]
+                if stats is not None and stats.ota_error is not None
+                else None
+            ),
             build_errors=self.build_errors,
             errors=errors[:_MAX_ERRORS],
         )

@@ -20,7 +20,8 @@ import pytest
 from cloud_sync import signing
 from cloud_sync.commands import CommandHandler
 from edge.errors import ConfigError, ModelError
-from edge.stats import DeviceStats
+from edge.stats import DetectorStats, DeviceStats
+from tests.support.ota import update_manifest
 
 MODEL_BYTES = b"\x08\x01model-weights" * 100
 SHA = hashlib.sha256(MODEL_BYTES).hexdigest()
@@ -55,7 +56,10 @@ class Device:
         return b"\xff\xd8" + b"\x00" * 100 + b"\xff\xd9"
 
     def stats(self) -> DeviceStats:
-        return DeviceStats(device_id="dev1", boot_id="0" * 8, uptime_s=0.0)
+        faces = DetectorStats(model="face", version="1", sha256="0" * 12)
+        return DeviceStats(
+            device_id="dev1", boot_id="0" * 8, uptime_s=0.0, detectors={"faces": faces}
+        )
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -105,7 +109,10 @@ def make(tmp_path: Path, pub: str | None) -> tuple[Device, CommandHandler]:
 
 
 def model_args(priv: Any, url: str, *, sha: str = SHA, tamper: bool = False) -> dict[str, Any]:
-    manifest = json.dumps({"name": "face", "version": "2", "file": "m.tflite", "sha256": sha})
+    manifest = update_manifest(
+        "blazeface-short", detector="faces", counter=1, name="face", version="2",
+        file="m.tflite", sha256=sha,
+    )  # fmt: skip
     sig = signing.sign(priv, manifest.encode())
     if tamper:
         manifest = manifest.replace('"2"', '"3"')
