@@ -89,7 +89,7 @@ class Rig:
     def running(self) -> dict[str, Any]:
         code, body = healthz(self.health)
         assert code in (200, 503), code
-        return dict(body["models"]["face"])
+        return dict(body.get("models", {}).get("face", {}))
 
 
 def start_rig(root: Path, broker: Broker, url: str) -> Rig:
@@ -170,19 +170,29 @@ def test_an_expired_update_is_refused(rig: Rig) -> None:
                        expires_at=past - timedelta(days=1))  # fmt: skip
     reply = send(rig, stale)
     assert reply["ok"] is False and "expired" in reply["message"], reply
-    assert rig.running() == before
+    assert rig.running() == before and before != {}
 
 
 def test_a_path_trick_in_the_name_moves_nothing_outside_the_models_folder(rig: Rig) -> None:
     rig.models.mkdir(parents=True, exist_ok=True)
     inside = sorted(p.name for p in rig.models.iterdir())
+    # ../../../ from the models folder is rig.root/x; the bundle would be escaped-<sha12>.
+    # Something of the user's is there already: it must be neither replaced nor removed
+    # (the old code deleted it, moved the bundle there, then removed that when the
+    # daemon's manifest check failed)
+    target = rig.root / "x" / f"escaped-{FULL.short_sha}"
+    target.mkdir()
+    (target / "keep.txt").write_text("the user's")
     trick = rig.update("blazeface-full", name="../../../escaped")
     reply = send(rig, trick)
     assert reply["ok"] is False and "name" in reply["message"], reply
-    # ../../../ from the models folder is rig.root/x: nothing there, above or anywhere else
-    for folder in (rig.root / "x", rig.root, rig.root.parent):
+    assert [p.name for p in target.iterdir()] == ["keep.txt"]
+    assert (target / "keep.txt").read_text() == "the user's"
+    for folder in (rig.root, rig.root.parent):  # and nothing anywhere above
         assert not any(p.name.startswith("escaped") for p in folder.iterdir()), folder
-    assert not list(rig.root.rglob("escaped*"))
+    assert [p.relative_to(rig.root) for p in rig.root.rglob("escaped*")] == [
+        target.relative_to(rig.root)
+    ]
     assert sorted(p.name for p in rig.models.iterdir()) == inside  # no bundle, no staging
 
 
@@ -209,17 +219,17 @@ def test_an_ota_model_survives_reload_config_command_and_restart(
         counter = json.loads(args["manifest"])["update"]["counter"]
         reply = send(rig, args)
         assert reply["ok"] is True, reply
-        expect = {"model": "blazeface-full", "source": "ota", "counter": counter}
+        expect: dict[str, object] = {"model": "blazeface-full", "source": "ota", "counter": counter}
 
         def runs_ota() -> bool:
             now = rig.running()
-            return {k: now[k] for k in expect} == expect
+            return {k: now.get(k) for k in expect} == expect
 
         def telemetry_says(source: str, name: str) -> bool:
             for t in sub.telemetry[-3:]:
                 d = t.detectors.get("face")
                 if d and d.source == source and d.model and d.model.name == name:
-                    return d.counter == counter
+                    return bool(d.counter == counter)
             return False
 
         assert runs_ota(), rig.running()

@@ -28,6 +28,7 @@ from cloud_sync import signing
 from edge.models import zoo
 from tests.fixtures.video import DEFAULT_SPANS, face_video
 from tests.support.edge_run import MQTT_SINK, device_toml
+from tests.support.ota import update_manifest
 
 from .hub_support import HubProc, free_port, mosquitto, wait_for
 
@@ -140,7 +141,8 @@ def test_events_reach_the_hub_and_commands_come_back(system: dict[str, Any]) -> 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        manifest = json.dumps(full.model_dump(mode="json", exclude_none=True))
+        # a signed over-the-air update (docs/security.md): the manifest with an `update`
+        manifest = update_manifest("blazeface-full", detector="face", counter=int(time.time()))
         url = f"http://127.0.0.1:{server.server_address[1]}/{full.file}"
         args = {"detector": "face", "url": url, "sha256": full.sha256, "manifest": manifest}
         forged = command(
