@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_MAX_BYTES = 512 * 1024
 MODEL_MAX_BYTES = 256 * 1024 * 1024
-DOWNLOAD_TIMEOUT_S = MODEL_DOWNLOAD_TIMEOUT_S
 
 
 class _Args(BaseModel):
@@ -81,7 +80,7 @@ class CommandHandler:
         data_dir: Path,
         *,
         public_key: str | None,
-        download_timeout_s: float = DOWNLOAD_TIMEOUT_S,
+        download_timeout_s: float = MODEL_DOWNLOAD_TIMEOUT_S,
         download_min_bytes_per_s: float = MODEL_DOWNLOAD_MIN_BYTES_PER_S,
         model_max_bytes: int = MODEL_MAX_BYTES,
     ) -> None:

@@ -134,8 +134,8 @@ class SyncConfig(Section):
     model_download_min_bytes_per_s: int = Field(
         default=MODEL_DOWNLOAD_MIN_BYTES_PER_S,
         ge=0,
-        description=f"... and average at least this many bytes/s once it has run "
-        f"{MODEL_DOWNLOAD_GRACE_S:g} s (0: no minimum)",
+        description=f"a `model` command's download must average at least this many bytes/s "
+        f"once it has run {MODEL_DOWNLOAD_GRACE_S:g} s (0: no minimum)",
     )
 
     @field_validator("model_public_key")

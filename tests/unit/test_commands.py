@@ -264,9 +264,7 @@ class Replies:
             return next((t, r) for t, _, r in self.got if r["id"] == req)
 
 
-def test_a_slow_download_blocks_no_other_command(
-    tmp_path: Path, http_base: str, keys: Any
-) -> None:
+def test_a_slow_download_blocks_no_other_command(tmp_path: Path, http_base: str, keys: Any) -> None:
     """Before: commands ran one at a time, so a snapshot waited for the download's end."""
     priv, pub = keys
     dev, h = make(tmp_path, pub)  # download deadline 1 s; /slow takes 2 s

@@ -74,8 +74,12 @@ ALLOWED: list[tuple[str, str, str]] = [
         "fps_limit = 10",
         "fps_limit = 10\nmotion_gate = {threshold = 3.0, max_skip_s = 1.0}",
     ),
-    ("tracking table", "[[sinks]]\ntype = \"jsonl\"", "[tracking]\nmin_hits = 2\nmax_missing = 9\n"
-     "update_interval_s = 2.0\n\n[[sinks]]\ntype = \"jsonl\""),  # fmt: skip
+    (
+        "tracking table",
+        '[[sinks]]\ntype = "jsonl"',
+        "[tracking]\nmin_hits = 2\nmax_missing = 9\n"
+        'update_interval_s = 2.0\n\n[[sinks]]\ntype = "jsonl"',
+    ),
     ("telemetry interval", "telemetry_interval_s = 10", "telemetry_interval_s = 30"),
     ("comments and layout", "[detectors.face]", "# tuned by the fleet\n[detectors . face ]"),
 ]
@@ -95,35 +99,65 @@ REFUSED: list[tuple[str, str, str, list[str]]] = [
         ATTACKER_KEY,
         ["sync.model_public_key"],
     ),
-    ("model key removed", 'model_public_key = "OWNERKEYOWNERKEYOWNERKEYOWNERKEYOWNERKEYOWN="\n',
-     "", ["sync.model_public_key"]),  # fmt: skip
+    (
+        "model key removed",
+        'model_public_key = "OWNERKEYOWNERKEYOWNERKEYOWNERKEYOWNERKEYOWN="\n',
+        "",
+        ["sync.model_public_key"],
+    ),
     ("broker", 'host = "broker.local"', 'host = "evil.example"', ["sync.host"]),
     ("device id", 'device_id = "cam1"', 'device_id = "cam2"', ["device_id"]),
     ("data dir", 'data_dir = "/var/lib/edgewise"', 'data_dir = "/etc"', ["data_dir"]),
-    ("models home", 'data_dir = "/var/lib/edgewise"',
-     'data_dir = "/var/lib/edgewise"\nmodels_home = "/tmp/x"', ["models_home"]),  # fmt: skip
-    ("detector model", 'model = "blazeface-short"', 'model = "/tmp/evil/manifest.json"',
-     ["detectors.face.model"]),  # fmt: skip
-    ("detector backend", "threshold = 0.5", 'threshold = 0.5\nproviders = ["CUDAExecutionProvider"]',
-     ["detectors.face.providers"]),  # fmt: skip
+    (
+        "models home",
+        'data_dir = "/var/lib/edgewise"',
+        'data_dir = "/var/lib/edgewise"\nmodels_home = "/tmp/x"',
+        ["models_home"],
+    ),
+    (
+        "detector model",
+        'model = "blazeface-short"',
+        'model = "/tmp/evil/manifest.json"',
+        ["detectors.face.model"],
+    ),
+    (
+        "detector backend",
+        "threshold = 0.5",
+        'threshold = 0.5\nproviders = ["CUDAExecutionProvider"]',
+        ["detectors.face.providers"],
+    ),
     ("stream url", "@10.0.0.5/stream", "@198.51.100.9/stream", ["streams[0].source"]),
-    ("stream detectors", 'detectors = ["face"]', 'detectors = ["face", "face2"]',
-     ["streams[0].detectors"]),  # fmt: skip
-    ("sink path", 'path = "events.jsonl"', 'path = "/root/.ssh/authorized_keys"',
-     ["sinks[0].path"]),  # fmt: skip
-    ("sink removed", '[[sinks]]\ntype = "jsonl"\npath = "events.jsonl"\n\n', "",
-     ["sinks[0].type", "sinks[0].path", "sinks[1].type"]),  # fmt: skip (by index)
+    (
+        "stream detectors",
+        'detectors = ["face"]',
+        'detectors = ["face", "face2"]',
+        ["streams[0].detectors"],
+    ),
+    (
+        "sink path",
+        'path = "events.jsonl"',
+        'path = "/root/.ssh/authorized_keys"',
+        ["sinks[0].path"],
+    ),
+    (
+        "sink removed",
+        '[[sinks]]\ntype = "jsonl"\npath = "events.jsonl"\n\n',
+        "",
+        ["sinks[0].type", "sinks[0].path", "sinks[1].type"],
+    ),  # by index: sinks[0] is now the mqtt one
     ("health listener", "[sync]", '[health]\nhost = "0.0.0.0"\n\n[sync]', ["health.host"]),
-    ("profile", 'data_dir = "/var/lib/edgewise"', 'data_dir = "/var/lib/edgewise"\nprofile = "rpi5"',
-     ["profile"]),  # fmt: skip
+    (
+        "profile",
+        'data_dir = "/var/lib/edgewise"',
+        'data_dir = "/var/lib/edgewise"\nprofile = "rpi5"',
+        ["profile"],
+    ),
     ("tls table turned on", "[sync]", "[sync.tls]\n\n[sync]", ["sync.tls"]),
     ("an unknown key", "fps_limit = 10", "fps_limit = 10\nbogus = 1", ["streams[0].bogus"]),
 ]
 
 
-@pytest.mark.parametrize(
-    ("name", "old", "new", "keys"), REFUSED, ids=[r[0] for r in REFUSED]
-)  # fmt: skip
+@pytest.mark.parametrize(("name", "old", "new", "keys"), REFUSED, ids=[r[0] for r in REFUSED])
 def test_other_changes_are_refused_naming_the_keys(
     name: str, old: str, new: str, keys: list[str]
 ) -> None:
