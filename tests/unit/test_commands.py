@@ -64,10 +64,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(200)
             self.send_header("Content-Length", str(len(MODEL_BYTES)))
             self.end_headers()
-            for b in MODEL_BYTES[:5]:  # trickle: each byte well inside the socket timeout
-                self.wfile.write(bytes([b]))
-                self.wfile.flush()
-                time.sleep(0.4)
+            try:
+                for b in MODEL_BYTES[:5]:  # trickle: each byte well inside the socket timeout
+                    self.wfile.write(bytes([b]))
+                    self.wfile.flush()
+                    time.sleep(0.4)
+            except OSError:
+                pass  # the device cut the connection at its deadline: what the tests want
             return
         body = {"/good": MODEL_BYTES, "/garbage": b"<html>not a model</html>"}.get(self.path)
         if self.path == "/huge":
@@ -267,7 +270,8 @@ class Replies:
 def test_a_slow_download_blocks_no_other_command(tmp_path: Path, http_base: str, keys: Any) -> None:
     """Before: commands ran one at a time, so a snapshot waited for the download's end."""
     priv, pub = keys
-    dev, h = make(tmp_path, pub)  # download deadline 1 s; /slow takes 2 s
+    dev = Device()  # a download deadline of 1.5 s; /slow takes 2 s
+    h = CommandHandler(dev, tmp_path, public_key=pub, download_timeout_s=1.5, model_max_bytes=4096)
     replies = Replies()
     worker = CommandWorker(h, replies)
     worker.start()
@@ -280,13 +284,13 @@ def test_a_slow_download_blocks_no_other_command(tmp_path: Path, http_base: str,
         worker.submit("model", cmd(model_args(priv, f"{http_base}/good"), "m2"))
         for req in ("s1", "c1"):
             at, reply = replies.wait(req)
-            assert reply["ok"] is True and at - t0 < 0.6, (req, at - t0)
+            assert reply["ok"] is True and at - t0 < 1.0, (req, at - t0)
         at, busy = replies.wait("m2")
-        assert busy["ok"] is False and at - t0 < 0.6
+        assert busy["ok"] is False and at - t0 < 1.0
         assert "busy" in busy["message"] and "'m1'" in busy["message"]
         at, slow = replies.wait("m1")
-        assert slow["ok"] is False and "longer than 1 s" in slow["message"]
-        assert 0.9 <= at - t0 <= 2.0, at - t0
+        assert slow["ok"] is False and "longer than 1.5 s" in slow["message"]
+        assert 1.4 <= at - t0 <= 2.5, at - t0
         assert dev.config == "device_id = 'cam3'\n" and dev.model is None
         # once it is done, the next model update runs
         worker.submit("model", cmd(model_args(priv, f"{http_base}/good"), "m3"))
