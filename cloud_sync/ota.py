@@ -10,8 +10,9 @@ one in the args); then ``edge.models.update_check`` (``update`` present, for thi
 detector and device, issued, not expired, counter above the last one accepted, version
 not older unless ``rollback``); the bundle folder resolves inside the models folder.
 
-Only then is the file downloaded (deadline and size cap) into a staging folder inside
-``<data_dir>/models``, hashed, and put beside the signed manifest bytes
+Only then is the file downloaded (``cloud_sync.download``: deadline, minimum rate, size
+cap) into a staging folder inside ``<data_dir>/models``, hashed, and put beside the signed
+manifest bytes
 (``manifest.json``, byte for byte) and the signature (``manifest.sig``) in
 ``<data_dir>/models/<name>-<sha256[:12]>``; ``DeviceControl.swap_model`` then checks
 it again, swaps and records it durably (the OTA record, ``edge.models.ota_record``).
@@ -26,7 +27,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,11 +38,9 @@ from edge.models.manifest import Manifest, parse_manifest
 from edge.models.ota_record import BUNDLE_MANIFEST, BUNDLE_SIGNATURE
 from edge.models.update_check import check_update
 
-
-class Downloader(Protocol):
-    """``cloud_sync.commands.download``: fetch ``url`` into ``dest``; the file's sha256."""
-
-    def __call__(self, url: str, dest: Path, *, timeout_s: float, max_bytes: int) -> str: ...
+Downloader = Callable[[str, Path], str]
+"""Fetch ``url`` into ``dest`` within the command's limits (``cloud_sync.download``, bound
+by ``CommandHandler``); the file's sha256."""
 
 
 class ModelArgs(BaseModel):
@@ -68,16 +67,12 @@ class ModelUpdater:
         *,
         public_key: str | list[str] | None,
         download: Downloader,
-        download_timeout_s: float,
-        model_max_bytes: int,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.control = control
         self.models_dir = models_dir
         self._keys = signing.load_public_keys(public_key)  # ConfigError naming the bad key
         self._download = download
-        self.download_timeout_s = download_timeout_s
-        self.model_max_bytes = model_max_bytes
         self._clock = clock
 
     def __call__(self, raw: dict[str, Any]) -> dict[str, Any]:
@@ -134,12 +129,7 @@ class ModelUpdater:
         staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.models_dir))
         aside: Path | None = None
         try:
-            digest = self._download(
-                args.url,
-                staging / manifest.file,
-                timeout_s=self.download_timeout_s,
-                max_bytes=self.model_max_bytes,
-            )
+            digest = self._download(args.url, staging / manifest.file)
             if digest != args.sha256:
                 raise IntegrityError(
                     f"model: downloaded file has sha256 {digest[:12]}…, "
