@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edge.redact import redact
+
 _STD_ATTRS = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
 
@@ -20,13 +22,13 @@ class JsonFormatter(logging.Formatter):
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact(record.getMessage()),
         }
         for k, v in vars(record).items():
             if k not in _STD_ATTRS:
-                doc[k] = v if isinstance(v, str | int | float | bool | None) else str(v)
-        if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
+                doc[k] = v if isinstance(v, int | float | bool | None) else redact(str(v))
+        if record.exc_info:  # the text edge.redact left (redacted), else formatted now
+            doc["exc"] = redact(record.exc_text or self.formatException(record.exc_info))
         return json.dumps(doc, separators=(",", ":"))
 
 
