@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -56,7 +57,14 @@ def run(args: argparse.Namespace) -> int:
             handler.setFormatter(JsonFormatter())
             root.addHandler(handler)
     from edge.daemon import Daemon
+    from edge.native_stderr import NativeStderrRedactor, native_debug_vars
 
-    daemon = Daemon(args.config)
-    daemon.install_signals()
-    return daemon.run()
+    with contextlib.ExitStack() as stack:
+        if asked := native_debug_vars():  # OpenCV/ffmpeg would print source URLs whole
+            stack.enter_context(NativeStderrRedactor())
+            logging.getLogger("edge.daemon").info(
+                "%s set: OpenCV/ffmpeg debug output passes through the redactor", ", ".join(asked)
+            )
+        daemon = Daemon(args.config)
+        daemon.install_signals()
+        return daemon.run()
