@@ -54,10 +54,8 @@ _ENCODED_USERINFO = re.compile(
     re.IGNORECASE,
 )
 # name=value: a query parameter or a key=value pair in a log line
-_PAIR = re.compile(
-    r"(?P<name>(?<![A-Za-z0-9_.\-])[A-Za-z0-9_.\-]{1,64})="
-    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s&#;,'\"<>]*)"
-)
+_PAIR_NAME = re.compile(r"(?<![A-Za-z0-9_.\-])[A-Za-z0-9_.\-]{1,64}=")
+_PAIR_VALUE = re.compile(r"\"[^\"]*\"|'[^']*'|[^\s&#;,'\"<>]*")
 _AUTH_HEADER = re.compile(
     r"(?P<head>\b(?:proxy-)?authorization\s*[:=]\s*(?:basic|bearer|digest|token)?\s*)"
     r"(?P<cred>[^\s,'\"]+)",
@@ -103,12 +101,22 @@ def _mask_userinfo(m: re.Match[str], sep: str) -> str:
     return f"{m.group('scheme')}{user}{sep}{MASK}{at}"
 
 
-def _mask_pair(m: re.Match[str]) -> str:
-    name, value = m.group("name"), m.group("value")
-    quote = value[:1] if value[:1] in ("'", '"') else ""
-    if value.strip("'\"") in ("", MASK) or not is_secret_name(name):
-        return m.group(0)
-    return f"{name}={quote}{MASK}{quote}"
+def _mask_pairs(text: str) -> str:
+    """Mask the value of each secret ``name=value``. Only a secret's value is skipped over:
+    the value of any other name is scanned too (``filename='http://…?token=…'``)."""
+    out: list[str] = []
+    pos = 0
+    for m in _PAIR_NAME.finditer(text):
+        if m.start() < pos or not is_secret_name(m.group()[:-1]):
+            continue
+        v = _PAIR_VALUE.match(text, m.end())
+        value = v.group() if v else ""
+        if value.strip("'\"") in ("", MASK):
+            continue
+        quote = value[:1] if value[:1] in ("'", '"') else ""
+        out.append(text[pos : m.end()] + quote + MASK + quote)
+        pos = m.end() + len(value)
+    return "".join(out) + text[pos:] if out else text
 
 
 def redact(text: str) -> str:
@@ -120,7 +128,7 @@ def redact(text: str) -> str:
     if "%40" in text:
         text = _ENCODED_USERINFO.sub(lambda m: _mask_userinfo(m, "%3A"), text)
     if "=" in text:
-        text = _PAIR.sub(_mask_pair, text)
+        text = _mask_pairs(text)
     if "uthorization" in text.lower():
         text = _AUTH_HEADER.sub(lambda m: f"{m.group('head')}{MASK}", text)
     return text
@@ -144,19 +152,50 @@ _STD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 _FORMATTER = logging.Formatter()
 
 
-def scrub_record(record: logging.LogRecord) -> logging.LogRecord:
-    """Redact one log record in place: the message with its arguments merged, the exception
-    text and stack (formatted now, so a formatter uses the redacted text), extra fields.
-    A record with nothing to hide is left exactly as it was (arguments kept)."""
+def _redact_arg(arg: object) -> object:
+    """An argument whose text holds a credential, as redacted text; any other unchanged
+    (its type kept, for ``%d`` and for formatters that read ``record.args``)."""
+    if isinstance(arg, str):
+        return redact(arg)
+    if arg is None or isinstance(arg, bool | int | float):
+        return arg
+    text = str(arg)
+    clean = redact(text)
+    return arg if clean == text else clean
+
+
+def _scrub_message(record: logging.LogRecord) -> None:
     try:
         message = record.getMessage()
     except Exception:  # arguments that do not fit the format: say so, redacted
         message = f"{record.msg!s} (log arguments that do not fit: {record.args!r})"
         record.msg, record.args = redact(message), None
-    else:
-        clean = redact(message)
-        if clean != message:
-            record.msg, record.args = clean, None
+        return
+    clean = redact(message)
+    if clean == message:
+        return
+    # the arguments one by one first: formatters that unpack record.args (uvicorn's
+    # access log) keep working; merged only if that is not enough (the format string
+    # itself holds the secret, or an argument no longer fits its conversion)
+    args = record.args
+    if isinstance(args, tuple):
+        record.args = tuple(_redact_arg(a) for a in args)
+    elif isinstance(args, dict):
+        record.args = {k: _redact_arg(v) for k, v in args.items()}
+    try:
+        merged = record.getMessage()
+    except Exception:
+        merged = message
+    if redact(merged) != merged:
+        record.msg, record.args = clean, None
+
+
+def scrub_record(record: logging.LogRecord) -> logging.LogRecord:
+    """Redact one log record in place: its message (each argument, or the merged text where
+    the format itself holds the secret), the exception text and stack (formatted now, so a
+    formatter uses the redacted text), extra fields. A record with nothing to hide is left
+    exactly as it was."""
+    _scrub_message(record)
     if record.exc_info and not record.exc_text:
         text = _FORMATTER.formatException(record.exc_info)
         clean = redact(text)
