@@ -190,6 +190,14 @@ class DetectorStatsV1(_Wire):
     accelerator: JsonObject | None = Field(
         default=None, description="what the runtime really runs on (provider or delegate)"
     )
+    source: Literal["ota", "config"] | None = Field(
+        default=None,
+        description="where the running model came from: a signed over-the-air update (the "
+        "device's OTA record) or the device config; absent: not reported",
+    )
+    counter: Count | None = Field(
+        default=None, description="the last signed update counter the device accepted (0: none)"
+    )
 
 
 class OutboxStatsV1(_Wire):
@@ -226,6 +234,11 @@ class TelemetryV1(_Versioned):
     cpu_percent: NonNegative | None = None
     rss_mb: NonNegative | None = None
     temperature_c: Finite | None = None
+    ota_error: ShortText | None = Field(
+        default=None,
+        description="the device's OTA record cannot be read: its config's models run and "
+        "model updates are refused until the owner repairs it",
+    )
     build_errors: Count = Field(
         default=0, description="telemetry sections that could not be built, since boot"
     )

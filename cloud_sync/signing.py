@@ -32,14 +32,18 @@ def load_public_key(text: str, origin: str = "sync.model_public_key") -> Ed25519
         ) from None
 
 
-def verify(key: Ed25519PublicKey, data: bytes, signature_b64: str) -> None:
-    """Raise ``IntegrityError`` unless ``signature_b64`` signs ``data`` under ``key``."""
+def _signature_bytes(signature_b64: str) -> bytes:
     try:
-        sig = base64.b64decode(signature_b64, validate=True)
+        return base64.b64decode(signature_b64, validate=True)
     except (ValueError, binascii.Error):
         raise IntegrityError(
             "signature: not base64; send base64 of the 64-byte Ed25519 signature"
         ) from None
+
+
+def verify(key: Ed25519PublicKey, data: bytes, signature_b64: str) -> None:
+    """Raise ``IntegrityError`` unless ``signature_b64`` signs ``data`` under ``key``."""
+    sig = _signature_bytes(signature_b64)
     try:
         key.verify(sig, data)
     except InvalidSignature:
@@ -62,3 +66,35 @@ def public_b64(priv: Ed25519PrivateKey) -> str:
 
 def sign(priv: Ed25519PrivateKey, data: bytes) -> str:
     return base64.b64encode(priv.sign(data)).decode()
+
+
+def load_public_keys(
+    value: str | list[str] | None, origin: str = "sync.model_public_key"
+) -> list[Ed25519PublicKey]:
+    """One key or a list (key rotation, docs/security.md); errors name the key's index."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [load_public_key(value, origin)]
+    return [load_public_key(text, f"{origin}[{i}]") for i, text in enumerate(value)]
+
+
+def verify_any(keys: list[Ed25519PublicKey], data: bytes, signature_b64: str) -> int:
+    """The index of the first of ``keys`` that ``signature_b64`` verifies ``data`` under;
+    ``IntegrityError`` if none does (or ``keys`` is empty)."""
+    if not keys:
+        raise IntegrityError(
+            "signature: this device has no sync.model_public_key; its owner adds the key "
+            "that signs model updates to the device config"
+        )
+    sig = _signature_bytes(signature_b64)
+    for i, key in enumerate(keys):
+        try:
+            key.verify(sig, data)
+        except InvalidSignature:
+            continue
+        return i
+    raise IntegrityError(
+        f"signature: does not match the manifest under any of the {len(keys)} key(s) in "
+        "sync.model_public_key; sign the manifest bytes with a key the device's owner configured"
+    )

@@ -28,6 +28,7 @@ from cloud_sync.schema import (
     StreamStatsV1,
     TelemetryV1,
 )
+from edge.redact import redact
 from edge.stats import DetectorStats, DeviceStats, SinkStats, StreamStats
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def stream_v1(s: StreamStats) -> StreamStatsV1:
         skipped=s.skipped,
         restarts=s.restarts,
         queue_depth=dict(s.queue_depth),
-        error=s.error[:_ERROR_CHARS] if s.error is not None else None,
+        error=redact(s.error)[:_ERROR_CHARS] if s.error is not None else None,
     )
 
 
@@ -75,6 +76,8 @@ def detector_v1(d: DetectorStats) -> DetectorStatsV1:
         model=ModelRefV1(name=d.model, version=d.version, sha256=d.sha256),
         inference_ms_by_stream=dict(d.inference_ms),
         accelerator=d.accelerator,
+        source=d.source,
+        counter=d.counter,
     )
 
 
@@ -98,7 +101,7 @@ def sink_v1(s: SinkStats) -> SinkStatsV1:
 
 def _why(exc: BaseException) -> str:
     text = " ".join(str(exc).split())  # pydantic's messages span lines
-    return f"{type(exc).__name__}: {text}"
+    return redact(f"{type(exc).__name__}: {text}")
 
 
 class Telemetry:
@@ -149,6 +152,11 @@ class Telemetry:
             cpu_percent=cpu,
             rss_mb=round(rss, 1),
             temperature_c=temperature_c(),
+            ota_error=(
+                stats.ota_error[:_ERROR_CHARS]
+                if stats is not None and stats.ota_error is not None
+                else None
+            ),
             build_errors=self.build_errors,
             errors=errors[:_MAX_ERRORS],
         )

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 StreamKind = Literal["video", "audio"]
+ModelSource = Literal["ota", "config"]  # a signed over-the-air update, or the config's model
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,8 @@ class DetectorStats:
     calls: int = 0  # over all streams
     # what the runtime really runs on (edge.runtime AcceleratorInfo.to_json()); None: unknown
     accelerator: dict[str, object] | None = None
+    source: ModelSource = "config"  # where the running model came from (the OTA record)
+    counter: int = 0  # the last signed update counter accepted for it (0: none ever)
 
     @property
     def mean_inference_ms(self) -> float:
@@ -75,6 +78,8 @@ class DeviceStats:
     streams: Mapping[str, StreamStats] = field(default_factory=dict)
     detectors: Mapping[str, DetectorStats] = field(default_factory=dict)
     sinks: Mapping[str, SinkStats] = field(default_factory=dict)  # sink name -> figures
+    # the OTA record cannot be read: the config's models run and model updates are refused
+    ota_error: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)

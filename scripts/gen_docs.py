@@ -207,7 +207,9 @@ def config_reference() -> str:
     parts = [
         "<details><summary>Every device-config key (generated from edge/config/)</summary>\n",
         "Floats are finite everywhere (TOML's `inf` and `nan` are refused); "
-        "`edge validate-config` checks every limit below.",
+        "`edge validate-config` checks every limit below. Any string value may be "
+        "`${NAME}` (or hold it), taken from the environment when the config is loaded; "
+        "`$${` is a literal `${` (see *Secrets* above).",
     ]
     for title, model, prefix in sections:
         rows = table(model, prefix, limits=True).splitlines()
@@ -218,10 +220,21 @@ def config_reference() -> str:
     return "\n".join(parts)
 
 
+def remote_config() -> str:
+    from edge.config.remote import REFUSED, REMOTE_KEYS
+
+    rows = ["| a remote `config` may change | what it tunes |", "|---|---|"]
+    rows += [f"| `{k}` | {v} |" for k, v in REMOTE_KEYS.items()]
+    rows += ["", "| never from a remote `config` | why |", "|---|---|"]
+    rows += [f"| {k} | {v} |" for k, v in REFUSED.items()]
+    return "\n".join(r.replace("${", "`${`") if "${" in r else r for r in rows)
+
+
 GENERATORS = {
     "manifest-reference": manifest_reference,
     "zoo": zoo_table,
     "config-reference": config_reference,
+    "remote-config": remote_config,
 }
 
 

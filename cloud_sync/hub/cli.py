@@ -16,6 +16,7 @@ from types import FrameType
 
 from cloud_sync.hub import keys_cli
 from cloud_sync.hub.errors import HubError
+from edge import redact
 from edge.errors import run_cli
 from edge.wire import DEFAULT_PREFIX
 
@@ -58,7 +59,9 @@ def serve(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get("EDGE_HUB_TOKEN") or None
     store = open_store(args.db)
     version = store.migrate()
-    logging.getLogger("edge_hub").info("database %s at schema version %d", args.db, version)
+    logging.getLogger("edge_hub").info(
+        "database %s at schema version %d", redact.redact(args.db), version
+    )
     cfg = IngestConfig(
         host=args.mqtt_host,
         port=args.mqtt_port,
@@ -120,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    redact.install()  # every log line, uvicorn's access log included (`?token=`)
     run = getattr(args, "run", serve)
     return run_cli("edge-hub", lambda: run(args), debug=args.debug)
 

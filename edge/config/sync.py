@@ -22,6 +22,12 @@ from edge.config.base import Section
 from edge.wire import DEFAULT_PREFIX, MAX_BATCH_EVENTS, ClientId, MqttUsername, TopicPrefix
 
 ED25519_KEY_BYTES = 32
+MAX_MODEL_KEYS = 4  # sync.model_public_key: the old and new key while rotating, and spare
+MODEL_DOWNLOAD_TIMEOUT_S = 120.0
+MODEL_DOWNLOAD_MIN_BYTES_PER_S = 16 * 1024
+MODEL_DOWNLOAD_GRACE_S = 10.0
+"""The `model` command's download limits (``cloud_sync.download``): the deadline, and the
+average rate it must keep once the grace period has passed."""
 
 
 def _host(value: str) -> str:
@@ -116,25 +122,60 @@ class SyncConfig(Section):
         description="health turns red after the broker is unreachable this long",
     )
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
-    model_public_key: str | None = Field(
-        default=None, description="Ed25519 public key (base64 raw or PEM) that signs model bundles"
+    model_public_key: str | list[str] | None = Field(
+        default=None,
+        description="Ed25519 public key(s) (base64 raw or PEM) that sign model updates: one, "
+        f"or a list of up to {MAX_MODEL_KEYS} while a key is rotated (docs/security.md); set "
+        "locally, never by a remote command",
+    )
+    model_download_timeout_s: float = Field(
+        default=MODEL_DOWNLOAD_TIMEOUT_S,
+        gt=0,
+        le=86400,
+        description="a `model` command's download must end within this, wall clock (connect, "
+        "redirects and every byte included)",
+    )
+    model_download_min_bytes_per_s: int = Field(
+        default=MODEL_DOWNLOAD_MIN_BYTES_PER_S,
+        ge=0,
+        description=f"a `model` command's download must average at least this many bytes/s "
+        f"once it has run {MODEL_DOWNLOAD_GRACE_S:g} s (0: no minimum)",
     )
 
     @field_validator("model_public_key")
     @classmethod
-    def _key_shape(cls, value: str | None) -> str | None:
+    def _key_shape(cls, value: str | list[str] | None) -> str | list[str] | None:
         # the shape only (cryptography, in the `sync` extra, parses it when the sink starts)
-        if value is None or value.strip().startswith("-----BEGIN"):
+        if value is None:
             return value
-        try:
-            raw = base64.b64decode(value.strip(), validate=True)
-        except (ValueError, binascii.Error):
-            raw = b""
-        if len(raw) != ED25519_KEY_BYTES:
+        keys = [value] if isinstance(value, str) else value
+        if not 1 <= len(keys) <= MAX_MODEL_KEYS:
             raise ValueError(
-                "not an Ed25519 public key; give base64 of the 32 raw bytes or a PEM block"
+                f"give one key or a list of 1 to {MAX_MODEL_KEYS} keys (got {len(keys)}); "
+                "remove the keys that no longer sign updates"
             )
+        for i, key in enumerate(keys):
+            where = "" if isinstance(value, str) else f"key {i}: "
+            if key.strip().startswith("-----BEGIN"):
+                continue
+            try:
+                raw = base64.b64decode(key.strip(), validate=True)
+            except (ValueError, binascii.Error):
+                raw = b""
+            if len(raw) != ED25519_KEY_BYTES:
+                raise ValueError(
+                    f"{where}not an Ed25519 public key; give base64 of the 32 raw bytes or a "
+                    "PEM block"
+                )
+        if len({k.strip() for k in keys}) != len(keys):
+            raise ValueError("the same key is listed twice; list each key once")
         return value
+
+    @property
+    def model_public_keys(self) -> list[str]:
+        """The configured keys as a list (empty: none; model updates are then refused)."""
+        value = self.model_public_key
+        return [] if value is None else [value] if isinstance(value, str) else list(value)
 
     @model_validator(mode="after")
     def _backoff(self) -> SyncConfig:

@@ -16,6 +16,8 @@ to its service manager because a part of it died.
 ``generation`` (the state, building a generation from a config), ``report`` (component
 health, ``/healthz``, ``/metrics``), ``reload`` (the transactional reload), ``control``
 (``DeviceControl``: apply_config, swap_model, snapshot, stats), ``core`` (start, run, stop).
+Beside the layers, ``ota`` keeps the OTA record (signed over-the-air model updates,
+docs/security.md): applied on every start and reload, written by ``swap_model``.
 """
 
 from __future__ import annotations

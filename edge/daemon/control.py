@@ -6,16 +6,19 @@ import logging
 import os
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import cv2
 
 from edge.config import parse_config, resolve_paths
+from edge.config.remote import check_remote_config
 from edge.control import DeviceControl
+from edge.daemon.ota import verify_bundle
 from edge.daemon.reload import Reloading
 from edge.errors import ConfigError, EdgeError, InputError
-from edge.models.resolve import resolve
+from edge.models.update_check import check_update
 from edge.pipeline import DetectorSlot
 from edge.pipeline.slots import open_detector
 from edge.stats import DetectorStats, DeviceStats
@@ -32,6 +35,17 @@ class Control(Reloading):
         return self
 
     def apply_config(self, text: str) -> None:
+        # first the allow-list, on the raw text (before env expansion and validation, whose
+        # messages could quote an expanded value): a refused config is neither applied
+        # nor written
+        try:
+            current = self.config_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"{self.config_path}: cannot read the config file to compare a remote config "
+                f"with ({getattr(exc, 'strerror', None) or exc}); nothing was changed"
+            ) from None
+        check_remote_config(current, text, origin=str(self.config_path))
         origin = f"{self.config_path} (from the cloud)"
         cfg = resolve_paths(parse_config(text, origin), self.config_path.parent)
         # the file is written first (a config dir that cannot take it fails before
@@ -59,17 +73,28 @@ class Control(Reloading):
             Path(tmp).unlink(missing_ok=True)
 
     def swap_model(self, detector: str, bundle: Path) -> dict[str, Any]:
+        """Swap in a signed update's bundle (``cloud_sync.ota`` put it in the models folder
+        after its checks): checked again here, against the daemon's own state and under its
+        lock, then recorded durably (the OTA record) before it runs."""
         if detector not in self.cfg.detectors:
             raise ConfigError(
                 f"swap_model: no detector {detector!r}; have {sorted(self.cfg.detectors)}"
             )
         dcfg = self.cfg.detectors[detector]
-        model = resolve(str(bundle), self.cfg.models_home)
+        model = verify_bundle(bundle, detector, self.cfg)
         with self._state_lock:
             running = self._running
             if running is None:
                 raise EdgeError("swap_model: the daemon is not running")
             targets = [s for r in running.runners for s in r.slots if s.name == detector]
+            check_update(
+                model.manifest,
+                detector=detector,
+                device_id=self.cfg.device_id,
+                now=datetime.now(UTC),
+                last_counter=self._ota.counter(detector),
+                running_version=targets[0].model.manifest.version if targets else None,
+            )
             for slot in targets:
                 if (model.manifest.input.kind == "audio") != slot.is_audio:
                     raise InputError(
@@ -80,16 +105,22 @@ class Control(Reloading):
             try:
                 for _ in targets:
                     loaded.append(open_detector(dcfg, model, self._profile(self.cfg)))
+                replaced = self._ota.accept(detector, model, dcfg.model)  # durable first
             except BaseException:
                 for det in loaded:
                     det.close()
                 raise
             for slot, det in zip(targets, loaded, strict=True):
                 slot.swap(model, det)
+            if replaced is not None and replaced.bundle != str(model.path.parent):
+                self._ota.forget_bundle(replaced, self.cfg)
         m = model.manifest
-        log.info("detector %s now runs %s %s (%s)", detector, m.name, m.version, m.short_sha)
+        log.info(
+            "detector %s now runs %s %s (%s), OTA update %d",
+            detector, m.name, m.version, m.short_sha, self._ota.counter(detector),
+        )  # fmt: skip
         return {"detector": detector, "model": m.name, "version": m.version, "sha256": m.sha256,
-                "streams": len(targets)}  # fmt: skip
+                "streams": len(targets), "counter": self._ota.counter(detector)}  # fmt: skip
 
     def snapshot(self, stream: str | None, max_bytes: int) -> bytes:
         running = self._running
@@ -141,6 +172,8 @@ class Control(Reloading):
                 inference_ms=per_stream[name],
                 calls=calls[name],
                 accelerator=slot.accelerator.to_json(),
+                source=self._ota.source(name, slot.model),
+                counter=self._ota.counter(name),
             )
             for name, slot in first.items()
         }
@@ -156,4 +189,5 @@ class Control(Reloading):
                 name: SinkFigures(failures=st.failures, events_lost=st.lost)
                 for name, st in self._sink_stats.items()
             },
+            ota_error=self._ota.error,
         )

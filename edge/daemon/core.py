@@ -38,6 +38,7 @@ class Daemon(Control):
             running = self._build(self.cfg, self._load_slots(self.cfg))
             with self._state_lock:
                 self._running = running
+            self._ota.commit(self.cfg)  # entries whose model the owner changed: dropped
             for r in running.runners:
                 r.start()
             self._health = self._health_server(self.cfg)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from edge.config import DeviceConfig, SinkConfig, load_config
 from edge.control import DeviceControl, ReplyRoute
+from edge.daemon.ota import OtaBook
 from edge.errors import EdgeError
 from edge.events import Event, EventSink, uuid7
 from edge.health import HealthServer
@@ -134,6 +135,7 @@ class DaemonBase:
         self._sink_stats: dict[str, SinkStats] = {}
         self.reloads = 0
         self.reload_failures = 0
+        self._ota = OtaBook(config_path)  # the OTA record beside the config
 
     def _context(self, cfg: DeviceConfig) -> DaemonContext:
         return DaemonContext(
@@ -149,22 +151,28 @@ class DaemonBase:
         return get_profile(cfg.profile) if cfg.profile else None
 
     def _load_slots(self, cfg: DeviceConfig) -> Slots:
-        """Each stream's detectors, one instance per stream (interpreters are not shared)."""
+        """Each stream's detectors, one instance per stream (interpreters are not shared).
+        A detector with an accepted over-the-air update runs its bundle (``edge.daemon.ota``);
+        one that fails to load falls back to the config's model."""
         slots: Slots = {}
         profile = self._profile(cfg)
+        ota = self._ota.bundles(cfg)
         try:
             for s in cfg.streams:
                 slots[s.name] = []
                 for name in s.detectors:
-                    slots[s.name].append(
-                        load_slot(
-                            name,
-                            cfg.detectors[name],
-                            s.thresholds.get(name),
-                            cfg.models_home,
-                            profile,
-                        )
-                    )
+                    dcfg, threshold = cfg.detectors[name], s.thresholds.get(name)
+                    slot: DetectorSlot | None = None
+                    if name in ota:
+                        ota_cfg = dcfg.model_copy(update={"model": str(ota[name])})
+                        try:
+                            slot = load_slot(name, ota_cfg, threshold, cfg.models_home, profile)
+                        except Exception as exc:  # of any kind: the config's model runs
+                            self._ota.reject(name, describe(exc))
+                            del ota[name]
+                    if slot is None:
+                        slot = load_slot(name, dcfg, threshold, cfg.models_home, profile)
+                    slots[s.name].append(slot)
         except BaseException:
             close_slots(slots)
             raise

@@ -167,5 +167,6 @@ class Reloading(Reporting):
             if health is not None:
                 health.start()
         self.cfg = new
+        self._ota.commit(new)  # entries whose model the owner changed: dropped (counters stay)
         self.reloads += 1
         log.info("config reloaded: %d stream(s)", len(running.runners))

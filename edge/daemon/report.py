@@ -12,6 +12,7 @@ from edge.health import HealthServer
 from edge.pipeline import prometheus
 from edge.runtime import accelerator_fallbacks
 from edge.sinks import SinkStats
+from edge.stats import ModelSource
 from edge.supervise import ComponentHealth
 from edge.supervisor import Verdict
 
@@ -38,6 +39,16 @@ class Reporting(DaemonBase):
         health = self._health
         if health is not None:
             out.extend(health.health())
+        out.append(self._ota.health(self.cfg, self._model_sources()))
+        return out
+
+    def _model_sources(self) -> dict[str, ModelSource]:
+        """Where each running detector's model came from: an OTA update or the config."""
+        running = self._running
+        out: dict[str, ModelSource] = {}
+        for r in running.runners if running is not None else []:
+            for slot in r.slots:
+                out.setdefault(slot.name, self._ota.source(slot.name, slot.model))
         return out
 
     def health(self) -> tuple[bool, dict[str, Any]]:
@@ -48,15 +59,25 @@ class Reporting(DaemonBase):
         ok = bool(up) and all(up.values()) and verdict.ok
         # what each detector really runs on (a requested delegate may have fallen back)
         accel: dict[str, dict[str, object]] = {}
+        models: dict[str, dict[str, object]] = {}
         for r in runners:
             for slot in r.slots:
                 accel.setdefault(slot.name, {})[r.cfg.name] = slot.accelerator.to_json()
+                m = slot.model.manifest
+                models.setdefault(slot.name, {
+                    "model": m.name, "version": m.version, "sha256": m.short_sha,
+                    "source": self._ota.source(slot.name, slot.model),
+                    "counter": self._ota.counter(slot.name),
+                })  # fmt: skip
         return ok, {
             "ok": ok,
             "device_id": self.cfg.device_id,
             "streams": up,
+            # which camera each stream reads, as the operator knows it (password masked)
+            "sources": {r.cfg.name: r.cfg.display_source for r in runners},
             "components": verdict.to_json(),
             "accelerators": accel,
+            "models": models,  # per detector: what runs, from an OTA update or the config
         }
 
     def metrics_text(self) -> str:

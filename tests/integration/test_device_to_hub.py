@@ -28,6 +28,7 @@ from cloud_sync import signing
 from edge.models import zoo
 from tests.fixtures.video import DEFAULT_SPANS, face_video
 from tests.support.edge_run import MQTT_SINK, device_toml
+from tests.support.ota import update_manifest
 
 from .hub_support import HubProc, free_port, mosquitto, wait_for
 
@@ -115,10 +116,14 @@ def test_events_reach_the_hub_and_commands_come_back(system: dict[str, Any]) -> 
     frame = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert frame.shape == (480, 640, 3)
 
-    # 3. a config that fails validation changes nothing and says why
+    # 3. a config that fails validation changes nothing and says why; so does one that
+    # changes a key a remote config may not (the allow-list, issue 11)
     before = system["cfg"].read_text()
-    bad = command(hub, "config", {"toml": before.replace("[[streams]]", "[[streamz]]")})
-    assert bad["ok"] is False and "streams: Field required" in bad["reply"]["message"]
+    bad = command(hub, "config", {"toml": before.replace("threshold = 0.6", "threshold = 5.0")})
+    assert bad["ok"] is False and "detectors.face.threshold" in bad["reply"]["message"], bad
+    assert "less than 1" in bad["reply"]["message"]
+    off_list = command(hub, "config", {"toml": before.replace("[[streams]]", "[[streamz]]")})
+    assert off_list["ok"] is False and "streamz[0].name" in off_list["reply"]["message"]
     assert system["cfg"].read_text() == before
     assert system["daemon"].poll() is None
 
@@ -140,7 +145,8 @@ def test_events_reach_the_hub_and_commands_come_back(system: dict[str, Any]) -> 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        manifest = json.dumps(full.model_dump(mode="json", exclude_none=True))
+        # a signed over-the-air update (docs/security.md): the manifest with an `update`
+        manifest = update_manifest("blazeface-full", detector="face", counter=int(time.time()))
         url = f"http://127.0.0.1:{server.server_address[1]}/{full.file}"
         args = {"detector": "face", "url": url, "sha256": full.sha256, "manifest": manifest}
         forged = command(

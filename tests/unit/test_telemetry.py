@@ -88,3 +88,15 @@ def test_stats_that_raise_are_reported_and_the_rest_goes_out() -> None:
     # the next payload, with the daemon back, still says how many builds lost something
     t2 = TelemetryV1.model_validate_json(tel.payload(device_stats, outbox_stats, 3) or b"")
     assert "cam0" in t2.streams and t2.build_errors == 1 and t2.errors == []
+
+
+def test_where_each_model_came_from_is_reported() -> None:
+    stats = device_stats()
+    ota = replace(stats.detectors["faces"], source="ota", counter=1733100000)
+    stats = replace(stats, detectors={**stats.detectors, "faces": ota},
+                    ota_error="edge.ota.json: the OTA record is not JSON")  # fmt: skip
+    t = Telemetry("dev1", BOOT).build(stats, outbox_stats(), reconnects=0)
+    assert (t.detectors["faces"].source, t.detectors["faces"].counter) == ("ota", 1733100000)
+    assert (t.detectors["vad"].source, t.detectors["vad"].counter) == ("config", 0)
+    assert t.ota_error == "edge.ota.json: the OTA record is not JSON"
+    TelemetryV1.model_validate_json(t.model_dump_json(exclude_none=True))
