@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,10 @@ import pytest
 from cloud_sync import signing
 from cloud_sync.commands import ModelArgs
 from cloud_sync.hub.model_signing import parse_duration
+from edge.errors import IntegrityError
 from edge.models import zoo
 from edge.models.manifest import Manifest
+from edge.models.update_check import check_update
 from tests.unit.hub_keys_support import keys, make_bundle, manifest_doc, run
 
 
@@ -78,7 +80,7 @@ def test_a_tampered_manifest_no_longer_verifies(
     doc = sign(capsys, setup, "--counter", "5")
     forged = doc["manifest"].replace('"counter":5', '"counter":6')
     assert forged != doc["manifest"]
-    with pytest.raises(Exception, match="signature: does not match"):
+    with pytest.raises(IntegrityError, match="signature: does not match"):
         signing.verify(signing.load_public_key(setup["pub"]), forged.encode(), doc["signature"])
 
 
@@ -229,3 +231,30 @@ def test_an_unknown_bundle_names_the_zoo(capsys: pytest.CaptureFixture[str]) -> 
     r = run(capsys, "sign-model", "no-such-model", "--detector", "face")
     assert r.rc == 2 and "no such bundle folder or manifest, and not a zoo model" in r.err
     assert "blazeface-short" in r.err
+
+
+def test_the_devices_own_checks_take_what_sign_model_writes(
+    setup: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """cloud_sync.signing and edge.models.update_check, as the device runs them."""
+    doc = sign(capsys, setup, "--counter", "100", "--device", "cam-1")
+    other_pub = signing.public_b64(signing.generate()[0])
+    keys_ = signing.load_public_keys([other_pub, setup["pub"]])  # while rotating: either
+    signing.verify_any(keys_, doc["manifest"].encode(), doc["signature"])
+    m = Manifest.model_validate_json(doc["manifest"])
+    now = datetime.now(UTC)
+    u = check_update(m, detector="face", device_id="cam-1", now=now, last_counter=99,
+                     running_version="2.0")  # fmt: skip
+    assert u.counter == 100
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"device_id": "cam-2"}, "does not list this device"),
+        ({"last_counter": 100}, "is not above 100"),
+        ({"detector": "text"}, "update.detector is 'face'"),
+        ({"now": now + timedelta(days=8)}, "expired"),
+        ({"running_version": "3.0"}, "older than 3.0"),
+    ]
+    for kwargs, refusal in cases:
+        args: dict[str, Any] = {"detector": "face", "device_id": "cam-1", "now": now,
+                                "last_counter": 99, "running_version": "2.0"} | kwargs  # fmt: skip
+        with pytest.raises(IntegrityError, match=refusal):
+            check_update(m, **args)
