@@ -151,8 +151,7 @@ class Auth:
                 "missing credentials; send Authorization: Bearer <token>, or log in on the"
                 " dashboard (POST /api/login)"
             )
-        assert self.sessions is not None
-        if not self.sessions.valid(cookie):
+        if self.sessions is None or not self.sessions.valid(cookie):
             return _unauthorized(
                 "session expired or not valid (the token may have changed); log in again",
                 clear_cookie=True,

@@ -24,7 +24,7 @@ import hmac
 
 from cloud_sync.hub.db import Store
 
-SECRET_NAME = "mqtt_client_id_secret"
+META_KEY = "mqtt_client_id_secret"
 
 
 def derive_client_id(secret: str, host: str, http_port: int) -> str:
@@ -34,7 +34,7 @@ def derive_client_id(secret: str, host: str, http_port: int) -> str:
 
 def default_client_id(store: Store, host: str, http_port: int) -> str:
     """This worker's client id, from the database's secret (made on first use)."""
-    return derive_client_id(store.secret(SECRET_NAME), host, http_port)
+    return derive_client_id(store.secret(META_KEY), host, http_port)
 
 
 def worker_label(client_id: str) -> str:

@@ -3,12 +3,13 @@ restart on the same database, different per worker; never published."""
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 from pathlib import Path
 
 from cloud_sync.hub.db import open_store
-from cloud_sync.hub.identity import SECRET_NAME, default_client_id, worker_label
+from cloud_sync.hub.identity import META_KEY, default_client_id, worker_label
 
 
 def test_the_default_client_id_is_stable_per_database_and_unguessable(tmp_path: Path) -> None:
@@ -17,8 +18,9 @@ def test_the_default_client_id_is_stable_per_database_and_unguessable(tmp_path: 
     a.migrate()
     host = socket.gethostname()
     first = default_client_id(a, host, 8080)
-    assert first.startswith("edge-hub-") and len(first) == len("edge-hub-") + 24
-    assert host not in first and "8080" not in first  # the old default held both
+    # 96 bits of HMAC and nothing else: no room for the host name and port the old
+    # default (edge-hub-<host>-<port>) was made of
+    assert re.fullmatch(r"edge-hub-[0-9a-f]{24}", first), first
     a.close()
     # a restart: the same database gives the same id (the broker session survives)
     again = open_store(url_a)
@@ -40,9 +42,7 @@ def test_workers_starting_together_agree_on_the_secret(tmp_path: Path) -> None:
     open_store(url).migrate()
     got: list[str] = []
     stores = [open_store(url) for _ in range(4)]
-    threads = [
-        threading.Thread(target=lambda s=s: got.append(s.secret(SECRET_NAME))) for s in stores
-    ]
+    threads = [threading.Thread(target=lambda s=s: got.append(s.secret(META_KEY))) for s in stores]
     for t in threads:
         t.start()
     for t in threads:
