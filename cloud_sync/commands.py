@@ -2,17 +2,19 @@
 
 Every command is validated in full before anything is changed; a failure at any
 step leaves the running state as it was, and the reply (``CommandReplyV1``)
-carries the request id and the reason. Commands run one at a time on their own
-thread, so a slow model download never blocks the MQTT loop.
+carries the request id and the reason. Commands run off the MQTT loop
+(``CommandWorker``): ``config`` and ``snapshot`` in order on one thread, ``model`` on a
+thread of its own, one at a time, so a slow download blocks neither the loop nor them.
 
 - ``config``  ``{"toml": "<the complete device config>"}`` → ``DeviceControl.apply_config``.
 - ``model``   ``{"detector", "url", "sha256", "manifest", "signature"}``: ``signature``
   is Ed25519 (base64) over the UTF-8 bytes of ``manifest`` (JSON text), checked
   against ``sync.model_public_key`` before any download; the manifest's
-  ``sha256`` must equal ``sha256``; the file is fetched over http(s) with a
-  timeout and a size cap, hashed, written beside the manifest in a bundle
-  folder, then handed to ``DeviceControl.swap_model`` (which loads it beside
-  the running model and rolls back on failure).
+  ``sha256`` must equal ``sha256``; the file is fetched over http(s) within a
+  wall-clock deadline, a minimum rate and a size cap (``cloud_sync.download``),
+  hashed, written beside the manifest in a bundle folder, then handed to
+  ``DeviceControl.swap_model`` (which loads it beside the running model and rolls back
+  on failure).
 - ``snapshot`` ``{"stream"?, "max_bytes"?}`` → the JPEG, base64, in the reply's
   ``result`` (``jpeg_b64``, ``bytes``): one message, matched by request id, no
   extra topic to authorise. Capped at ``SNAPSHOT_MAX_BYTES``.
@@ -21,7 +23,6 @@ thread, so a slow model download never blocks the MQTT loop.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 import queue
@@ -29,8 +30,6 @@ import shutil
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,7 +37,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cloud_sync import signing
+from cloud_sync.download import download
 from cloud_sync.schema import CommandReplyV1, CommandV1
+from edge.config.sync import MODEL_DOWNLOAD_MIN_BYTES_PER_S, MODEL_DOWNLOAD_TIMEOUT_S
 from edge.control import DeviceControl
 from edge.errors import EdgeError, InputError, IntegrityError
 from edge.supervise import ComponentHealth, GuardedThread
@@ -47,7 +48,6 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_MAX_BYTES = 512 * 1024
 MODEL_MAX_BYTES = 256 * 1024 * 1024
-DOWNLOAD_TIMEOUT_S = 30.0
 
 
 class _Args(BaseModel):
@@ -80,28 +80,33 @@ class CommandHandler:
         data_dir: Path,
         *,
         public_key: str | None,
-        download_timeout_s: float = DOWNLOAD_TIMEOUT_S,
+        download_timeout_s: float = MODEL_DOWNLOAD_TIMEOUT_S,
+        download_min_bytes_per_s: float = MODEL_DOWNLOAD_MIN_BYTES_PER_S,
         model_max_bytes: int = MODEL_MAX_BYTES,
     ) -> None:
         self.control = control
         self.models_dir = data_dir / "models"
         self._public_key = signing.load_public_key(public_key) if public_key else None
         self.download_timeout_s = download_timeout_s
+        self.download_min_bytes_per_s = download_min_bytes_per_s
         self.model_max_bytes = model_max_bytes
+        self.cancel = threading.Event()  # set by CommandWorker.stop: a download in hand ends
         self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = {
             "config": self._config,
             "model": self._model,
             "snapshot": self._snapshot,
         }
 
+    def refuse(self, name: str, payload: bytes, message: str) -> CommandReplyV1:
+        """A refusal of a command without running it, matched to it by its request id."""
+        return _reply(_request_id(_json_or_none(payload)), name, False, message)
+
     def handle(self, name: str, payload: bytes) -> CommandReplyV1:
-        req_id = ""
         try:
             data = json.loads(payload)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             return _reply("", name, False, f"bad JSON: {exc}; send a CommandV1 object")
-        if isinstance(data, dict) and isinstance(data.get("id"), str):
-            req_id = data["id"][:64]
+        req_id = _request_id(data)
         try:
             cmd = CommandV1.model_validate(data)
         except ValidationError as exc:
@@ -161,6 +166,8 @@ class CommandHandler:
                 staging / file_name,
                 timeout_s=self.download_timeout_s,
                 max_bytes=self.model_max_bytes,
+                min_bytes_per_s=self.download_min_bytes_per_s,
+                cancel=self.cancel,
             )
             if digest != args.sha256:
                 raise IntegrityError(
@@ -183,40 +190,21 @@ class CommandHandler:
         return {"bundle": str(bundle), **result}
 
 
-def download(url: str, dest: Path, *, timeout_s: float, max_bytes: int) -> str:
-    """Fetch ``url`` into ``dest`` within ``timeout_s`` overall and ``max_bytes``; the sha256."""
-    deadline = time.monotonic() + timeout_s
-    h = hashlib.sha256()
-    size = 0
-    try:
-        # the scheme is checked by ModelArgs (http or https only)
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp, dest.open("wb") as out:
-            length = resp.headers.get("Content-Length")
-            if length is not None and int(length) > max_bytes:
-                raise InputError(f"model: {url} is {length} bytes, over the cap of {max_bytes}")
-            while True:
-                if time.monotonic() > deadline:
-                    raise InputError(f"model: download of {url} took longer than {timeout_s:g} s")
-                chunk = resp.read(64 * 1024)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > max_bytes:
-                    raise InputError(f"model: {url} sent more than the cap of {max_bytes} bytes")
-                h.update(chunk)
-                out.write(chunk)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise InputError(f"model: cannot download {url}: {reason}") from None
-    return h.hexdigest()
-
-
 class CommandWorker:
-    """Runs commands in order on one guarded thread and sends each reply through ``send``.
+    """Runs commands and sends each reply through ``send``.
+
+    ``config`` and ``snapshot`` run in order on one guarded thread. ``model`` runs on a
+    thread of its own (its download may take up to ``sync.model_download_timeout_s``), so
+    the others keep being answered meanwhile; one model update at a time: a second one
+    while the first runs is refused at once ("busy", naming the one in hand) and may be
+    sent again after its reply. ``stop`` cancels a download in hand.
 
     ``send`` returns False when the reply could not be handed to a connected client
     (``edge.control.ReplyRoute.send`` after its bounded wait); that is logged.
     """
+
+    BACKGROUND = frozenset({"model"})
+    """The commands that run on their own thread, one at a time."""
 
     def __init__(self, handler: CommandHandler, send: Callable[[str, bytes], object]) -> None:
         self.handler = handler
@@ -224,6 +212,9 @@ class CommandWorker:
         self._q: queue.Queue[tuple[str, bytes]] = queue.Queue(maxsize=64)
         self._stop = threading.Event()
         self._thread = GuardedThread("sync-cmd", self._main, stop=self._stop)
+        self._lock = threading.Lock()
+        self._model: threading.Thread | None = None
+        self._model_req: tuple[str, float] = ("", 0.0)  # the model update in hand: id, start
         self.replies: list[CommandReplyV1] = []  # the last few, for tests and logs
         self.unsent = 0  # replies that found no connected client
 
@@ -237,10 +228,23 @@ class CommandWorker:
             log.warning("command %s dropped: %d commands already waiting", name, self._q.qsize())
 
     def stop(self) -> None:
-        """Stop after the command in hand (waits up to 5 s for it); queued ones are dropped."""
+        """Stop after the command in hand (waits up to 5 s for it, cancelling a model
+        download); queued ones are dropped."""
         self._stop.set()
-        if self._thread.is_alive() and threading.current_thread().name != self._thread.name:
+        self.handler.cancel.set()
+        deadline = time.monotonic() + 5.0
+        me = threading.current_thread()
+        if self._thread.is_alive() and me.name != self._thread.name:
             self._thread.join(5)
+        model = self._model
+        if model is not None and model.is_alive() and model is not me:
+            model.join(max(0.0, deadline - time.monotonic()))
+
+    @property
+    def busy(self) -> bool:
+        """A model update is in hand."""
+        model = self._model
+        return model is not None and model.is_alive()
 
     def health(self) -> list[ComponentHealth]:
         return [self._thread.health()]
@@ -251,12 +255,47 @@ class CommandWorker:
                 name, payload = self._q.get(timeout=0.5)
             except queue.Empty:
                 continue
-            reply = self.handler.handle(name, payload)
-            log.info("command %s (%s): ok=%s %s", name, reply.id, reply.ok, reply.message)
+            if name in self.BACKGROUND:
+                self._start_background(name, payload)
+            else:
+                self._run(name, payload)
+
+    def _start_background(self, name: str, payload: bytes) -> None:
+        with self._lock:
+            if not self.busy:
+                self._model_req = (_request_id(_json_or_none(payload)), time.monotonic())
+                self._model = threading.Thread(
+                    target=self._run_background,
+                    args=(name, payload),
+                    name="sync-cmd-model",
+                    daemon=True,
+                )
+                self._model.start()
+                return
+            req, since = self._model_req
+        message = (
+            f"busy: model update {req!r} is in hand (for {time.monotonic() - since:.0f} s); "
+            "send this one again after its reply"
+        )
+        self._finish(name, self.handler.refuse(name, payload, message))
+
+    def _run(self, name: str, payload: bytes) -> None:
+        self._finish(name, self.handler.handle(name, payload))
+
+    def _run_background(self, name: str, payload: bytes) -> None:
+        try:
+            self._run(name, payload)
+        except Exception:  # the handler answers every failure; this is a bug in sending
+            log.exception("command %s: the reply could not be sent", name)
+
+    def _finish(self, name: str, reply: CommandReplyV1) -> None:
+        log.info("command %s (%s): ok=%s %s", name, reply.id, reply.ok, reply.message)
+        with self._lock:
             self.replies = [*self.replies[-15:], reply]
-            if self._send(name, reply.model_dump_json(exclude_none=True).encode()) is False:
+        if self._send(name, reply.model_dump_json(exclude_none=True).encode()) is False:
+            with self._lock:
                 self.unsent += 1
-                log.warning("command %s (%s): reply not sent, no connected broker", name, reply.id)
+            log.warning("command %s (%s): reply not sent, no connected broker", name, reply.id)
 
 
 def _reply(
@@ -265,6 +304,19 @@ def _reply(
     return CommandReplyV1(
         id=req_id, command=name[:128] or "?", ok=ok, message=message, result=result
     )
+
+
+def _json_or_none(payload: bytes) -> object:
+    try:
+        return json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def _request_id(data: object) -> str:
+    if isinstance(data, dict) and isinstance(data.get("id"), str):
+        return str(data["id"])[:64]
+    return ""
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -258,7 +258,7 @@ class Publisher(SenderLoop):
                 break
             if accepted:
                 delay = self.cfg.reconnect_min_s
-            wait = random.uniform(delay / 2, delay)  # equal jitter: spread a fleet's reconnects
+            wait = random.uniform(delay / 2, delay)  # equal jitter: spread a fleet's reconnects  # noqa: S311  jitter, not a secret
             log.info("mqtt: reconnecting to %s:%d in %.2f s", self.cfg.host, self.cfg.port, wait)
             self._stop.wait(wait)
             delay = min(delay * 2, self.cfg.reconnect_max_s)

@@ -60,7 +60,13 @@ class MqttSink:
         self._telemetry = Telemetry(device_id, self.boot_id)
         self.commands: CommandWorker | None = None
         if control is not None:
-            handler = CommandHandler(control, data_dir, public_key=cfg.model_public_key)
+            handler = CommandHandler(
+                control,
+                data_dir,
+                public_key=cfg.model_public_key,
+                download_timeout_s=cfg.model_download_timeout_s,
+                download_min_bytes_per_s=cfg.model_download_min_bytes_per_s,
+            )
             # replies go through the daemon's route (to whichever sink is live after a
             # reload this very command may cause), else through this sink
             self.commands = CommandWorker(handler, replies.send if replies else self._try_reply)

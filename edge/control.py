@@ -24,6 +24,8 @@ class DeviceControl(Protocol):
     def apply_config(self, text: str) -> None:
         """Validate a complete device config (TOML text), apply it like SIGHUP and persist it.
 
+        Only the keys ``edge.config.remote.REMOTE_KEYS`` lists may differ from the config
+        file (anything else: ``RemoteConfigRefusedError``, nothing applied or written).
         Transactional: on any failure the running config is untouched and the raised
         ``EdgeError`` names the cause (the command's reply carries it)."""
         ...

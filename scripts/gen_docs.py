@@ -218,10 +218,21 @@ def config_reference() -> str:
     return "\n".join(parts)
 
 
+def remote_config() -> str:
+    from edge.config.remote import REFUSED, REMOTE_KEYS
+
+    rows = ["| a remote `config` may change | what it tunes |", "|---|---|"]
+    rows += [f"| `{k}` | {v} |" for k, v in REMOTE_KEYS.items()]
+    rows += ["", "| never from a remote `config` | why |", "|---|---|"]
+    rows += [f"| {k} | {v} |" for k, v in REFUSED.items()]
+    return "\n".join(r.replace("${", "`${`") if "${" in r else r for r in rows)
+
+
 GENERATORS = {
     "manifest-reference": manifest_reference,
     "zoo": zoo_table,
     "config-reference": config_reference,
+    "remote-config": remote_config,
 }
 
 

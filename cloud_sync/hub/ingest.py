@@ -227,7 +227,7 @@ class Ingest(Writer):
             self._attempt = 0
         base = min(self.cfg.reconnect_min_s * 2**self._attempt, self.cfg.reconnect_max_s)
         self._attempt = min(self._attempt + 1, 30)
-        delay = base * random.uniform(0.5, 1.0)
+        delay = base * random.uniform(0.5, 1.0)  # noqa: S311  jitter, not a secret
         c.reconnect_delay_set(delay, delay)  # floats work in paho
         return float(delay)
 

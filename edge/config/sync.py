@@ -22,6 +22,11 @@ from edge.config.base import Section
 from edge.wire import DEFAULT_PREFIX, MAX_BATCH_EVENTS, ClientId, MqttUsername, TopicPrefix
 
 ED25519_KEY_BYTES = 32
+MODEL_DOWNLOAD_TIMEOUT_S = 120.0
+MODEL_DOWNLOAD_MIN_BYTES_PER_S = 16 * 1024
+MODEL_DOWNLOAD_GRACE_S = 10.0
+"""The `model` command's download limits (``cloud_sync.download``): the deadline, and the
+average rate it must keep once the grace period has passed."""
 
 
 def _host(value: str) -> str:
@@ -118,6 +123,19 @@ class SyncConfig(Section):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     model_public_key: str | None = Field(
         default=None, description="Ed25519 public key (base64 raw or PEM) that signs model bundles"
+    )
+    model_download_timeout_s: float = Field(
+        default=MODEL_DOWNLOAD_TIMEOUT_S,
+        gt=0,
+        le=86400,
+        description="a `model` command's download must end within this, wall clock (connect, "
+        "redirects and every byte included)",
+    )
+    model_download_min_bytes_per_s: int = Field(
+        default=MODEL_DOWNLOAD_MIN_BYTES_PER_S,
+        ge=0,
+        description=f"a `model` command's download must average at least this many bytes/s "
+        f"once it has run {MODEL_DOWNLOAD_GRACE_S:g} s (0: no minimum)",
     )
 
     @field_validator("model_public_key")

@@ -12,6 +12,7 @@ from typing import Any
 import cv2
 
 from edge.config import parse_config, resolve_paths
+from edge.config.remote import check_remote_config
 from edge.control import DeviceControl
 from edge.daemon.reload import Reloading
 from edge.errors import ConfigError, EdgeError, InputError
@@ -32,6 +33,17 @@ class Control(Reloading):
         return self
 
     def apply_config(self, text: str) -> None:
+        # first the allow-list, on the raw text (before env expansion and validation, whose
+        # messages could quote an expanded value): a refused config is neither applied
+        # nor written
+        try:
+            current = self.config_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"{self.config_path}: cannot read the config file to compare a remote config "
+                f"with ({getattr(exc, 'strerror', None) or exc}); nothing was changed"
+            ) from None
+        check_remote_config(current, text, origin=str(self.config_path))
         origin = f"{self.config_path} (from the cloud)"
         cfg = resolve_paths(parse_config(text, origin), self.config_path.parent)
         # the file is written first (a config dir that cannot take it fails before

@@ -71,7 +71,7 @@ def start_broker(workdir: Path, log: IO[bytes], prefer: str = "auto") -> Broker:
             f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
             "max_queued_messages 100000\n"
         )
-        proc = subprocess.Popen([mosquitto, "-c", str(conf)], stdout=log, stderr=log)
+        proc = subprocess.Popen([mosquitto, "-c", str(conf)], stdout=log, stderr=log)  # noqa: S603  no shell
         wait_port(port, 10, proc)
         return Broker("mosquitto", port, "5", proc)
     if prefer == "mosquitto":
@@ -88,6 +88,6 @@ def start_broker(workdir: Path, log: IO[bytes], prefer: str = "auto") -> Broker:
         "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n    allow_anonymous: true\n"
     )
     cmd = [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(conf)]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=log)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=log)  # noqa: S603  our argv, no shell
     wait_port(port, 20, proc)
     return Broker("amqtt", port, "3.1.1", proc)

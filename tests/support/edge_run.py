@@ -174,6 +174,7 @@ class Hub:
     def __init__(self, port: int, device_id: str, prefix: str = "edgewise/v1") -> None:
         self.prefix = f"{prefix}/{device_id}"
         self.replies: dict[str, dict[str, Any]] = {}
+        self.reply_at: dict[str, float] = {}  # when each reply came (time.monotonic)
         self._subscribed = threading.Event()
         self._lock = threading.Lock()
         self.client = mqtt.Client(
@@ -201,6 +202,7 @@ class Hub:
                 self.statuses.append(body)
             else:
                 self.replies[body["id"]] = body
+                self.reply_at[body["id"]] = time.monotonic()
 
     def wait_online(self, timeout: float = 30.0, after: int = 0) -> None:
         """Until the device's connection (the ``after``-th status on) says ``online``; then a
@@ -214,10 +216,17 @@ class Hub:
 
     def command(self, name: str, args: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
         """Send a command and wait for its reply (AssertionError naming it if none comes)."""
+        return self.wait_reply(self.send(name, args), timeout)
+
+    def send(self, name: str, args: dict[str, Any]) -> str:
+        """Send a command without waiting; its request id (``wait_reply``)."""
         req = f"req-{time.monotonic_ns()}"
         payload = json.dumps({"v": 1, "id": req, "args": args})
         self.client.publish(f"{self.prefix}/cmd/{name}", payload, qos=1)
-        wait_for(lambda: req in self.replies, timeout, f"the reply to {name} {req}")
+        return req
+
+    def wait_reply(self, req: str, timeout: float = 30.0) -> dict[str, Any]:
+        wait_for(lambda: req in self.replies, timeout, f"the reply to {req}")
         return self.replies[req]
 
     def close(self) -> None:

@@ -42,6 +42,8 @@ class Broker:
     extra: str = ""
     persistence: bool = False
     host: str = "127.0.0.1"
+    raw: str | None = None
+    """A complete config to run instead of the generated one (its listener must be ``port``)."""
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -67,7 +69,7 @@ class Broker:
             "max_queued_messages 100000",
             self.extra,
         ]
-        self.conf.write_text("\n".join(lines) + "\n")
+        self.conf.write_text(self.raw if self.raw is not None else "\n".join(lines) + "\n")
         log = (self.workdir / "mosquitto.log").open("ab")
         self.proc = children.spawn(
             [mosquitto_binary(), "-c", str(self.conf)],
