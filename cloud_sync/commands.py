@@ -42,6 +42,7 @@ from cloud_sync.schema import CommandReplyV1, CommandV1
 from edge.config.sync import MODEL_DOWNLOAD_MIN_BYTES_PER_S, MODEL_DOWNLOAD_TIMEOUT_S
 from edge.control import DeviceControl
 from edge.errors import EdgeError, InputError, IntegrityError
+from edge.redact import redact
 from edge.supervise import ComponentHealth, GuardedThread
 
 log = logging.getLogger(__name__)
@@ -301,8 +302,8 @@ class CommandWorker:
 def _reply(
     req_id: str, name: str, ok: bool, message: str, result: dict[str, Any] | None = None
 ) -> CommandReplyV1:
-    return CommandReplyV1(
-        id=req_id, command=name[:128] or "?", ok=ok, message=message, result=result
+    return CommandReplyV1(  # the message goes to the cloud: no credential in it
+        id=req_id, command=name[:128] or "?", ok=ok, message=redact(message), result=result
     )
 
 

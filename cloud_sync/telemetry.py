@@ -28,6 +28,7 @@ from cloud_sync.schema import (
     StreamStatsV1,
     TelemetryV1,
 )
+from edge.redact import redact
 from edge.stats import DetectorStats, DeviceStats, SinkStats, StreamStats
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def stream_v1(s: StreamStats) -> StreamStatsV1:
         skipped=s.skipped,
         restarts=s.restarts,
         queue_depth=dict(s.queue_depth),
-        error=s.error[:_ERROR_CHARS] if s.error is not None else None,
+        error=redact(s.error)[:_ERROR_CHARS] if s.error is not None else None,
     )
 
 
@@ -98,7 +99,7 @@ def sink_v1(s: SinkStats) -> SinkStatsV1:
 
 def _why(exc: BaseException) -> str:
     text = " ".join(str(exc).split())  # pydantic's messages span lines
-    return f"{type(exc).__name__}: {text}"
+    return redact(f"{type(exc).__name__}: {text}")
 
 
 class Telemetry:

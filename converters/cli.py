@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from edge import redact
 from edge.errors import run_cli
 
 
@@ -105,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.DEBUG if args.debug else logging.WARNING
     fmt = "%(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=level, format=fmt, stream=sys.stderr)
+    redact.install()  # no credential in any log line, ours or a library's
     return run_cli("edge-convert", lambda: _run(args), debug=args.debug)
 
 

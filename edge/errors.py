@@ -56,7 +56,9 @@ def run_cli(prog: str, command: Callable[[], int], *, debug: bool) -> int:
     except EdgeError as exc:
         if debug:
             raise
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        from edge.redact import redact
+
+        print(f"{prog}: error: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

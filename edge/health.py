@@ -14,6 +14,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from edge.redact import redact_json
 from edge.supervise import ComponentHealth, GuardedThread
 
 # serve_forever restarted at most this often; past it the listener is a fatal failure
@@ -38,7 +39,8 @@ class HealthServer:
                 path = self.path.split("?", 1)[0]
                 if path == "/healthz":
                     ok, detail = outer._health()
-                    self._send(200 if ok else 503, "application/json", json.dumps(detail))
+                    body = json.dumps(redact_json(detail))  # no credential leaves the device
+                    self._send(200 if ok else 503, "application/json", body)
                 elif path == "/metrics":
                     self._send(200, "text/plain; version=0.0.4; charset=utf-8", outer._metrics())
                 else:

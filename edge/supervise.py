@@ -27,6 +27,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from edge.redact import redact
+
 log = logging.getLogger(__name__)
 
 
@@ -182,7 +184,7 @@ class GuardedThread:
         self._crashes.append(now)
         while self._crashes and now - self._crashes[0] > self._window_s:
             self._crashes.popleft()
-        self.last_error = f"{type(exc).__name__}: {exc}"
+        self.last_error = redact(f"{type(exc).__name__}: {exc}")  # shown in /healthz
         log.error("%s: thread died: %s", self.name, self.last_error, exc_info=exc)
         if self._on_crash is not None:
             try:

@@ -207,7 +207,9 @@ def config_reference() -> str:
     parts = [
         "<details><summary>Every device-config key (generated from edge/config/)</summary>\n",
         "Floats are finite everywhere (TOML's `inf` and `nan` are refused); "
-        "`edge validate-config` checks every limit below.",
+        "`edge validate-config` checks every limit below. Any string value may be "
+        "`${NAME}` (or hold it), taken from the environment when the config is loaded; "
+        "`$${` is a literal `${` (see *Secrets* above).",
     ]
     for title, model, prefix in sections:
         rows = table(model, prefix, limits=True).splitlines()

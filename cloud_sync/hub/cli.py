@@ -22,6 +22,7 @@ from types import FrameType
 
 from cloud_sync.hub.errors import HubError
 from cloud_sync.mqtt_auth import HUB_TLS, TLSFiles, read_secret_file, tls_context
+from edge import redact
 from edge.errors import run_cli
 from edge.wire import DEFAULT_PREFIX
 
@@ -159,7 +160,7 @@ def serve(args: argparse.Namespace) -> int:
     port = args.mqtt_port or (8883 if tls is not None else 1883)
     store = open_store(args.db)
     version = store.migrate()
-    log.info("database %s at schema version %d", args.db, version)
+    log.info("database %s at schema version %d", redact.redact(args.db), version)
     client_id = args.client_id or default_client_id(store, socket.gethostname(), args.http_port)
     cfg = IngestConfig(
         host=args.mqtt_host,
@@ -236,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    redact.install()  # every log line, uvicorn's access log included (`?token=`)
     return run_cli("edge-hub", lambda: serve(args), debug=args.debug)
 
 

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from edge import __version__
+from edge import __version__, redact
 from edge.cli import (
     bench_cmd,
     demo_cmd,
@@ -60,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    redact.install()  # no credential in any log line, ours or a library's
     handler: Callable[[argparse.Namespace], int] = args.handler
     return run_cli("edge", lambda: handler(args), debug=args.debug)
 

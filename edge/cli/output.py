@@ -7,9 +7,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from edge.redact import redact_json
+
 
 def emit_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, separators=(",", ":")) + "\n")
+    """``doc`` as one line of JSON, every string in it redacted (``edge.redact``)."""
+    sys.stdout.write(json.dumps(redact_json(doc), separators=(",", ":")) + "\n")
     sys.stdout.flush()
 
 

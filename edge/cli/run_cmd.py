@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 from pathlib import Path
 from typing import Any
+
+from edge.redact import redact
 
 _STD_ATTRS = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
@@ -20,13 +23,13 @@ class JsonFormatter(logging.Formatter):
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact(record.getMessage()),
         }
         for k, v in vars(record).items():
             if k not in _STD_ATTRS:
-                doc[k] = v if isinstance(v, str | int | float | bool | None) else str(v)
-        if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
+                doc[k] = v if isinstance(v, int | float | bool | None) else redact(str(v))
+        if record.exc_info:  # the text edge.redact left (redacted), else formatted now
+            doc["exc"] = redact(record.exc_text or self.formatException(record.exc_info))
         return json.dumps(doc, separators=(",", ":"))
 
 
@@ -54,7 +57,14 @@ def run(args: argparse.Namespace) -> int:
             handler.setFormatter(JsonFormatter())
             root.addHandler(handler)
     from edge.daemon import Daemon
+    from edge.native_stderr import NativeStderrRedactor, native_debug_vars
 
-    daemon = Daemon(args.config)
-    daemon.install_signals()
-    return daemon.run()
+    with contextlib.ExitStack() as stack:
+        if asked := native_debug_vars():  # OpenCV/ffmpeg would print source URLs whole
+            stack.enter_context(NativeStderrRedactor())
+            logging.getLogger("edge.daemon").info(
+                "%s set: OpenCV/ffmpeg debug output passes through the redactor", ", ".join(asked)
+            )
+        daemon = Daemon(args.config)
+        daemon.install_signals()
+        return daemon.run()

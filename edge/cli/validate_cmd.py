@@ -10,6 +10,7 @@ from typing import Any
 from edge.cli.output import emit_json
 from edge.config import DeviceConfig, InvalidConfigError, key_lines, load_config
 from edge.errors import ConfigError, EdgeError
+from edge.redact import redact
 from edge.sinks import sink_factory
 
 
@@ -81,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         problems = exc.problems
     except ConfigError as exc:
         problems = [str(exc)]
+    problems = [redact(p) for p in problems]  # a source URL in a message keeps no password
     if args.json:
         emit_json({"config": str(path), "ok": not problems, "problems": problems})
     else:

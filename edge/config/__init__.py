@@ -8,7 +8,8 @@ Validated with pydantic, unknown keys rejected. ``load_config`` raises
 - ``edge.config.sinks``: ``[[sinks]]``, one model per ``type`` (a discriminated union)
 - ``edge.config.sync``: ``[sync]`` (broker, identity, outbox), used by ``cloud_sync``
 - ``edge.config.lines``: the TOML line of a key (``find_line``)
-- ``edge.config.load``: reading, validating, making paths absolute
+- ``edge.config.env``: ``${NAME}`` in string values, from the environment
+- ``edge.config.load``: reading, expanding, validating, making paths absolute
 
 Importing this package imports neither ``cloud_sync`` nor any runtime (onnxruntime,
 OpenCV): a test and an import-linter contract (pyproject.toml) hold it to that.
@@ -23,6 +24,8 @@ from edge.config.load import (
     format_problems,
     load_config,
     parse_config,
+    parse_toml,
+    read_config_text,
     resolve_paths,
 )
 from edge.config.sinks import (
@@ -58,5 +61,7 @@ __all__ = [
     "key_lines",
     "load_config",
     "parse_config",
+    "parse_toml",
+    "read_config_text",
     "resolve_paths",
 ]

@@ -1,13 +1,19 @@
 """Reading a device config: TOML → ``DeviceConfig``, each problem as ``file:line key: message``.
 
-``parse_config`` validates text; ``load_config`` reads a file and then
-``resolve_paths`` makes the relative paths in it relative to the config's folder.
+``parse_config`` validates text: TOML parse (``parse_toml``, the raw values), then
+``${NAME}`` expansion from the environment (``edge.config.env``), then validation.
+``load_config`` reads a file (``read_config_text``) and then ``resolve_paths`` makes the
+relative paths in it relative to the config's folder. The text itself is never changed:
+a caller that must tell a value written as ``${NAME}`` from a literal one (the remote
+``config`` command) compares ``parse_toml`` of the texts.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +21,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from edge.config.device import COLLECT_REFERENCES, DeviceConfig
+from edge.config.env import expand_env
 from edge.config.lines import find_line, key_lines
 from edge.config.sinks import SINK_TYPES, JsonlSinkConfig
 from edge.errors import ConfigError
@@ -91,12 +98,23 @@ def format_problems(origin: str, text: str, exc: ValidationError, data: Any = No
     return out
 
 
-def parse_config(text: str, origin: str) -> DeviceConfig:
+def parse_toml(text: str, origin: str) -> dict[str, Any]:
+    """The TOML as written (``${NAME}`` not expanded); a syntax error as ``file:line``."""
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
         raise InvalidConfigError([f"{origin}:{m.group(1) if m else 1} (toml): {exc}"]) from None
+
+
+def parse_config(text: str, origin: str, environ: Mapping[str, str] | None = None) -> DeviceConfig:
+    """Parse, expand ``${NAME}`` from ``environ`` (default: ``os.environ``), validate."""
+    data, unset = expand_env(parse_toml(text, origin), os.environ if environ is None else environ)
+    if unset:
+        lines = key_lines(text)
+        raise InvalidConfigError(
+            [f"{origin}:{find_line(lines, loc)} {'.'.join(loc)}: {msg}" for loc, msg in unset]
+        )
     references: list[tuple[tuple[str, ...], str]] = []
     try:
         cfg = DeviceConfig.model_validate(data, context={COLLECT_REFERENCES: references})
@@ -110,15 +128,21 @@ def parse_config(text: str, origin: str) -> DeviceConfig:
     return cfg
 
 
-def load_config(path: Path) -> DeviceConfig:
-    """Read and validate; relative file paths in sources and sinks are relative to the config."""
+def read_config_text(path: Path) -> str:
+    """The config file's text, as written; ``ConfigError`` naming the file if unreadable."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: the config is not UTF-8 text ({exc.reason})") from None
-    return resolve_paths(parse_config(text, str(path)), path.parent)
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> DeviceConfig:
+    """Read and validate; relative file paths in sources and sinks are relative to the config.
+    ``environ``: where ``${NAME}`` comes from (default: ``os.environ``)."""
+    text = read_config_text(path)
+    return resolve_paths(parse_config(text, str(path), environ), path.parent)
 
 
 def _under(base: Path, path: Path) -> Path:

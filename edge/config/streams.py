@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from edge.config.base import Section
+from edge.redact import redact
 from edge.wire import StreamName
 
 SourceType = Literal["camera", "video", "url", "images", "wav", "mic"]
@@ -116,6 +117,11 @@ class StreamConfig(Section):
         return self.type
 
     @property
+    def display_source(self) -> str:
+        """``source`` as logs, ``/healthz`` and errors show it: a URL's password masked."""
+        return redact(self.source)
+
+    @property
     def is_audio(self) -> bool:
         return self.source_type in ("wav", "mic")
 
@@ -140,5 +146,6 @@ def infer_source_type(source: str) -> SourceType:
     if suffix == "":
         return "images"
     raise ValueError(
-        f"cannot tell the kind of source {source!r}; set type = camera|video|url|images|wav|mic"
+        f"cannot tell the kind of source {redact(source)!r}; "
+        "set type = camera|video|url|images|wav|mic"
     )

@@ -55,6 +55,8 @@ class Reporting(DaemonBase):
             "ok": ok,
             "device_id": self.cfg.device_id,
             "streams": up,
+            # which camera each stream reads, as the operator knows it (password masked)
+            "sources": {r.cfg.name: r.cfg.display_source for r in runners},
             "components": verdict.to_json(),
             "accelerators": accel,
         }

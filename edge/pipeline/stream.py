@@ -48,6 +48,7 @@ from edge.pipeline.items import (
 from edge.pipeline.metrics import StreamMetrics
 from edge.pipeline.slots import DetectorSlot
 from edge.pipeline.vision import VisionPipeline
+from edge.redact import redact
 from edge.sources import Source, open_source
 from edge.sources.base import Image
 from edge.stats import StreamStats
@@ -220,13 +221,13 @@ class StreamRunner:
                     next_t = max(next_t + interval, m.last_frame)
                 self._put(frame)
         except EdgeError as exc:  # the source says it cannot go on (file corrupt, gone)
-            m.error = str(exc)
+            m.error = redact(str(exc))
             log.error("%s: %s", self.cfg.name, exc)
         except Exception as exc:
             if self.live and not self.stop_event.is_set():
                 raise  # GuardedThread restarts capture; the source reconnects on the next read
             # a file source is not reopened (it would replay frames already sent): it ends
-            m.error = f"capture failed: {type(exc).__name__}: {exc}"
+            m.error = redact(f"capture failed: {type(exc).__name__}: {exc}")
             log.exception("%s: capture failed; the stream ends", self.cfg.name)
         m.reconnects = self.source.reconnects
         self._put(END_CAPTURE, force=True)

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from edge.errors import InputError
+from edge.redact import redact
 from edge.sources.base import Backoff, Frame, Image, wait
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,10 @@ class ImageFolderSource:
 
 
 class LiveVideoSource:
-    """A camera index or a stream URL, reopened with backoff whenever it fails or stalls."""
+    """A camera index or a stream URL, reopened with backoff whenever it fails or stalls.
+
+    ``target`` is what OpenCV opens, credentials and all; ``name`` is what the source says
+    about itself in logs and errors: the URL with its password masked (``edge.redact``)."""
 
     live = True
 
@@ -145,6 +149,7 @@ class LiveVideoSource:
         backoff: Backoff | None = None,
     ) -> None:
         self.target = target
+        self.name = f"camera {target}" if isinstance(target, int) else redact(target)
         self.reconnects = 0
         self.failures = 0
         self._stop = stop
@@ -154,10 +159,6 @@ class LiveVideoSource:
         self._cap: Any = None
         self._index = 0
         self._ever_opened = False
-
-    @property
-    def name(self) -> str:
-        return f"camera {self.target}" if isinstance(self.target, int) else str(self.target)
 
     def _open(self) -> Any:
         if isinstance(self.target, int):

@@ -86,9 +86,10 @@ class EdgeRun:
         *,
         prelude: str | None = None,
         env: Mapping[str, str] | None = None,
+        args: tuple[str, ...] = (),
     ) -> None:
         self.log_path = log
-        argv = ["run", "--config", str(cfg)]
+        argv = ["run", "--config", str(cfg), *args]
         if prelude is None:
             cmd = [*EDGE, *argv]
         else:  # register a test sink at the boundary, then the real CLI

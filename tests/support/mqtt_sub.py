@@ -46,6 +46,7 @@ class Subscriber:
         self.statuses: list[dict[str, Any]] = []
         self.telemetry: list[TelemetryV1] = []
         self.invalid: list[tuple[str, bytes]] = []  # payloads that fail the v1 schema
+        self.raw: list[tuple[str, bytes]] = []  # every message, as it came (topic, payload)
         self.subscribed = threading.Event()
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
@@ -62,6 +63,8 @@ class Subscriber:
         client.subscribe(f"{self.prefix}/#", qos=1)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        with self.lock:
+            self.raw.append((msg.topic, bytes(msg.payload)))
         try:
             self._take(msg)
         except (ValidationError, ValueError):
