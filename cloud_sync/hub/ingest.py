@@ -330,6 +330,7 @@ class Ingest(Writer):
         self._mqtt_reason = why
 
     def _on_connect_fail(self, c: mqtt.Client, _u: Any) -> None:
+        self._refused = None  # set again below if this failure, too, is a refusal
         tls = self._take_tls_error()
         self._went_down(tls or "connection refused or unreachable")
         if not self._stop.is_set():
@@ -343,8 +344,10 @@ class Ingest(Writer):
         self._attempt_answered = False
 
     def _on_disconnect(self, c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
-        why = self._take_tls_error()
         refused = self._attempt_answered and self._connack is not None and self._connack.is_failure
+        if not refused:
+            self._refused = None  # set again below if the TLS layer refused us
+        why = self._take_tls_error()
         if why is None and not self._attempt_answered:
             why = (
                 f"closed before the broker answered CONNECT ({rc}); a TLS port? then give"
