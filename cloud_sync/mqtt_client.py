@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import ssl
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from cloud_sync.mqtt_auth import DEVICE_TLS, read_secret_file, tls_context
 from edge.config import SyncConfig
-from edge.errors import ConfigError
 
 
 def new_client(
@@ -31,14 +30,7 @@ def new_client(
     if cfg.username:
         client.username_pw_set(cfg.username, password)
     if cfg.tls is not None:
-        t = cfg.tls
-        client.tls_set(
-            ca_certs=str(t.ca_file) if t.ca_file else None,
-            certfile=str(t.cert_file) if t.cert_file else None,
-            keyfile=str(t.key_file) if t.key_file else None,
-            cert_reqs=ssl.CERT_REQUIRED,
-        )
-        client.tls_insecure_set(t.insecure)
+        client.tls_set_context(tls_context(cfg.tls, DEVICE_TLS))
     return client
 
 
@@ -49,12 +41,7 @@ def offline(device_id: str) -> bytes:
 def read_password(cfg: SyncConfig) -> str | None:
     if cfg.password_file is None:
         return None
-    try:
-        return cfg.password_file.read_text().strip()
-    except OSError as exc:
-        raise ConfigError(
-            f"sync.password_file: cannot read {cfg.password_file} ({exc.strerror})"
-        ) from None
+    return read_secret_file(cfg.password_file, "sync.password_file")
 
 
 def status_of(payload: bytes) -> dict[str, Any]:

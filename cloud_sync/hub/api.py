@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import threading
@@ -21,8 +20,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
+from cloud_sync.hub.auth import Auth, LoginRoutes
 from cloud_sync.hub.dashboard import dashboard_routes
 from cloud_sync.hub.db import MAX_PAGE, EventQuery, Store, parse_time
 from cloud_sync.hub.errors import HubError, QueryError
@@ -70,36 +70,6 @@ def _choice(req: Request, name: str, choices: tuple[str, ...]) -> str | None:
     return v
 
 
-class BearerAuth:
-    """401 on /api and /metrics without ``Authorization: Bearer <token>`` (or ``?access_token=``,
-    which EventSource needs since it cannot set headers)."""
-
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
-        self.app = app
-        self.token = token
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.token and scope["type"] == "http" and _protected(scope["path"]):
-            req = Request(scope)
-            given = req.headers.get("authorization", "")
-            given = given[7:] if given.lower().startswith("bearer ") else ""
-            given = given or req.query_params.get("access_token", "")
-            if not hmac.compare_digest(given.encode(), self.token.encode()):
-                msg = "missing bearer token" if not given else "wrong bearer token"
-                resp = JSONResponse(
-                    {"error": f"{msg}; send Authorization: Bearer <token>"},
-                    status_code=401,
-                    headers={"WWW-Authenticate": 'Bearer realm="edge-hub"'},
-                )
-                await resp(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-def _protected(path: str) -> bool:
-    return path.startswith("/api/") or path == "/metrics"
-
-
 class Hub:
     """Holds what the handlers share; ``app`` is the ASGI application."""
 
@@ -112,6 +82,7 @@ class Hub:
         prefix: str = "edgewise/v1",
         feed_settle_s: float | None = None,
         on_fatal: Callable[[str], None] | None = None,
+        cookie_secure: bool = False,
     ) -> None:
         self.store = store
         self.on_fatal = on_fatal
@@ -121,11 +92,16 @@ class Hub:
         self.ingest = ingest
         self.metrics = metrics or (ingest.metrics if ingest else HubMetrics())
         self.prefix = prefix
+        self.token_required = token is not None
         settle = feed_settle_s
         if settle is None:
             settle = 2.0 if store.url.startswith("postgres") else 0.0
         self.feed = Feed(store, settle_s=settle)
+        login = LoginRoutes(token, cookie_secure=cookie_secure)
         routes = [
+            Route("/api/login", login.login, methods=["POST"]),
+            Route("/api/logout", login.logout, methods=["POST"]),
+            Route("/api/session", self.session),
             Route("/healthz", self.healthz),
             Route("/metrics", self.prom),
             Route("/openapi.json", self.openapi),
@@ -151,7 +127,7 @@ class Hub:
             },
             lifespan=self._lifespan,
         )
-        self.app: ASGIApp = BearerAuth(app, token)
+        self.app: ASGIApp = Auth(app, token)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
@@ -251,6 +227,11 @@ class Hub:
     async def openapi(self, _req: Request) -> Response:
         return JSONResponse(openapi_document())
 
+    async def session(self, _req: Request) -> Response:
+        """200 when the request is let in (by its cookie or bearer token, or because the hub
+        has no token): what the dashboard asks first; 401 means "show the login form"."""
+        return JSONResponse({"token_required": self.token_required})
+
     async def devices(self, _req: Request) -> Response:
         return JSONResponse({"devices": await run_in_threadpool(self.store.devices)})
 
@@ -271,7 +252,7 @@ class Hub:
 
     async def events(self, req: Request) -> Response:
         known = {"device", "label", "kind", "since", "until", "cursor", "limit", "order"}
-        unknown = sorted(set(req.query_params) - known - {"access_token"})
+        unknown = sorted(set(req.query_params) - known)
         if unknown:
             raise QueryError(f"{unknown[0]}: unknown parameter; use {', '.join(sorted(known))}")
         q = EventQuery(

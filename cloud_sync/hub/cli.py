@@ -2,6 +2,10 @@
 
 Run several with the same ``--group`` on one MQTT 5 broker and one PostgreSQL
 database to split the load; each event is stored once.
+
+Secrets never go on the command line (every user sees it in ``ps``): the MQTT password
+comes from ``--mqtt-password-file`` or ``EDGE_HUB_MQTT_PASSWORD``, the API token from
+``--token-file`` or ``EDGE_HUB_TOKEN`` (``--token`` is kept for old scripts).
 """
 
 from __future__ import annotations
@@ -12,25 +16,74 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 from types import FrameType
 
 from cloud_sync.hub import keys_cli
 from cloud_sync.hub.errors import HubError
+from cloud_sync.mqtt_auth import HUB_TLS, TLSFiles, read_secret_file, tls_context
 from edge import redact
 from edge.errors import run_cli
 from edge.wire import DEFAULT_PREFIX
 
+log = logging.getLogger("edge_hub")
+
+
+class _NoPasswordFlag(argparse.Action):
+    """``--mqtt-password VALUE`` is refused without echoing VALUE (argparse would)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_a: object, **_k: object) -> None:
+        parser.exit(
+            2,
+            "edge-hub: error: --mqtt-password is not accepted: a password on the command line"
+            " is visible to every user (ps); use --mqtt-password-file FILE or"
+            " EDGE_HUB_MQTT_PASSWORD\n",
+        )
+
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edge-hub", description=__doc__)
+    # allow_abbrev=False: ``--mqtt-password x`` must not be taken for ``--mqtt-password-file``
+    p = argparse.ArgumentParser(prog="edge-hub", description=__doc__, allow_abbrev=False)
     sub = p.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("serve", help="ingest from MQTT and serve the API and dashboard")
+    s = sub.add_parser(
+        "serve", help="ingest from MQTT and serve the API and dashboard", allow_abbrev=False
+    )
     s.add_argument("--db", default="sqlite:///hub.db", help="sqlite:///FILE or postgresql://…")
-    s.add_argument("--mqtt-host", default="127.0.0.1")
-    s.add_argument("--mqtt-port", type=int, default=1883)
-    s.add_argument("--mqtt-protocol", choices=("auto", "5", "3.1.1"), default="auto")
-    s.add_argument("--mqtt-username", default=None)
-    s.add_argument("--client-id", default=None, help="default: edge-hub-<host>-<http port>")
+    m = s.add_argument_group("broker")
+    m.add_argument("--mqtt-host", default="127.0.0.1")
+    m.add_argument("--mqtt-port", type=int, default=None, help="default: 1883, with TLS 8883")
+    m.add_argument("--mqtt-protocol", choices=("auto", "5", "3.1.1"), default="auto")
+    m.add_argument("--mqtt-username", default=None)
+    m.add_argument(
+        "--mqtt-password-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="file holding the MQTT password (or EDGE_HUB_MQTT_PASSWORD; never a flag)",
+    )
+    m.add_argument("--mqtt-password", nargs="?", action=_NoPasswordFlag, help=argparse.SUPPRESS)
+    m.add_argument(
+        "--mqtt-tls", action="store_true", help="TLS, verifying the broker with the system's CAs"
+    )
+    m.add_argument(
+        "--mqtt-tls-ca", type=Path, metavar="FILE", help="TLS: CA that signed the broker's cert"
+    )
+    m.add_argument(
+        "--mqtt-tls-cert", type=Path, metavar="FILE", help="mutual TLS: this hub's certificate"
+    )
+    m.add_argument("--mqtt-tls-key", type=Path, metavar="FILE", help="mutual TLS: its key")
+    m.add_argument(
+        "--mqtt-tls-insecure",
+        action="store_true",
+        help="TLS without the broker host name check (testing only; the chain is still checked)",
+    )
+    m.add_argument(
+        "--client-id",
+        default=None,
+        help="MQTT client id (default: unguessable, derived from a secret in the database,"
+        " the host name and --http-port; stable across restarts)",
+    )
     s.add_argument("--prefix", default=DEFAULT_PREFIX, help="topic prefix")
     s.add_argument("--group", default="edge-hub", help="shared-subscription group of the workers")
     s.add_argument("--http-host", default="127.0.0.1")
@@ -40,11 +93,57 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--device-rate-mb", type=float, default=16.0, help="per-device payload MB/s before refusing"
     )
-    s.add_argument("--token", default=None, help="API bearer token (or EDGE_HUB_TOKEN)")
+    s.add_argument(
+        "--token", default=None, help="API token (prefer --token-file or EDGE_HUB_TOKEN)"
+    )
+    s.add_argument("--token-file", type=Path, default=None, metavar="FILE", help="API token file")
+    s.add_argument(
+        "--cookie-secure",
+        action="store_true",
+        help="always mark the dashboard's session cookie Secure (default: when the request"
+        " came over https, or X-Forwarded-Proto says so)",
+    )
     s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     s.add_argument("--debug", action="store_true", help="tracebacks on errors")
     keys_cli.add_commands(sub)  # keys, sign-model, send-model, send
     return p
+
+
+def broker_tls(args: argparse.Namespace) -> TLSFiles | None:
+    """The TLS settings the flags ask for (None: plain TCP), their files checked."""
+    files = (args.mqtt_tls_ca, args.mqtt_tls_cert, args.mqtt_tls_key)
+    if not (args.mqtt_tls or args.mqtt_tls_insecure or any(files)):
+        return None
+    tls = TLSFiles(*files, insecure=args.mqtt_tls_insecure)
+    tls_context(tls, HUB_TLS)  # reads every file now: one line naming the flag if one is bad
+    if tls.insecure:
+        log.warning("--mqtt-tls-insecure: the broker's host name is not checked (testing only)")
+    return tls
+
+
+def broker_password(args: argparse.Namespace, env: Mapping[str, str]) -> str | None:
+    """The MQTT password: ``--mqtt-password-file`` or ``EDGE_HUB_MQTT_PASSWORD``, not both."""
+    from_env = env.get("EDGE_HUB_MQTT_PASSWORD") or None
+    if args.mqtt_password_file is not None and from_env is not None:
+        raise HubError(
+            "--mqtt-password-file and EDGE_HUB_MQTT_PASSWORD are both set; give the password"
+            " one way"
+        )
+    password = from_env
+    if args.mqtt_password_file is not None:
+        password = read_secret_file(args.mqtt_password_file, "--mqtt-password-file")
+    if password is not None and not args.mqtt_username:
+        where = "--mqtt-password-file" if from_env is None else "EDGE_HUB_MQTT_PASSWORD"
+        raise HubError(f"{where}: a password needs --mqtt-username")
+    return password
+
+
+def api_token(args: argparse.Namespace, env: Mapping[str, str]) -> str | None:
+    if args.token_file is not None:
+        if args.token:
+            raise HubError("--token and --token-file are both set; give the token one way")
+        return read_secret_file(args.token_file, "--token-file")
+    return args.token or env.get("EDGE_HUB_TOKEN") or None
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -52,25 +151,29 @@ def serve(args: argparse.Namespace) -> int:
 
     from cloud_sync.hub.api import Hub
     from cloud_sync.hub.db import open_store
+    from cloud_sync.hub.identity import default_client_id
     from cloud_sync.hub.ingest import Ingest, IngestConfig
 
     if args.retention_days is not None and args.retention_days <= 0:
         raise HubError(f"--retention-days: {args.retention_days} must be > 0")
-    token = args.token or os.environ.get("EDGE_HUB_TOKEN") or None
+    token = api_token(args, os.environ)
+    password = broker_password(args, os.environ)
+    tls = broker_tls(args)
+    port = args.mqtt_port or (8883 if tls is not None else 1883)
     store = open_store(args.db)
     version = store.migrate()
-    logging.getLogger("edge_hub").info(
-        "database %s at schema version %d", redact.redact(args.db), version
-    )
+    log.info("database %s at schema version %d", redact.redact(args.db), version)
+    client_id = args.client_id or default_client_id(store, socket.gethostname(), args.http_port)
     cfg = IngestConfig(
         host=args.mqtt_host,
-        port=args.mqtt_port,
+        port=port,
         prefix=args.prefix,
         group=args.group,
-        client_id=args.client_id or f"edge-hub-{socket.gethostname()}-{args.http_port}",
+        client_id=client_id,
         protocol=args.mqtt_protocol,
         username=args.mqtt_username,
-        password=os.environ.get("EDGE_HUB_MQTT_PASSWORD"),
+        password=password,
+        tls=tls,
         max_payload=args.max_payload,
         retention_days=args.retention_days,
         device_rate_bytes=args.device_rate_mb * 1024 * 1024,
@@ -84,7 +187,20 @@ def serve(args: argparse.Namespace) -> int:
         if server is not None:
             server.should_exit = True
 
-    hub = Hub(store, Ingest(cfg, store), token=token, prefix=args.prefix, on_fatal=on_fatal)
+    ingest = Ingest(cfg, store)
+    log.info(
+        "MQTT %s:%d over %s as worker %s (client id %s)",
+        cfg.host, cfg.port, "TLS" if tls else "plain TCP", ingest.label,
+        "from --client-id" if args.client_id else "derived from the database's secret",
+    )  # fmt: skip
+    hub = Hub(
+        store,
+        ingest,
+        token=token,
+        prefix=args.prefix,
+        on_fatal=on_fatal,
+        cookie_secure=args.cookie_secure,
+    )
     config = uvicorn.Config(
         hub.app,
         host=args.http_host,
@@ -111,7 +227,7 @@ def serve(args: argparse.Namespace) -> int:
     server.run()
     store.close()
     if fatal:
-        logging.getLogger("edge_hub").critical("exiting 1: %s", fatal[0])
+        log.critical("exiting 1: %s", fatal[0])
         return 1
     return 0
 

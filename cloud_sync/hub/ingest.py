@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import random
-import socket
+import secrets
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -34,10 +35,19 @@ from cloud_sync.hub.bounded import BoundedQueue
 from cloud_sync.hub.db import Store
 from cloud_sync.hub.db.quarantine import QUARANTINE_PAYLOAD_MAX
 from cloud_sync.hub.errors import HubError
+from cloud_sync.hub.identity import worker_label
 from cloud_sync.hub.metrics import HubMetrics
 from cloud_sync.hub.ratelimit import DeviceRateLimit
 from cloud_sync.hub.validate import DEFAULT_MAX_PAYLOAD, Rejected
 from cloud_sync.hub.writer import Item, Writer
+from cloud_sync.mqtt_auth import (
+    HUB_TLS,
+    TLSFiles,
+    TLSNames,
+    report_tls_errors,
+    tls_context,
+    tls_failure,
+)
 from cloud_sync.schema import HubOnlineV1, hub_online_topic, parse_topic, topic
 from edge.supervise import ComponentHealth, GuardedThread
 
@@ -56,6 +66,10 @@ class IngestConfig:
     protocol: Protocol = "auto"
     username: str | None = None
     password: str | None = None
+    tls: TLSFiles | None = None
+    """TLS to the broker (``None``: plain TCP); with ``cert_file``/``key_file``, mutual TLS."""
+    tls_names: TLSNames = HUB_TLS
+    """How errors name the TLS settings (``edge-hub serve``'s flags)."""
     max_payload: int = DEFAULT_MAX_PAYLOAD
     queue_items: int = 20_000
     queue_bytes: int = 64 * 1024 * 1024
@@ -91,6 +105,12 @@ def subscriptions(prefix: str, group: str, shared: bool) -> list[str]:
     ]
 
 
+def _is_login_refusal(rc: Any) -> bool:
+    """CONNACK codes that mean "not you": MQTT 5 bad user name or password (134), not
+    authorized (135), bad authentication method (140); MQTT 3.1.1: 4 and 5."""
+    return int(getattr(rc, "value", rc)) in (134, 135, 140, 4, 5)
+
+
 class Ingest(Writer):
     """Owns the MQTT client and the writer thread; ``start``/``stop`` around a server."""
 
@@ -107,9 +127,21 @@ class Ingest(Writer):
         self.on_stored = on_stored
         self.limit = DeviceRateLimit(cfg.device_rate_bytes, cfg.device_burst_bytes)
         self.queue: BoundedQueue[Item] = BoundedQueue(cfg.queue_items, cfg.queue_bytes)
-        self.client_id = cfg.client_id or f"edge-hub-{socket.gethostname()}-{id(self):x}"
-        # A named worker keeps its broker session across restarts; an anonymous one cannot.
+        # A named worker keeps its broker session across restarts; an anonymous one cannot
+        # (``edge-hub serve`` always names it: ``cloud_sync.hub.identity``).
+        self.client_id = cfg.client_id or f"edge-hub-{secrets.token_hex(12)}"
+        self.label = worker_label(self.client_id)
         self._persistent = cfg.client_id is not None
+        # built (and its files read) here, so a bad file fails before any connection
+        self._tls: ssl.SSLContext | None = None
+        if cfg.tls is not None:
+            self._tls = tls_context(cfg.tls, cfg.tls_names)
+            report_tls_errors(self._tls, self._on_tls_error)
+        self._tls_error: OSError | None = None
+        self._refused: str | None = None
+        """Why the broker refused this worker for a reason retrying does not fix (its
+        certificate, our login): health says it; before a first connection it is fatal."""
+        self._ever_connected = False
         self._stop = threading.Event()
         self._writer = GuardedThread(
             "hub-writer",
@@ -123,6 +155,7 @@ class Ingest(Writer):
         self._v5 = cfg.protocol != "3.1.1"
         self._connected = threading.Event()
         self._connack: Any = None
+        self._attempt_answered = False  # this connection attempt got a CONNACK
         self._attempt = 0
         self._down_since: float | None = time.monotonic()
         self._mqtt_reason: str | None = "not connected yet"
@@ -137,6 +170,15 @@ class Ingest(Writer):
         where = f"{self.cfg.host}:{self.cfg.port}"
         if self.metrics.mqtt_connected:
             out.append(ComponentHealth("mqtt", True))
+        elif self._refused is not None:
+            # a setting to fix; fatal when the worker never got in (a deployment mistake:
+            # exit 1 and say why), red but retrying when it worked before (a broker change)
+            out.append(
+                ComponentHealth(
+                    "mqtt", False, f"broker {where}: {self._refused}",
+                    fatal=not self._ever_connected,
+                )
+            )  # fmt: skip
         else:
             down = time.monotonic() - (self._down_since or time.monotonic())
             out.append(
@@ -164,6 +206,8 @@ class Ingest(Writer):
         )
         if self.cfg.username:
             c.username_pw_set(self.cfg.username, self.cfg.password)
+        if self._tls is not None:
+            c.tls_set_context(self._tls)
         self._next_delay(c, reset=True)
         c.max_inflight_messages_set(100)
         # acks and commands published while disconnected wait in paho, bounded: past this a
@@ -172,6 +216,7 @@ class Ingest(Writer):
         c.on_connect = self._on_connect
         c.on_connect_fail = self._on_connect_fail
         c.on_disconnect = self._on_disconnect
+        c.on_pre_connect = self._on_pre_connect
         c.on_message = self._on_message
         c.on_subscribe = self._on_subscribe
         return c
@@ -202,14 +247,39 @@ class Ingest(Writer):
         )
         c.loop_start()
 
+    def _on_tls_error(self, exc: OSError) -> None:
+        self._tls_error = exc  # read by the connect-fail / disconnect callback that follows
+
+    def _take_tls_error(self) -> str | None:
+        """The TLS error behind the failure being handled, as a reason (None: not TLS)."""
+        exc, self._tls_error = self._tls_error, None
+        if exc is None:
+            return None
+        why, permanent = tls_failure(exc, self.cfg.tls_names)
+        if permanent:
+            self._refused = why
+            self._connected.set()  # no point waiting out start()'s wait
+        return why
+
     def _on_connect(self, c: mqtt.Client, _u: Any, flags: Any, rc: Any, _p: Any) -> None:
         self._connack = rc
+        self._attempt_answered = True
         where = f"{self.cfg.host}:{self.cfg.port}"
         if rc.is_failure:
             self._mqtt_reason = f"refused: {rc}"
-            log.warning("broker %s refused the connection: %s", where, rc)
+            if _is_login_refusal(rc):
+                self._refused = (
+                    f"refused the login ({rc}); check --mqtt-username and the password"
+                    " (--mqtt-password-file or EDGE_HUB_MQTT_PASSWORD)"
+                    + (", or the client certificate" if self._tls is not None else "")
+                )
+                log.error("broker %s %s", where, self._refused)
+            else:
+                log.warning("broker %s refused the connection: %s", where, rc)
             self._connected.set()
             return
+        self._refused = None
+        self._ever_connected = True
         shared = self._v5
         # Subscribe on EVERY connect, session present or not: mosquitto restores a persistent
         # session after its own restart but not the session's $share subscriptions, so a
@@ -246,7 +316,9 @@ class Ingest(Writer):
             self._mqtt_reason = f"subscription refused: {', '.join(failed)}"
             log.error("broker refused the hub's subscriptions (%s); check its ACL", failed)
             return
-        msg = HubOnlineV1(hub=self.client_id[:128], ts=datetime.now(UTC))
+        # the label, not the client id: every device reads this, and the id is what a
+        # client would need to take this worker's session
+        msg = HubOnlineV1(hub=self.label, ts=datetime.now(UTC))
         c.publish(hub_online_topic(self.cfg.prefix), msg.model_dump_json().encode(), qos=1)
         with self.metrics.lock:
             self.metrics.hub_online_sent += 1
@@ -258,22 +330,39 @@ class Ingest(Writer):
         self._mqtt_reason = why
 
     def _on_connect_fail(self, c: mqtt.Client, _u: Any) -> None:
-        self._went_down("connection refused or unreachable")
+        self._refused = None  # set again below if this failure, too, is a refusal
+        tls = self._take_tls_error()
+        self._went_down(tls or "connection refused or unreachable")
         if not self._stop.is_set():
             delay = self._next_delay(c)
             log.warning(
-                "cannot reach the broker %s:%d; reconnecting in %.1f s",
-                self.cfg.host, self.cfg.port, delay,
+                "cannot reach the broker %s:%d%s; reconnecting in %.1f s",
+                self.cfg.host, self.cfg.port, f": {tls}" if tls else "", delay,
             )  # fmt: skip
 
+    def _on_pre_connect(self, _c: mqtt.Client, _u: Any) -> None:
+        self._attempt_answered = False
+
     def _on_disconnect(self, c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
-        self._went_down(f"lost: {rc}")
+        refused = self._attempt_answered and self._connack is not None and self._connack.is_failure
+        if not refused:
+            self._refused = None  # set again below if the TLS layer refused us
+        why = self._take_tls_error()
+        if why is None and not self._attempt_answered:
+            why = (
+                f"closed before the broker answered CONNECT ({rc}); a TLS port? then give"
+                " --mqtt-tls-ca"
+                if self._tls is None
+                else f"closed before the broker answered CONNECT ({rc})"
+            )
+        self._went_down(why or f"lost: {rc}")
         if not self._stop.is_set():
             delay = self._next_delay(c)
-            log.warning(
-                "lost the broker %s:%d (%s); reconnecting in %.1f s",
-                self.cfg.host, self.cfg.port, rc, delay,
-            )  # fmt: skip
+            if not refused:  # a refused CONNACK was logged already, with what to check
+                log.warning(
+                    "lost the broker %s:%d (%s); reconnecting in %.1f s",
+                    self.cfg.host, self.cfg.port, why or rc, delay,
+                )  # fmt: skip
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         # Runs in paho's thread: no parsing here, only the size cap and the queue.

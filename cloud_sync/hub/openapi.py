@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cloud_sync.hub.auth import COOKIE, CSRF_HEADER
 from cloud_sync.schema import json_schemas
 
 
@@ -16,12 +17,14 @@ def _q(name: str, desc: str, typ: str = "string") -> dict[str, Any]:
 _DEVICE = {"name": "device_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _ERR = {"description": "bad parameter", "content": {"application/json": {"schema": {
     "$ref": "#/components/schemas/Error"}}}}  # fmt: skip
-_401 = {"description": "missing or wrong bearer token (when the hub has one)"}
+_401 = {"description": "missing or wrong bearer token or session cookie (when the hub has one)"}
+_400_URL = "?token= or ?access_token= in the URL (refused on every path), or a bad parameter"
+_403 = {"description": f"session cookie without the {CSRF_HEADER}: 1 header"}
 _TIME = "epoch seconds or RFC 3339 with a zone"
 
 
 def _get(summary: str, params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    ok = {"200": {"description": "OK"}, "400": _ERR, "401": _401}
+    ok = {"200": {"description": "OK"}, "400": {**_ERR, "description": _400_URL}, "401": _401}
     return {"get": {"summary": summary, "parameters": params or [], "responses": ok}}
 
 
@@ -41,10 +44,32 @@ def openapi_document() -> dict[str, Any]:
                  "description": "Devices, events, gaps and a live SSE feed from edgewise devices."},
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "session": {"type": "apiKey", "in": "cookie", "name": COOKIE,
+                            "description": "set by POST /api/login (the dashboard); a request"
+                            f" that changes something also sends {CSRF_HEADER}: 1"},
+            },
         },
-        "security": [{"bearer": []}],
+        "security": [{"bearer": []}, {"session": []}],
         "paths": {
+            "/api/login": {"post": {
+                "summary": "the token in the body, never the URL; sets the session cookie"
+                           f" {COOKIE} (HttpOnly, SameSite=Strict, Path=/api, Secure over"
+                           " https; 12 h)",
+                "security": [],
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"type": "object", "required": ["token"], "properties": {
+                        "token": {"type": "string"}}}}}},
+                "responses": {"200": {"description": "logged in; body {ok, expires_in_s}"},
+                              "400": _ERR, "401": {"description": "wrong token"},
+                              "415": {"description": "body not application/json"}}}},
+            "/api/logout": {"post": {
+                "summary": f"clears the session cookie; needs the header {CSRF_HEADER}: 1",
+                "security": [],
+                "responses": {"200": {"description": "logged out"}, "403": _403}}},
+            "/api/session": _get("200 {token_required} when the credentials (or none, on a hub"
+                                 " without a token) are accepted; 401 otherwise"),
             "/healthz": _get("200 when the broker connection, the database and the writer are"
                              " ok, else 503 with `reasons`; `components` per part (no token)"),
             "/metrics": _get("Prometheus text metrics"),
@@ -65,7 +90,7 @@ def openapi_document() -> dict[str, Any]:
                             "name": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,31}$"},
                             "args": {"type": "object"}}}}}},
                     "responses": {"202": {"description": "published; body: {id, topic}"},
-                                  "400": _ERR, "401": _401,
+                                  "400": _ERR, "401": _401, "403": _403,
                                   "503": {"description": "broker not connected"}},
                 },
             },
@@ -76,7 +101,7 @@ def openapi_document() -> dict[str, Any]:
                 _q("limit", "1..1000", "integer"), _q("order", "desc (default) or asc")]),
             "/api/stream": _get(
                 "Server-Sent Events: `event: event`, `id:` the event's number; send"
-                " Last-Event-ID to resume; ?access_token= for EventSource",
+                " Last-Event-ID to resume; EventSource authenticates with the session cookie",
                 [_q("device", "device id"), _q("label", "label"), _q("kind", "vision or audio")]),
             "/api/gaps": _get("missing seq ranges per device from seq 0; `cause` in_transit or"
                               " outbox_reset (lost at the device)", [_q("device", "device id")]),

@@ -101,12 +101,16 @@ def status(device: str, state: str, boot: str | None = None) -> bytes:
 class Publisher:
     """A plain paho v5 client that publishes at QoS 1 and waits for every PUBACK."""
 
-    def __init__(self, port: int, client_id: str | None = None) -> None:
+    def __init__(
+        self, port: int, client_id: str | None = None, auth: tuple[str, str] | None = None
+    ) -> None:
         self.c = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=client_id or f"pub-{uuid.uuid4().hex[:8]}",
             protocol=mqtt.MQTTv5,
         )
+        if auth is not None:
+            self.c.username_pw_set(*auth)
         self.c.max_inflight_messages_set(100)
         self.c.connect("127.0.0.1", port)
         self.c.loop_start()
@@ -122,13 +126,16 @@ class Publisher:
 
 
 class HubProc:
-    """``edge-hub serve`` as a subprocess; ``get`` reads its JSON API."""
+    """``edge-hub serve`` as a subprocess; ``get`` reads its JSON API.
+
+    ``wait=False`` returns at once (a hub expected to fail: ``exit_code``); ``http_port``
+    fixes the port (the default client id is derived from it)."""
 
     def __init__(
         self, db: str, mqtt_port: int, prefix: str, log: Path, *extra: str,
-        env: dict[str, str] | None = None,
+        env: dict[str, str] | None = None, http_port: int | None = None, wait: bool = True,
     ) -> None:  # fmt: skip
-        self.port = free_port()
+        self.port = http_port or free_port()
         self.log = log
         exe = Path(sys.executable).with_name("edge-hub")
         self.p = subprocess.Popen(
@@ -136,6 +143,8 @@ class HubProc:
              "--http-port", str(self.port), *extra],
             stdout=subprocess.DEVNULL, stderr=log.open("w"), env=env,
         )  # fmt: skip
+        if not wait:
+            return
         t0 = time.monotonic()
         while True:
             try:
@@ -159,6 +168,10 @@ class HubProc:
 
     def health(self) -> tuple[int, Any]:
         return http(self.url("/healthz"))
+
+    def exit_code(self, timeout: float = 30.0) -> int:
+        """Wait for the hub to exit on its own; its exit status."""
+        return self.p.wait(timeout)
 
     def stop(self) -> None:
         self.p.send_signal(signal.SIGTERM)

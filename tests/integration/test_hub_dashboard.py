@@ -1,11 +1,15 @@
-"""The dashboard in headless Chromium (Debian's, driven by Playwright): devices listed, a new
-event shown within 2 s without a reload, a kill -9'd device turning offline (its LWT).
+"""The dashboard in headless Chromium (Debian's, driven by Playwright), on a hub with a token:
+the login form (a wrong token refused, the right one kept only as an HttpOnly session
+cookie: never in a URL, localStorage or document.cookie), devices listed, a new event shown
+within 2 s without a reload (the SSE feed on the cookie), a kill -9'd device turning
+offline (its LWT), logging out.
 
 EDGEWISE_UPDATE_SCREENSHOT=1 saves docs/dashboard.png from this test.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,9 +22,18 @@ import pytest
 
 from cloud_sync.schema import topic
 
-from .hub_support import HubProc, Publisher, make_batch, make_telemetry, mosquitto, wait_for
+from .hub_support import (
+    HubProc,
+    Publisher,
+    http,
+    make_batch,
+    make_telemetry,
+    mosquitto,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
+TOKEN = "dash-" + uuid.uuid4().hex
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
 
@@ -58,7 +71,10 @@ def test_dashboard_live_feed_and_offline_device(tmp_path: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     prefix = f"t{uuid.uuid4().hex[:8]}"
     with mosquitto(tmp_path) as port:
-        hub = HubProc(f"sqlite:///{tmp_path}/hub.db", port, prefix, tmp_path / "hub.log")
+        hub = HubProc(
+            f"sqlite:///{tmp_path}/hub.db", port, prefix, tmp_path / "hub.log",
+            env={**os.environ, "EDGE_HUB_TOKEN": TOKEN},
+        )  # fmt: skip
         devs = [
             subprocess.Popen(
                 [sys.executable, "-c", DEVICE_SCRIPT, str(port), prefix, name, str(REPO)]
@@ -77,7 +93,10 @@ def test_dashboard_live_feed_and_offline_device(tmp_path: Path) -> None:
                 .model_dump_json().encode()])  # fmt: skip
             # a message the hub cannot store: it shows in the quarantine card, not dropped
             pub.publish(topic(prefix, "yard-mic", "events"), [b'{"v": 1, "events": []}'])
-            wait_for(lambda: len(hub.get("/api/devices")["devices"]) == 4)
+            wait_for(lambda: len(hub.get("/api/devices", token=TOKEN)["devices"]) == 4)
+            # an old bookmark with the token in the URL is refused, telling what to do
+            status, body = http(hub.url(f"/?token={TOKEN}"))
+            assert status == 400 and "log in" in body["error"]
             with sync_api.sync_playwright() as pw:
                 browser = pw.chromium.launch(
                     executable_path=str(CHROMIUM),
@@ -85,8 +104,21 @@ def test_dashboard_live_feed_and_offline_device(tmp_path: Path) -> None:
                           "--disable-background-networking", "--disable-component-update",
                           "--disable-sync", "--no-first-run"],
                 )  # fmt: skip
-                page = browser.new_page(viewport={"width": 1440, "height": 900})
+                context = browser.new_context(viewport={"width": 1440, "height": 900})
+                page = context.new_page()
+                urls: list[str] = []
+                page.on("request", lambda r: urls.append(r.url))
                 page.goto(hub.url("/"))
+                # the hub has a token: the login form, nothing else
+                page.wait_for_selector("#login:not([hidden])", timeout=5000)
+                assert page.is_hidden("main")
+                page.fill("#login-token", "not-the-token")
+                page.click("#login button[type=submit]")
+                page.wait_for_selector("#login-error:text('wrong token')", timeout=5000)
+                assert page.is_hidden("main")
+                page.fill("#login-token", TOKEN)
+                page.click("#login button[type=submit]")
+                page.wait_for_selector("#login", state="hidden", timeout=5000)
                 for name in ("front-door", "lobby-cam", "loading-dock", "yard-mic"):
                     page.wait_for_selector(f'#devices tr[data-device="{name}"]', timeout=5000)
                 page.wait_for_selector('#devices tr[data-device="front-door"][data-state="online"]')
@@ -112,9 +144,28 @@ def test_dashboard_live_feed_and_offline_device(tmp_path: Path) -> None:
                 page.wait_for_selector("#gaps tbody tr", timeout=6000)
                 page.wait_for_selector('#quarantine tbody tr[data-device="yard-mic"]', timeout=6000)
                 assert page.text_content("#kpi-quarantine") == "1"
+                # where the token is not: any URL the page asked for, its storage, its
+                # cookies as scripts see them; the session cookie is HttpOnly and Strict
+                assert all(TOKEN not in u for u in [*urls, page.url]), urls
+                assert any(u.endswith("/api/stream") for u in urls)
+                storage = page.evaluate(
+                    "JSON.stringify([Object.entries(localStorage),"
+                    " Object.entries(sessionStorage), document.cookie])"
+                )
+                assert TOKEN not in storage and "edge_hub_session" not in storage
+                assert json.loads(storage)[0] == []  # nothing in localStorage at all
+                (cookie,) = context.cookies()
+                assert cookie["name"] == "edge_hub_session" and TOKEN not in cookie["value"]
+                assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+                assert cookie["path"] == "/api"
                 if os.environ.get("EDGEWISE_UPDATE_SCREENSHOT") == "1":
                     time.sleep(4)  # let the charts fill
                     page.screenshot(path=str(REPO / "docs" / "dashboard.png"))
+                # logging out: the cookie is gone, the form is back, the API says 401
+                page.click("#logout")
+                page.wait_for_selector("#login:not([hidden])", timeout=5000)
+                assert context.cookies() == []
+                assert page.evaluate("fetch('/api/devices').then(r => r.status)") == 401
                 browser.close()
         finally:
             pub.close()

@@ -24,7 +24,7 @@ def test_each_event_is_stored_once_across_redeliveries(store: Store) -> None:
     r = store.write([b1, b2])  # b1 redelivered alongside the next batch
     assert (r.stored, r.duplicates) == (5, 5)
     assert store.count_events() == 10
-    assert store.migrate() == 2  # idempotent
+    assert store.migrate() == 3  # idempotent
 
 
 def test_gaps_show_and_close_when_late_batches_arrive(store: Store) -> None:
@@ -84,6 +84,19 @@ def test_registry_status_telemetry_replies_and_retention(store: Store) -> None:
     assert sum(c["count"] for c in counts) == 1
     assert store.prune(datetime.now(UTC).timestamp() + 1) == 1
     assert store.count_events() == 0
+
+
+def test_the_hubs_secret_is_made_once_and_shared(store: Store) -> None:
+    """``hub_meta``: the first ask makes it, later asks (any worker, after a restart) read it."""
+    first = store.secret("client_id")
+    assert len(first) == 64 and int(first, 16) >= 0
+    assert store.secret("client_id") == first
+    assert store.secret("another") != first
+    again = open_store(store.url)
+    try:
+        assert again.secret("client_id") == first
+    finally:
+        again.close()
 
 
 def test_unsupported_url_says_what_works(tmp_path: Path) -> None:

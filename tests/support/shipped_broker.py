@@ -17,7 +17,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,7 +32,6 @@ from edge.config import SyncConfig, TLSConfig
 from edge.demo.broker import free_port
 from tests.support.certs import make_pki
 from tests.support.mosquitto import Broker
-from tests.support.tls_proxy import TlsProxy
 
 REPO = Path(__file__).resolve().parents[2]
 Variant = Literal["password", "mtls"]
@@ -80,7 +79,6 @@ class Fleet:
     pki: Path
     passwords: dict[str, str]
     broker: Broker
-    proxies: list[TlsProxy] = field(default_factory=list)
 
     @property
     def port(self) -> int:
@@ -108,20 +106,18 @@ class Fleet:
         return SyncConfig.model_validate(doc | overrides)
 
     def hub_args(self, login: str) -> tuple[int, list[str], dict[str, str]]:
-        """(port, extra ``edge-hub serve`` args, environment) for hub worker ``login``.
-
-        `edge-hub serve` on main speaks plain MQTT only; a TLS proxy (presenting the
-        worker's certificate under mutual TLS) carries it to the shipped TLS listener."""
-        cert = self.pki / f"{login}.crt" if self.variant == "mtls" else None
-        key = self.pki / f"{login}.key" if self.variant == "mtls" else None
-        proxy = TlsProxy(self.port, self.pki / "ca.crt", cert, key)
-        self.proxies.append(proxy)
-        env = dict(os.environ)
-        args: list[str] = []
-        if self.variant == "password":
-            args = ["--mqtt-username", login]
+        """(port, extra ``edge-hub serve`` args, environment) for hub worker ``login``: the
+        hub's own TLS flags straight to the shipped TLS listener (its certificate under
+        mutual TLS, else its login with the password in the environment)."""
+        env = {k: v for k, v in os.environ.items() if k != "EDGE_HUB_MQTT_PASSWORD"}
+        args = ["--mqtt-tls-ca", str(self.pki / "ca.crt")]
+        if self.variant == "mtls":
+            args += ["--mqtt-tls-cert", str(self.pki / f"{login}.crt"),
+                     "--mqtt-tls-key", str(self.pki / f"{login}.key")]  # fmt: skip
+        else:
+            args += ["--mqtt-username", login]
             env["EDGE_HUB_MQTT_PASSWORD"] = self.passwords[login]
-        return proxy.port, args, env
+        return self.port, args, env
 
     def client(self, login: str, client_id: str, **kw: Any) -> RawClient:
         return RawClient(self, login, client_id, **kw)
@@ -140,8 +136,6 @@ class Fleet:
         return (self.broker.workdir / "mosquitto.log").read_text(errors="replace")
 
     def close(self) -> None:
-        for p in self.proxies:
-            p.close()
         self.broker.stop()
 
 

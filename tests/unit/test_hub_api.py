@@ -121,9 +121,11 @@ def test_openapi_health_metrics_dashboard(client: TestClient) -> None:
         ({}, "", 401),
         ({"Authorization": "Bearer wrong"}, "", 401),
         ({"Authorization": "Basic s3cret"}, "", 401),
-        ({}, "?access_token=wrong", 401),
         ({"Authorization": "Bearer s3cret"}, "", 200),
-        ({}, "?access_token=s3cret", 200),
+        # a credential in the URL is refused, right or wrong (tests/unit/test_hub_auth.py)
+        ({}, "?access_token=wrong", 400),
+        ({}, "?access_token=s3cret", 400),
+        ({"Authorization": "Bearer s3cret"}, "?token=s3cret", 400),
     ],
 )
 def test_bearer_token(hub: Hub, headers: dict[str, str], query: str, status: int) -> None:
@@ -134,5 +136,7 @@ def test_bearer_token(hub: Hub, headers: dict[str, str], query: str, status: int
         if status == 401:
             assert "token" in r.json()["error"]
             assert r.headers["www-authenticate"].startswith("Bearer")
+        if status == 400:
+            assert "Authorization: Bearer" in r.json()["error"]
         assert c.get("/metrics" + query, headers=headers).status_code == status
         assert c.get("/healthz").status_code == 200  # health stays open for load balancers

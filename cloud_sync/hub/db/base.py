@@ -10,13 +10,14 @@ splitting one device's traffic) close the gap they fill without bookkeeping.
 
 from __future__ import annotations
 
+from cloud_sync.hub.db.meta import Meta
 from cloud_sync.hub.db.quarantine import Quarantine
 from cloud_sync.hub.db.reads import Reads
 from cloud_sync.hub.db.writes import Writes
 
 
-class Store(Writes, Reads, Quarantine):
+class Store(Writes, Reads, Quarantine, Meta):
     """The queries; subclasses give the connection, the dialect and the key type.
 
-    The schema, connections and transactions are ``db.engine``'s; the writes, the reads
-    and the quarantine each have their module."""
+    The schema, connections and transactions are ``db.engine``'s; the writes, the reads,
+    the quarantine and the hub's own values (``meta``) each have their module."""

@@ -79,6 +79,14 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 PRIMARY KEY (device_id, boot_id))""",
         ],
     ),
+    (
+        3,
+        [
+            # The hub's own settings that every worker shares and that survive restarts
+            # (``db.meta``): the secret its default MQTT client ids are derived from.
+            "CREATE TABLE hub_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        ],
+    ),
 ]
 
 

@@ -1,14 +1,20 @@
 // edge-hub dashboard: plain JS, no build step. Polls the JSON API, follows /api/stream.
+// Auth: when the hub has a token, a login form POSTs it (JSON body) to /api/login, which
+// sets an HttpOnly session cookie; the page never keeps the token, in a URL or in storage.
 "use strict";
 
 const PALETTE = ["#58a6ff", "#3fb950", "#d29922", "#f778ba", "#a371f7", "#39c5cf", "#ff7b72", "#e3b341"];
 const FEED_MAX = 300;
-const params = new URLSearchParams(location.search);
-let token = params.get("token") || localStorage.getItem("edgeHubToken") || "";
-if (params.get("token")) localStorage.setItem("edgeHubToken", token);
+// every API call carries it: a cookie request that changes something needs it (CSRF)
+const CSRF = { "X-Edge-Hub-CSRF": "1" };
+localStorage.removeItem("edgeHubToken"); // where dashboards before issue 11 kept the token
 let selected = null;
 let feedCount = 0;
+let started = false;
+let source = null;
 const colors = {};
+
+class Unauthorized extends Error {}
 
 function color(key) {
   if (!(key in colors)) colors[key] = PALETTE[Object.keys(colors).length % PALETTE.length];
@@ -16,14 +22,49 @@ function color(key) {
 }
 
 async function api(path) {
-  const r = await fetch(path, { headers: token ? { Authorization: "Bearer " + token } : {} });
+  const r = await fetch(path, { credentials: "same-origin", headers: CSRF });
   if (r.status === 401) {
-    const t = prompt("This hub needs an API token:");
-    if (t) { token = t; localStorage.setItem("edgeHubToken", t); return api(path); }
-    throw new Error("unauthorized");
+    showLogin(started ? "The session ended; log in again." : "");
+    throw new Unauthorized(path);
   }
   if (!r.ok) throw new Error(path + ": " + r.status);
   return r.json();
+}
+
+// --- login ---------------------------------------------------------------------------------
+function showLogin(message) {
+  document.body.classList.add("locked");
+  document.getElementById("login").hidden = false;
+  document.getElementById("login-error").textContent = message;
+  document.getElementById("logout").hidden = true;
+  if (source) { source.close(); source = null; }
+  setConn(false, "logged out");
+  document.getElementById("login-token").focus();
+}
+
+async function login(ev) {
+  ev.preventDefault();
+  const input = document.getElementById("login-token");
+  const r = await fetch("/api/login", {
+    method: "POST", credentials: "same-origin",
+    headers: { "Content-Type": "application/json", ...CSRF },
+    body: JSON.stringify({ token: input.value }),
+  });
+  input.value = "";
+  if (!r.ok) {
+    let why = "login failed (" + r.status + ")";
+    try { why = (await r.json()).error || why; } catch (_) { /* not JSON */ }
+    document.getElementById("login-error").textContent = why;
+    return;
+  }
+  document.getElementById("login").hidden = true;
+  document.body.classList.remove("locked");
+  start(true);
+}
+
+async function logout() {
+  await fetch("/api/logout", { method: "POST", credentials: "same-origin", headers: CSRF });
+  showLogin("Logged out.");
 }
 
 function el(tag, attrs, ...kids) {
@@ -101,13 +142,22 @@ function setConn(ok, text) {
 async function startFeed() {
   try {
     const { events } = await api("/api/events?limit=50");
+    document.querySelector("#feed tbody").replaceChildren();
     for (const e of events.reverse()) addEvent(e, false);
-  } catch (err) { console.warn(err); }
-  const url = "/api/stream" + (token ? "?access_token=" + encodeURIComponent(token) : "");
-  const es = new EventSource(url);
+  } catch (err) {
+    if (err instanceof Unauthorized) return;
+    console.warn(err);
+  }
+  // same origin: the session cookie goes with it (EventSource cannot set headers)
+  const es = new EventSource("/api/stream");
+  source = es;
   es.addEventListener("event", m => addEvent(JSON.parse(m.data), true));
   es.onopen = () => setConn(true, "live");
-  es.onerror = () => setConn(false, "reconnecting…");
+  es.onerror = () => {
+    setConn(false, "reconnecting…");
+    // closed for good (e.g. 401 after the session expired): find out why
+    if (es.readyState === EventSource.CLOSED) api("/api/session").catch(() => {});
+  };
 }
 
 // --- tiny SVG charts -------------------------------------------------------------------------
@@ -226,13 +276,38 @@ async function refreshQuarantine() {
 }
 
 function every(ms, fn) {
-  const run = () => fn().catch(err => console.warn(err));
+  const run = () => {
+    if (document.body.classList.contains("locked")) return;
+    fn().catch(err => { if (!(err instanceof Unauthorized)) console.warn(err); });
+  };
   run(); setInterval(run, ms);
 }
 
-every(1000, refreshDevices);
-every(5000, refreshTelemetry);
-every(10000, refreshLabels);
-every(5000, refreshGaps);
-every(5000, refreshQuarantine);
-startFeed();
+function start(loggedIn) {
+  document.getElementById("logout").hidden = !loggedIn;
+  if (started) {  // logged in again: the polls resume by themselves, the stream does not
+    refreshDevices().catch(() => {});
+    startFeed();
+    return;
+  }
+  started = true;
+  every(1000, refreshDevices);
+  every(5000, refreshTelemetry);
+  every(10000, refreshLabels);
+  every(5000, refreshGaps);
+  every(5000, refreshQuarantine);
+  startFeed();
+}
+
+async function boot() {
+  document.getElementById("login").addEventListener("submit", login);
+  document.getElementById("logout").addEventListener("click", logout);
+  try {
+    const s = await api("/api/session");  // 401: showLogin() ran
+    start(s.token_required);
+  } catch (err) {
+    if (!(err instanceof Unauthorized)) { console.warn(err); start(false); }
+  }
+}
+
+boot();

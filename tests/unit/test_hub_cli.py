@@ -1,0 +1,80 @@
+"""``edge-hub serve``'s broker flags, checked before anything starts: one line naming the
+flag, and a password never taken from (nor echoed back from) the command line."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from cloud_sync.hub.cli import broker_password, build_parser, main
+from cloud_sync.hub.errors import HubError
+from tests.support.certs import make_pki
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["serve", *argv])
+
+
+@pytest.mark.parametrize("argv", [["--mqtt-password", "hunter2"], ["--mqtt-password=hunter2"]])
+def test_a_password_flag_is_refused_without_echoing_it(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as ex:
+        parse("--mqtt-username", "hub", *argv)
+    assert ex.value.code == 2
+    err = capsys.readouterr().err
+    assert "--mqtt-password is not accepted" in err and "--mqtt-password-file" in err
+    assert "hunter2" not in err
+
+
+def test_no_abbreviations(capsys: pytest.CaptureFixture[str]) -> None:
+    # with argparse's abbreviations, --mqtt-password-f would be --mqtt-password-file
+    with pytest.raises(SystemExit):
+        parse("--mqtt-password-f", "x")
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_password_from_a_file_or_the_environment_not_both(tmp_path: Path) -> None:
+    f = tmp_path / "pw"
+    f.write_text("from-file\n")
+    user = ["--mqtt-username", "hub"]
+    assert broker_password(parse(*user, "--mqtt-password-file", str(f)), {}) == "from-file"
+    assert broker_password(parse(*user), {"EDGE_HUB_MQTT_PASSWORD": "from-env"}) == "from-env"
+    assert broker_password(parse(*user), {}) is None
+    with pytest.raises(HubError, match="both set"):
+        broker_password(
+            parse(*user, "--mqtt-password-file", str(f)), {"EDGE_HUB_MQTT_PASSWORD": "x"}
+        )
+    with pytest.raises(HubError, match=r"^EDGE_HUB_MQTT_PASSWORD: a password needs --mqtt-user"):
+        broker_password(parse(), {"EDGE_HUB_MQTT_PASSWORD": "x"})
+    with pytest.raises(HubError, match=r"^--mqtt-password-file: a password needs --mqtt-username"):
+        broker_password(parse("--mqtt-password-file", str(f)), {})
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--mqtt-tls-ca", "{d}/nope.crt"], "--mqtt-tls-ca {d}/nope.crt: cannot read"),
+        (["--mqtt-tls-cert", "{d}/hub.crt"], "--mqtt-tls-cert needs --mqtt-tls-key"),
+        (
+            ["--mqtt-tls-ca", "{d}/ca.crt", "--mqtt-tls-cert", "{d}/hub.crt",
+             "--mqtt-tls-key", "{d}/ca.key"],
+            "--mqtt-tls-key {d}/ca.key: not the private key of --mqtt-tls-cert",
+        ),
+        (["--mqtt-username", "hub", "--mqtt-password-file", "{d}/none"],
+         "--mqtt-password-file {d}/none: cannot read"),
+        (["--token", "a", "--token-file", "{d}/ca.crt"], "--token and --token-file are both"),
+    ],
+)  # fmt: skip
+def test_serve_stops_at_a_bad_flag_with_one_line(
+    tmp_path: Path, flags: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = make_pki(tmp_path / "pki", ["hub"])
+    db = tmp_path / "hub.db"
+    argv = ["serve", "--db", f"sqlite:///{db}", *(f.format(d=d) for f in flags)]
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith(f"edge-hub: error: {expected.format(d=d)}"), lines
+    assert not db.exists()  # checked before the database is opened
