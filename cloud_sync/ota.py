@@ -35,7 +35,12 @@ from cloud_sync import signing
 from edge.control import DeviceControl
 from edge.errors import ConfigError, IntegrityError
 from edge.models.manifest import Manifest, parse_manifest
-from edge.models.ota_record import BUNDLE_MANIFEST, BUNDLE_SIGNATURE
+from edge.models.ota_record import (
+    ASIDE_PREFIX,
+    BUNDLE_MANIFEST,
+    BUNDLE_SIGNATURE,
+    STAGING_PREFIX,
+)
 from edge.models.update_check import check_update
 
 Downloader = Callable[[str, Path], str]
@@ -126,7 +131,7 @@ class ModelUpdater:
         """Download into staging inside the models folder, then move it to ``bundle``; a
         folder already there is moved aside (returned) until the swap succeeds."""
         self.models_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.models_dir))
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.models_dir))
         aside: Path | None = None
         try:
             digest = self._download(args.url, staging / manifest.file)
@@ -138,7 +143,7 @@ class ModelUpdater:
             (staging / BUNDLE_MANIFEST).write_bytes(args.manifest.encode())
             (staging / BUNDLE_SIGNATURE).write_text(args.signature + "\n", encoding="ascii")
             if bundle.exists() or bundle.is_symlink():
-                aside = self.models_dir / f".replaced-{uuid.uuid4().hex}"
+                aside = self.models_dir / f"{ASIDE_PREFIX}{uuid.uuid4().hex}"
                 bundle.rename(aside)
             staging.rename(bundle)
         except BaseException:

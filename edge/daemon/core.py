@@ -14,6 +14,7 @@ from types import FrameType
 from edge.config import DeviceConfig
 from edge.daemon.control import Control
 from edge.daemon.generation import SHUTDOWN_BUDGET_S
+from edge.daemon.ota import models_dir, sweep
 from edge.errors import InputError
 from edge.lock import DataDirLock
 from edge.supervisor import ComponentFailedError, Supervisor
@@ -34,6 +35,8 @@ class Daemon(Control):
         lock = DataDirLock(self.cfg.data_dir)
         lock.acquire()
         self._lock = lock
+        for line in sweep(models_dir(self.cfg)):  # a crash mid model command: tidied
+            log.warning("models: %s", line)
         try:
             running = self._build(self.cfg, self._load_slots(self.cfg))
             with self._state_lock:

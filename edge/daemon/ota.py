@@ -32,8 +32,10 @@ from edge.config import DeviceConfig
 from edge.errors import EdgeError, IntegrityError
 from edge.models.manifest import parse_manifest
 from edge.models.ota_record import (
+    ASIDE_PREFIX,
     BUNDLE_MANIFEST,
     BUNDLE_SIGNATURE,
+    STAGING_PREFIX,
     OtaEntry,
     OtaRecord,
     OtaRecordError,
@@ -95,6 +97,42 @@ def verify_bundle(bundle: Path, detector: str, cfg: DeviceConfig) -> ResolvedMod
     if model.manifest != manifest:
         raise IntegrityError(f"{path}: the manifest changed while it was being checked")
     return model
+
+
+def sweep(root: Path) -> list[str]:
+    """Tidy what a crash during a ``model`` command left in the models folder ``root``
+    (``cloud_sync.ota``): download staging folders are removed; a bundle moved aside whose
+    own path is empty (the crash came between moving it aside and moving the new one in) is
+    put back, any other moved-aside folder is removed. Run at start, once the data dir is
+    locked, so that no other daemon's command can be in hand. What it did, one line each."""
+    done: list[str] = []
+    if not root.is_dir():
+        return done
+    for path in sorted(root.iterdir()):
+        if path.is_symlink() or not path.is_dir():
+            continue
+        if path.name.startswith(STAGING_PREFIX):
+            shutil.rmtree(path, ignore_errors=True)
+            done.append(f"{path}: removed (a download a crash interrupted)")
+        elif path.name.startswith(ASIDE_PREFIX):
+            home = _bundle_home(path)
+            if home is not None and not home.exists() and not home.is_symlink():
+                path.rename(home)
+                done.append(f"{path}: put back at {home} (a swap a crash interrupted)")
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+                done.append(f"{path}: removed (a bundle replaced before a crash)")
+    return done
+
+
+def _bundle_home(aside: Path) -> Path | None:
+    """Where a moved-aside bundle came from: ``<name>-<sha256[:12]>`` of its manifest."""
+    try:
+        doc = json.loads((aside / BUNDLE_MANIFEST).read_bytes())
+        manifest = parse_manifest(doc, str(aside / BUNDLE_MANIFEST))
+    except (OSError, ValueError, EdgeError):
+        return None
+    return aside.parent / f"{manifest.name}-{manifest.short_sha}"
 
 
 class OtaBook:

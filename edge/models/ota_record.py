@@ -29,6 +29,11 @@ from edge.wire import WireTime
 
 BUNDLE_MANIFEST = "manifest.json"  # in a bundle: the signed manifest bytes, byte for byte
 BUNDLE_SIGNATURE = "manifest.sig"  # in a bundle: the base64 signature over those bytes
+STAGING_PREFIX = ".incoming-"
+"""A model command downloads into ``<models>/.incoming-*`` (``cloud_sync.ota``)."""
+ASIDE_PREFIX = ".replaced-"
+"""...and moves a bundle already at its path to ``<models>/.replaced-*`` until the swap
+succeeds. A crash leaves either behind; ``edge.daemon.ota.sweep`` tidies them at start."""
 
 Counter = Annotated[int, Field(ge=1, le=2**63 - 1, strict=True)]
 

@@ -280,3 +280,37 @@ def test_an_ota_model_survives_reload_config_command_and_restart(
         daemon.kill()
         rig.daemon.kill()
         broker.stop()
+
+
+def test_a_crash_mid_swap_is_repaired_when_the_daemon_starts_again(
+    tmp_path: Path, served: str
+) -> None:
+    """kill -9 between moving the running bundle aside and moving the new one in (the
+    same update sent again lands on the same bundle path) leaves the record naming a folder
+    that is not there: on the old code the restarted daemon ran the config's model and
+    health stayed red. It now puts the bundle back at start (and removes half downloads)."""
+    broker = start_broker(tmp_path / "broker")
+    rig = start_rig(tmp_path, broker, served)
+    daemon = rig.daemon
+    try:
+        args = rig.update("blazeface-full")
+        assert send(rig, args)["ok"] is True
+        assert rig.running()["source"] == "ota"
+        record = json.loads((tmp_path / "device.ota.json").read_text())
+        bundle = Path(record["detectors"]["face"]["bundle"])
+        daemon.kill()  # kill -9
+        bundle.rename(bundle.parent / ".replaced-9f9f")  # the state the crash left
+        (bundle.parent / ".incoming-ab12").mkdir()
+        (bundle.parent / ".incoming-ab12" / FULL.file).write_bytes(b"\0" * 1000)
+        daemon = EdgeRun(rig.cfg, tmp_path / "daemon2.log")
+        wait_for(lambda: healthz(rig.health)[0] == 200, 40, "healthy after the restart")
+        now = rig.running()
+        assert (now["source"], now["model"]) == ("ota", "blazeface-full"), now
+        assert sorted(p.name for p in bundle.parent.iterdir()) == [bundle.name]
+        assert "put back" in (tmp_path / "daemon2.log").read_text()
+        assert daemon.terminate() == 0
+    finally:
+        rig.hub.close()
+        daemon.kill()
+        rig.daemon.kill()
+        broker.stop()

@@ -6,6 +6,7 @@ it cannot be read, the config's models run and every update is refused."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,10 @@ import pytest
 
 from cloud_sync import signing
 from edge.config import DeviceConfig, parse_config, resolve_paths
-from edge.daemon.ota import OtaBook, verify_bundle
+from edge.daemon.ota import OtaBook, sweep, verify_bundle
 from edge.errors import IntegrityError
 from edge.models import zoo
-from edge.models.ota_record import OtaRecordError, read_record
+from edge.models.ota_record import ASIDE_PREFIX, STAGING_PREFIX, OtaRecordError, read_record
 from tests.support.ota import make_bundle
 from tests.support.ota import update_manifest as _update_manifest
 
@@ -179,3 +180,30 @@ def test_a_record_that_cannot_be_written_changes_nothing(
         book.accept(DETECTOR, verify_bundle(newer, DETECTOR, cfg), "blazeface-short")
     assert book.counter(DETECTOR) == 10 and book.path.is_dir()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no tmp left
+
+
+def test_a_crash_mid_model_command_is_tidied_at_start(
+    tmp_path: Path, signed: tuple[DeviceConfig, OtaBook, Path]
+) -> None:
+    """A crash between moving the running bundle aside and moving the new one in left the
+    record naming a folder that is not there; a crash mid download left its staging folder.
+    ``sweep`` (run by the daemon at start, under the data dir lock) puts the bundle back and
+    removes the rest; the bundle then verifies and runs again."""
+    cfg, book, bundle = signed
+    models = bundle.parent
+    aside = models / f"{ASIDE_PREFIX}0123abcd"
+    bundle.rename(aside)  # the crash came here
+    staging = models / f"{STAGING_PREFIX}x1"
+    staging.mkdir()
+    (staging / "model.tflite").write_bytes(b"\0" * 100)  # half a download
+    stale = models / f"{ASIDE_PREFIX}feed"  # moved aside for a swap that went on to succeed
+    shutil.copytree(aside, stale)
+    keep = models / "someone-elses"
+    keep.mkdir()
+    assert book.bundles(cfg) == {}  # without the sweep: the update is not used
+    done = sweep(models)
+    assert len(done) == 3 and any("put back" in line for line in done), done
+    assert sorted(p.name for p in models.iterdir()) == sorted([bundle.name, keep.name])
+    assert book.bundles(cfg) == {DETECTOR: bundle.resolve()}
+    assert sweep(models) == []  # nothing left to do
+    assert sweep(tmp_path / "no-such-folder") == []
