@@ -11,6 +11,7 @@ comes from ``--mqtt-password-file`` or ``EDGE_HUB_MQTT_PASSWORD``, the API token
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import signal
@@ -98,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--token-file", type=Path, default=None, metavar="FILE", help="API token file")
     s.add_argument(
+        "--no-token",
+        action="store_true",
+        help="serve the API without a token on a non-loopback --http-host: anyone who reaches"
+        " it reads every event and sends commands (behind an authenticating proxy only)",
+    )
+    s.add_argument(
         "--cookie-secure",
         action="store_true",
         help="always mark the dashboard's session cookie Secure (default: when the request"
@@ -146,6 +153,26 @@ def api_token(args: argparse.Namespace, env: Mapping[str, str]) -> str | None:
     return args.token or env.get("EDGE_HUB_TOKEN") or None
 
 
+def check_exposure(host: str, token: str | None, no_token: bool) -> None:
+    """A hub without a token answers anyone who reaches it (events, snapshots, commands):
+    that is refused on an address other hosts can reach unless ``--no-token`` says so."""
+    if token is not None or no_token or _loopback(host):
+        return
+    raise HubError(
+        f"--http-host {host}: other hosts can reach this address and the API has no token;"
+        " give --token-file (or EDGE_HUB_TOKEN), or --no-token behind an authenticating proxy"
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -157,6 +184,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.retention_days is not None and args.retention_days <= 0:
         raise HubError(f"--retention-days: {args.retention_days} must be > 0")
     token = api_token(args, os.environ)
+    check_exposure(args.http_host, token, args.no_token)
     password = broker_password(args, os.environ)
     tls = broker_tls(args)
     port = args.mqtt_port or (8883 if tls is not None else 1883)

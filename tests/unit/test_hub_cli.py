@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud_sync.hub.cli import broker_password, build_parser, main
+from cloud_sync.hub.cli import broker_password, build_parser, check_exposure, main
 from cloud_sync.hub.errors import HubError
 from tests.support.certs import make_pki
 
@@ -78,3 +78,27 @@ def test_serve_stops_at_a_bad_flag_with_one_line(
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[-1].startswith(f"edge-hub: error: {expected.format(d=d)}"), lines
     assert not db.exists()  # checked before the database is opened
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["0.0.0.0", "::", "192.168.1.20", "hub.example.com"],  # noqa: S104  refused, never bound
+)
+def test_an_api_without_a_token_is_refused_where_other_hosts_reach_it(
+    tmp_path: Path, host: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without a token the API hands out every event and snapshot and takes commands; on a
+    reachable address that needs a token or an explicit --no-token (issue 11)."""
+    db = tmp_path / "hub.db"
+    assert main(["serve", "--db", f"sqlite:///{db}", "--http-host", host]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"edge-hub: error: --http-host {host}: other hosts can reach"), err
+    assert "--token-file" in err and "--no-token" in err
+    assert not db.exists()
+    check_exposure(host, "a-token", False)  # with a token, or said explicitly: allowed
+    check_exposure(host, None, True)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "[::1]", "localhost", "127.0.0.2"])
+def test_loopback_needs_no_token(host: str) -> None:
+    check_exposure(host, None, False)
