@@ -7,6 +7,7 @@ Buffers are allocated once per input shape and reused: this runs per frame.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -142,9 +143,11 @@ class ImagePreprocessor:
             cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB, dst=canvas)
         buf = self._float
         assert buf is not None
-        # cv2's stubs omit Scalar tuples; OpenCV applies them per channel
-        cv2.multiply(canvas, self._mul4, dst=buf, dtype=cv2.CV_32F)  # type: ignore[call-overload]
-        cv2.add(buf, self._add4, dst=buf)  # type: ignore[call-overload]
+        # Scalar tuples: OpenCV applies them per channel. Some cv2 stub releases omit them,
+        # others accept them; the Any view type-checks against both.
+        cv: Any = cv2
+        cv.multiply(canvas, self._mul4, dst=buf, dtype=cv2.CV_32F)
+        cv.add(buf, self._add4, dst=buf)
         if self._clip is not None:
             np.rint(buf, out=buf)
             np.clip(buf, self._clip[0], self._clip[1], out=buf)
