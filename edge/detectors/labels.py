@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from edge.detectors.base import Detection, Image, ImageDetector, StageTimes
-from edge.errors import ManifestError
+from edge.errors import InputError, ManifestError
 from edge.models.manifest import Manifest
 from edge.runtime.base import AcceleratorInfo
 
@@ -36,10 +36,10 @@ def unknown_labels(names: Iterable[str], labels: Sequence[str]) -> list[str]:
 
 
 def check_thresholds(values: Mapping[str, float], where: str) -> None:
-    """``ValueError`` unless every threshold lies in (0, 1)."""
+    """``InputError`` unless every threshold lies in (0, 1)."""
     for name, v in values.items():
         if not 0.0 < v < 1.0:
-            raise ValueError(f"{where}.{name}: a threshold lies between 0 and 1, got {v}")
+            raise InputError(f"{where}.{name}: a threshold lies between 0 and 1, got {v}")
 
 
 class LabelThresholds:
