@@ -246,8 +246,8 @@ def parse_manifest(data: dict[str, Any], origin: str, folder: Path | None = None
         m = Manifest.model_validate(data)
     except ValidationError as exc:
         raise ManifestError(format_validation_error(origin, exc)) from None
-    if isinstance(name, str):
-        m._labels_from = f"labels_file {name}"
+    if isinstance(name, str) and folder is not None:
+        m._labels_from = f"labels_file {folder / name}"
     return m
 
 

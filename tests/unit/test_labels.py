@@ -64,7 +64,7 @@ def test_labels_file_is_read_into_labels(tmp_path: Path) -> None:
     m = read_manifest(_manifest_with_labels_file(tmp_path, text))
     assert m.labels == ["person", "bicycle", "car"]
     assert m.labels_file is None  # read and removed: a bundle written from m is self-contained
-    assert m.labels_origin == "labels_file labels.txt"
+    assert m.labels_origin == f"labels_file {tmp_path / 'labels.txt'}"
     assert Manifest.model_validate(m.model_dump()).labels == m.labels
 
 
@@ -162,7 +162,8 @@ def test_a_labels_file_with_the_wrong_count_names_the_file_and_both_counts(
     backend: Any = FakeBackend(list(hand_made()))  # scores [1, 896, 1]: one class
     with pytest.raises(
         ManifestError,
-        match=r"^blazeface-short: labels_file labels.txt: 2 labels but the model has 1 class;",
+        match=rf"^blazeface-short: labels_file {tmp_path}/labels.txt: 2 labels but the model "
+        "has 1 class;",
     ):
         SsdAnchorDetector(m, backend, params_of("blazeface-short"))
 
