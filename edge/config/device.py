@@ -60,7 +60,7 @@ class DetectorConfig(Section):
     labels: list[str] | None = Field(
         default=None,
         title="Labels",
-        description="keep only detections with these labels (default: all)",
+        description="keep only detections with these labels (default: all; [] keeps none)",
     )
     exclude_labels: list[str] = Field(
         default_factory=list, title="Exclude labels", description="drop detections with these"

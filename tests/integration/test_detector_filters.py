@@ -53,7 +53,7 @@ def events(tmp: Path, video: Path, detector: str, model: str = "blazeface-short"
 def test_unfiltered_run_emits_the_face(tmp_path: Path, video: Path) -> None:
     evs = events(tmp_path, video, "")
     assert {e["label"] for e in evs} == {"face"} and {e["track_id"] for e in evs} == {1}
-    assert [e["phase"] for e in evs][0] == "start" and evs[-1]["phase"] == "end"
+    assert evs[0]["phase"] == "start" and evs[-1]["phase"] == "end"
     x1, y1, x2, y2 = evs[0]["box"]
     assert 300 / 640 < (x1 + x2) / 2 < 500 / 640 and 150 / 480 < (y1 + y2) / 2 < 350 / 480
     assert 0.02 < (x2 - x1) * (y2 - y1) < 0.04  # the area the limits below bracket
