@@ -3,7 +3,7 @@
 A decoder calls ``check_label_count`` once it knows how many classes its model has.
 ``LabelThresholds`` is the one place per-label thresholds are applied: it wraps any
 image detector (``edge.detectors.load_detector`` and the device config put it there),
-runs it with its score cut at the lowest of all thresholds, and keeps each detection
+runs it with its score cut at the lowest threshold of any label, and keeps each detection
 whose score reaches its own label's threshold (``score_threshold`` for the others).
 """
 
@@ -75,7 +75,15 @@ class LabelThresholds:
         self._sync()
 
     def _sync(self) -> None:
-        self.inner.score_threshold = min([self._default, *self._per_label.values()])
+        """The decoder's cut: the lowest threshold any of the model's labels has (so a model
+        whose every label has its own ignores the default, and a one-label model decodes
+        exactly as at its label's threshold); without labels, the lowest of all."""
+        labels = self.manifest.labels
+        if labels:
+            cut = min(self.threshold_for(label) for label in labels)
+        else:
+            cut = min([self._default, *self._per_label.values()])
+        self.inner.score_threshold = cut
 
     def threshold_for(self, label: str) -> float:
         return self._per_label.get(label, self._default)

@@ -257,7 +257,20 @@ def test_build_detector_applies_the_manifests_label_thresholds() -> None:
     backend: Any = FakeBackend(list(hand_made()))
     det = build_detector(m, backend, "m")
     assert isinstance(det, LabelThresholds) and isinstance(det.inner, SsdAnchorDetector)
+    assert det.inner.score_threshold == 0.8  # one label: decoded as at its own threshold
     (face,) = det.detect(np.zeros((128, 256, 3), np.uint8))  # type: ignore[union-attr]
     assert face.score == pytest.approx(1 / (1 + math.exp(-2)), rel=1e-6)
     det.score_threshold = 0.9  # only thresholds.score: face keeps its own 0.8
     assert len(det.detect(np.zeros((128, 256, 3), np.uint8))) == 1  # type: ignore[union-attr]
+    assert det.inner.score_threshold == 0.8
+
+
+def test_labels_without_their_own_threshold_keep_the_default_in_the_cut() -> None:
+    inner = FakeDetector(parse_manifest(_base(labels=COCO3), "m"), FOUND)
+    det = LabelThresholds(inner, {"person": 0.8, "dog": 0.6, "cat": 0.7})
+    assert inner.score_threshold == 0.6  # every label has its own: the default plays no part
+    det.score_threshold = 0.2
+    assert inner.score_threshold == 0.6
+    assert _scored(det.detect(IMAGE)) == [("person", 0.85)]
+    det.label_thresholds = {"person": 0.8}  # dog and cat use the default again
+    assert inner.score_threshold == 0.2
