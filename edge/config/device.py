@@ -52,6 +52,37 @@ class DetectorConfig(Section):
         title="Threshold",
         description="score threshold (default: manifest's)",
     )
+    label_thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        title="Label thresholds",
+        description="per-label score thresholds over the manifest's, e.g. {person = 0.4}",
+    )
+    labels: list[str] | None = Field(
+        default=None,
+        title="Labels",
+        description="keep only detections with these labels (default: all; [] keeps none)",
+    )
+    exclude_labels: list[str] = Field(
+        default_factory=list, title="Exclude labels", description="drop detections with these"
+    )
+    min_area: float = Field(
+        default=0.0, ge=0, le=1, title="Min area", description="drop smaller boxes (image = 1)"
+    )
+    max_area: float = Field(
+        default=1.0, gt=0, le=1, title="Max area", description="drop larger boxes (image = 1)"
+    )
+
+    @model_validator(mode="after")
+    def _filters(self) -> DetectorConfig:
+        for name, v in self.label_thresholds.items():
+            if not 0.0 < v < 1.0:
+                raise ValueError(f"label_thresholds.{name}: lies between 0 and 1, got {v}")
+        if self.min_area > self.max_area:
+            raise ValueError(f"min_area {self.min_area} is above max_area {self.max_area}")
+        both = sorted(set(self.labels or ()) & set(self.exclude_labels))
+        if both:
+            raise ValueError(f"labels and exclude_labels both name {both}")
+        return self
 
 
 class TrackingConfig(Section):

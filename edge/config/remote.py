@@ -7,7 +7,8 @@ every key path whose value differs, is added or is removed must be on ``REMOTE_K
 and no changed value may contain ``${``. Anything else refuses the whole command, and
 nothing is applied or written.
 
-What is allowed is tuning: how detections turn into events (scores, zones, tracking),
+What is allowed is tuning: how detections turn into events (scores, per-label scores,
+label allow/deny lists, box areas, zones, tracking),
 how often frames are processed, how often telemetry is sent. What is refused, and why
 (``REFUSED``): whatever says who the device is, where it connects, which files it reads
 or writes, which model runs and which key verifies models. A command channel that can
@@ -33,6 +34,12 @@ ANY_INDEX = "[]"
 
 REMOTE_KEYS: dict[str, str] = {
     "detectors.NAME.threshold": "a detector's score threshold",
+    "detectors.NAME.label_thresholds": "a detector's per-label score thresholds (a table)",
+    "detectors.NAME.label_thresholds.NAME": "one label's score threshold",
+    "detectors.NAME.labels": "the labels a detector keeps (allow list)",
+    "detectors.NAME.exclude_labels": "the labels a detector drops (deny list)",
+    "detectors.NAME.min_area": "the smallest box kept, as a fraction of the image",
+    "detectors.NAME.max_area": "the largest box kept, as a fraction of the image",
     "streams[].thresholds": "a stream's per-detector score thresholds (an empty table)",
     "streams[].thresholds.NAME": "a stream's per-detector score threshold",
     "streams[].fps_limit": "frames per second a stream processes",

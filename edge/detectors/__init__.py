@@ -8,7 +8,7 @@ manifest; adding a family is one module and one line here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from edge.detectors import db_text, kws, ssd_anchor, vad
 from edge.detectors.base import AudioDetector, Detection, ImageDetector, Segment, StageTimes
+from edge.detectors.labels import LabelThresholds, check_label_count, unknown_labels
 from edge.errors import InputError, ManifestError
 from edge.models.manifest import Manifest, format_validation_error
 from edge.models.resolve import ResolvedModel, resolve
@@ -64,7 +65,8 @@ def build_detector(
     manifest: Manifest, backend: Backend, origin: str
 ) -> ImageDetector | AudioDetector:
     entry, params = decoder_entry(manifest, origin)
-    return entry.build(manifest, backend, params)
+    det = entry.build(manifest, backend, params)
+    return with_label_thresholds(det, manifest.label_thresholds, origin)
 
 
 def load_detector(
@@ -91,7 +93,8 @@ def load_detector(
         backend or FORMAT_BACKEND[model.manifest.format],
     )
     try:
-        return model, entry.build(model.manifest, rt, params)
+        det = entry.build(model.manifest, rt, params)
+        return model, with_label_thresholds(det, model.manifest.label_thresholds, model.origin)
     except BaseException:
         rt.close()
         raise
@@ -106,15 +109,38 @@ def set_threshold(detector: ImageDetector | AudioDetector, value: float) -> None
     detector.score_threshold = value
 
 
+def with_label_thresholds(
+    detector: ImageDetector | AudioDetector, values: Mapping[str, float], origin: str
+) -> ImageDetector | AudioDetector:
+    """``detector`` with per-label thresholds ``values`` set over those it has (the manifest's
+    ``label_thresholds``, then the device config's): wrapped in ``LabelThresholds`` once, the
+    one place they are applied. No ``values``: ``detector`` as it is."""
+    if not values:
+        return detector
+    m = detector.manifest
+    if m.input.kind != "image":
+        raise InputError(f"{origin}: label_thresholds apply to image detectors; {m.name} is audio")
+    unknown = unknown_labels(values, m.labels)
+    if unknown:
+        raise InputError(f"{origin}: label_thresholds: {unknown} not among {m.name}'s {m.labels}")
+    if isinstance(detector, LabelThresholds):
+        detector.label_thresholds = {**detector.label_thresholds, **values}
+        return detector
+    return LabelThresholds(detector, values)  # type: ignore[arg-type]  # an image detector
+
+
 __all__ = [
     "DECODERS",
     "AudioDetector",
     "Detection",
     "ImageDetector",
+    "LabelThresholds",
     "Segment",
     "StageTimes",
     "build_detector",
+    "check_label_count",
     "decoder_entry",
     "load_detector",
     "set_threshold",
+    "with_label_thresholds",
 ]

@@ -78,12 +78,14 @@ class VisionPipeline(Pipeline):
             results = self._last  # the gate keeps the last detections (and tracks) alive
         else:
             results = {}
+            h, w = image.shape[:2]
             for s in self.slots:
                 det: ImageDetector = s.detector  # type: ignore[assignment]  # image slot
                 try:
                     with s.lock:
-                        results[s.name] = det.detect(image)
+                        found = det.detect(image)
                         times = dict(det.times.ms)
+                    results[s.name] = s.filter.apply(found, w, h)  # labels, areas (filters.py)
                 except Exception as exc:  # one bad frame must not stop the stream
                     m.skipped += 1
                     log.warning(

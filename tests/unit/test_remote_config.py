@@ -81,6 +81,21 @@ ALLOWED: list[tuple[str, str, str]] = [
         'update_interval_s = 2.0\n\n[[sinks]]\ntype = "jsonl"',
     ),
     ("telemetry interval", "telemetry_interval_s = 10", "telemetry_interval_s = 30"),
+    (
+        "detector label filters",
+        "threshold = 0.5",
+        'threshold = 0.5\nlabels = ["face"]\nexclude_labels = []\nmin_area = 0.01\nmax_area = 0.5',
+    ),
+    (
+        "detector label thresholds",
+        "threshold = 0.5",
+        "threshold = 0.5\nlabel_thresholds = {face = 0.7}",
+    ),
+    (
+        "detector label thresholds emptied",
+        "threshold = 0.5",
+        "threshold = 0.5\nlabel_thresholds = {}",
+    ),
     ("comments and layout", "[detectors.face]", "# tuned by the fleet\n[detectors . face ]"),
 ]
 
