@@ -57,6 +57,8 @@ class StreamMetrics:
     converted: int = 0  # frames converted to BGR (grey, BGRA) or of a changed size
     reconnects: int = 0
     events: dict[str, int] = field(default_factory=lambda: {"start": 0, "update": 0, "end": 0})
+    zones: dict[str, dict[str, int]] = field(default_factory=dict)  # zone → label → objects now
+    lines: dict[str, dict[str, int]] = field(default_factory=dict)  # line → in / out → crossings
     stages: dict[str, Timing] = field(default_factory=dict)  # "read", "<detector>.invoke", ...
     queue_depth: dict[str, int] = field(default_factory=dict)
     last_frame: float = 0.0  # monotonic time of the last frame in
@@ -91,6 +93,8 @@ class StreamMetrics:
             restarts=restarts,
             queue_depth=dict(self.queue_depth),
             events=dict(self.events),
+            zones={k: dict(v) for k, v in list(self.zones.items())},
+            lines={k: dict(v) for k, v in list(self.lines.items())},
             stage_ms={k: round(v.ema_ms, 3) for k, v in list(self.stages.items())},
             ended=self.ended,
             error=self.error,

@@ -69,6 +69,10 @@ def event_row(r: Sequence[Any]) -> dict[str, Any]:
         "model": {"name": r[14], "version": r[15], "sha256": r[16]},
         "latency_ms": num(r[17]),
         "received_at": iso(r[18]),
+        "zones": render.doc(r[19]),
+        "zone": r[20],
+        "line": r[21],
+        "direction": r[22],
     }
 
 
