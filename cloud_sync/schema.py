@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from edge.wire import (
     COMMAND_PATTERN,
     DEVICE_ID_PATTERN,
+    MAX_REGIONS,
     Count,
     DeviceId,
     Finite,
@@ -38,7 +39,6 @@ from edge.wire import (
 from edge.wire import (
     MAX_BATCH_EVENTS as MAX_BATCH_EVENTS,
 )
-from edge.wire import MAX_REGIONS
 
 SCHEMA_VERSION = 1
 
@@ -109,9 +109,8 @@ class EventV1(_Wire):
     def _region(self) -> EventV1:
         if (self.zone is not None) != (self.phase in ("enter", "exit")):
             raise ValueError("zone is given with phase enter / exit, and only then")
-        if (self.line is not None) != (self.phase == "cross") or (
-            self.direction is not None
-        ) != (self.phase == "cross"):
+        cross = self.phase == "cross"
+        if (self.line is not None) != cross or (self.direction is not None) != cross:
             raise ValueError("line and direction are given with phase cross, and only then")
         return self
 

@@ -24,8 +24,8 @@ from edge.sources import Frame
 from edge.sources.base import Image
 from edge.tracking import Box, Observation, Step, Track, Tracker
 from edge.zones import (
-    RegionStep,
     Regions,
+    RegionStep,
     Seen,
     anchor_in_any,
     merge_line_counts,

@@ -6,6 +6,7 @@ zone's edge or a line, so where each anchor lies is known without computing it."
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -307,7 +308,11 @@ def _frames(p: VisionPipeline, xs: list[float | None]) -> list[Event]:
     events: list[Event] = []
     batch = EventBatch(p.metrics, events.extend)
     for i, x in enumerate(xs):
-        dets = [] if x is None else [Detection("person", 0.9, tuple(v * 100 for v in box_at(x, w=0.3)))]
+        dets = (
+            []
+            if x is None
+            else [Detection("person", 0.9, tuple(v * 100 for v in box_at(x, w=0.3)))]
+        )
         frame = Frame(index=i, ts=float(i), t_read=0.0)
         p.post(VisionResult(frame, (100, 100), {"face": dets}), 1.0, batch)
         batch.flush()
@@ -315,7 +320,9 @@ def _frames(p: VisionPipeline, xs: list[float | None]) -> list[Event]:
 
 
 def test_pipeline_events_carry_zones_and_enter_exit_cross_in_order() -> None:
-    stream = StreamConfig(name="cam", source="x.mp4", detectors=["face"], zones=[RIGHT], lines=[MID])
+    stream = StreamConfig(
+        name="cam", source="x.mp4", detectors=["face"], zones=[RIGHT], lines=[MID]
+    )
     p, m = _pipeline(stream)
     events = _frames(p, [0.30, 0.34, 0.38, 0.42, 0.46, 0.54, 0.58, 0.62, None, None, None])
     got = [(e.phase, e.zone or e.line, e.direction, e.zones) for e in events]
@@ -369,3 +376,73 @@ def test_device_config_round_trip_keeps_regions() -> None:
     again = DeviceConfig.model_validate(cfg.model_dump())
     assert again.streams[0].zones == cfg.streams[0].zones
     assert again.streams[0].lines[0].name == "gate"
+
+
+# --- the wire: schema, producer-side check, telemetry ---------------------------------------
+
+
+def _wire(**kw: object) -> dict[str, object]:
+    e = Event(
+        stream="cam", kind="vision", label="person", score=0.9, phase="start", started_at=1.8e9,
+        ts=1.8e9, model=_Slot.ref, track_id=3, box=(0.1, 0.1, 0.2, 0.2),
+    )  # fmt: skip
+    return {**e.wire("d1", "0" * 8 + "-0000-7000-8000-" + "0" * 12), "seq": 1, **kw}
+
+
+def test_events_without_zones_are_still_valid_v1() -> None:
+    from cloud_sync.schema import EventV1
+
+    e = EventV1.model_validate_json(json.dumps(_wire()))
+    assert e.zones is None and e.zone is None and e.line is None and e.direction is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "ok"),
+    [
+        ({"phase": "enter", "zone": "porch", "zones": ["porch"]}, True),
+        ({"phase": "exit", "zone": "porch", "zones": []}, True),
+        ({"phase": "cross", "line": "gate", "direction": "in"}, True),
+        ({"phase": "start", "zones": ["porch", "drive"]}, True),
+        ({"phase": "enter"}, False),  # which zone?
+        ({"phase": "start", "zone": "porch"}, False),  # a zone goes with enter / exit only
+        ({"phase": "cross", "line": "gate"}, False),  # which way?
+        ({"phase": "cross", "line": "gate", "direction": "up"}, False),
+        ({"phase": "start", "zones": ["bad name"]}, False),
+        ({"phase": "leave", "zone": "porch"}, False),
+    ],
+)
+def test_the_schema_checks_region_fields(fields: dict[str, object], ok: bool) -> None:
+    from cloud_sync.outbox.validate import check_group
+
+    body = json.dumps({k: v for k, v in _wire(**fields).items() if k != "seq"})
+    refused = check_group([body[1:]])
+    assert (refused == []) == ok, refused
+
+
+def test_the_domain_event_refuses_what_the_schema_refuses() -> None:
+    with pytest.raises(ValueError, match="zone"):
+        Event(stream="c", kind="vision", label="x", score=0.5, phase="enter", started_at=0,
+              ts=0, model=_Slot.ref)  # fmt: skip
+    with pytest.raises(ValueError, match="line"):
+        Event(stream="c", kind="vision", label="x", score=0.5, phase="start", started_at=0,
+              ts=0, model=_Slot.ref, line="gate", direction="in")  # fmt: skip
+
+
+def test_telemetry_carries_zone_and_line_counts() -> None:
+    from cloud_sync.schema import StreamStatsV1
+    from cloud_sync.telemetry import stream_v1
+    from edge.stats import StreamStats
+
+    s = StreamStats(
+        kind="video", live=True, fps_in=10.0, fps_processed=10.0,
+        zones={"porch": {"person": 2}, "drive": {}}, lines={"gate": {"in": 3, "out": 1}},
+    )  # fmt: skip
+    v = stream_v1(s)
+    assert v.zones == {"porch": {"person": 2}, "drive": {}}
+    assert v.lines == {"gate": {"in": 3, "out": 1}}
+    again = StreamStatsV1.model_validate_json(v.model_dump_json())
+    assert again == v
+    with pytest.raises(ValueError):
+        StreamStatsV1.model_validate(
+            {"fps_in": 1.0, "fps_processed": 1.0, "dropped": 0, "lines": {"g": {"up": 1}}}
+        )
