@@ -143,12 +143,26 @@ def prometheus(
         for q, n in m.queue_depth.items()
     ]
     stages = [(m.stream, s, t) for m in streams for s, t in m.stages.items()]
+    in_zones = [
+        ({"stream": m.stream, "zone": z, "label": label}, float(n))
+        for m in streams
+        for z, by_label in list(m.zones.items())
+        for label, n in by_label.items()
+    ]
+    crossings = [
+        ({"stream": m.stream, "line": ln, "direction": d}, float(n))
+        for m in streams
+        for ln, c in list(m.lines.items())
+        for d, n in c.items()
+    ]
     family("edgewise_fps_in", "gauge", "Frames in per second (last 5 s)", rate_in)
     family("edgewise_fps_processed", "gauge", "Frames processed per second (last 5 s)", rate_out)
     for metric, attr, help_ in _COUNTERS:
         family(f"edgewise_{metric}_total", "counter", help_, per_stream(attr))
     family("edgewise_events_total", "counter", "Events emitted", events)
     family("edgewise_queue_depth", "gauge", "Items waiting in a stream queue", queues)
+    family("edgewise_zone_objects", "gauge", "Tracked objects in a named zone now", in_zones)
+    family("edgewise_line_crossings_total", "counter", "Crossings of a named line", crossings)
     family(
         "edgewise_stage_ms",
         "gauge",

@@ -446,3 +446,15 @@ def test_telemetry_carries_zone_and_line_counts() -> None:
         StreamStatsV1.model_validate(
             {"fps_in": 1.0, "fps_processed": 1.0, "dropped": 0, "lines": {"g": {"up": 1}}}
         )
+
+
+def test_prometheus_shows_zone_objects_and_line_crossings() -> None:
+    from edge.pipeline.metrics import prometheus
+
+    m = StreamMetrics("cam")
+    m.zones = {"porch": {"person": 2}}
+    m.lines = {"gate": {"in": 3, "out": 1}}
+    text = prometheus([m], {"cam": True})
+    assert 'edgewise_zone_objects{stream="cam",zone="porch",label="person"} 2' in text
+    assert 'edgewise_line_crossings_total{stream="cam",line="gate",direction="in"} 3' in text
+    assert 'edgewise_line_crossings_total{stream="cam",line="gate",direction="out"} 1' in text
