@@ -458,3 +458,40 @@ def test_prometheus_shows_zone_objects_and_line_crossings() -> None:
     assert 'edgewise_zone_objects{stream="cam",zone="porch",label="person"} 2' in text
     assert 'edgewise_line_crossings_total{stream="cam",line="gate",direction="in"} 3' in text
     assert 'edgewise_line_crossings_total{stream="cam",line="gate",direction="out"} 1' in text
+
+
+# --- remote tuning ------------------------------------------------------------------------
+
+WITH_REGIONS = (
+    BASE
+    + '[[streams.zones]]\nname = "porch"\npoints = [[0, 0], [1, 0], [1, 1]]\n'
+    + '[[streams.lines]]\nname = "gate"\nstart = [0, 0.5]\nend = [1, 0.5]\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("points = [[0, 0], [1, 0], [1, 1]]", "points = [[0, 0], [1, 0], [0, 1]]"),
+        ('name = "porch"', 'name = "garden"\nanchor = "center"\ninertia = 5'),
+        ("end = [1, 0.5]", "end = [1, 0.6]\nhysteresis = 0.05"),
+        ('[[streams.lines]]\nname = "gate"\nstart = [0, 0.5]\nend = [1, 0.5]\n', ""),
+        ('source = "x.mp4"', 'source = "x.mp4"\nzone_filter = true'),
+    ],
+)
+def test_zones_and_lines_are_remote_tunable(old: str, new: str) -> None:
+    from edge.config.remote import check_remote_config
+
+    assert old in WITH_REGIONS
+    remote = WITH_REGIONS.replace(old, new, 1)
+    check_remote_config(WITH_REGIONS, remote, origin="device.toml")
+    parse_config(remote, "remote")  # and it is a valid config
+
+
+def test_a_remote_zone_is_still_validated() -> None:
+    from edge.config.remote import check_remote_config
+
+    bow_tie = WITH_REGIONS.replace("[[0, 0], [1, 0], [1, 1]]", "[[0, 0], [1, 1], [1, 0], [0, 1]]")
+    check_remote_config(WITH_REGIONS, bow_tie, origin="device.toml")  # on the allow-list
+    with pytest.raises(ConfigError, match=r"streams\.0\.zones\.0\.points: the polygon crosses"):
+        parse_config(bow_tie, "remote")
