@@ -160,6 +160,12 @@ class Regions:
             return []
         return [RegionStep("exit", track_id, n, ts) for n, zs in st.zones.items() if zs.inside]
 
+    def keep_only(self, track_ids: set[int]) -> None:
+        """Forget tracks the tracker no longer has without having ended them (none should
+        be: a safety net that bounds memory whatever the tracker does)."""
+        for tid in [t for t in self.tracks if t not in track_ids]:
+            del self.tracks[tid]
+
     def zones_of(self, track_id: int) -> list[str]:
         """The zones the track is in now, in config order."""
         st = self.tracks.get(track_id)

@@ -130,6 +130,8 @@ class VisionPipeline(Pipeline):
             region_steps = regions.observe(seen, ts)
             if steps or region_steps:
                 self._events(name, steps, region_steps, latency_ms, out)
+            if len(regions.tracks) > len(tracker.tracks):
+                regions.keep_only({t.id for t in tracker.tracks})
         if any(not r.empty for r in self._regions.values()):
             self._publish_counts()
 

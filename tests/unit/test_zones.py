@@ -495,3 +495,17 @@ def test_a_remote_zone_is_still_validated() -> None:
     check_remote_config(WITH_REGIONS, bow_tie, origin="device.toml")  # on the allow-list
     with pytest.raises(ConfigError, match=r"streams\.0\.zones\.0\.points: the polygon crosses"):
         parse_config(bow_tie, "remote")
+
+
+def test_more_than_64_zones_is_an_error() -> None:
+    zones = "".join(
+        f'[[streams.zones]]\nname = "z{i}"\npoints = [[0, 0], [1, 0], [1, 1]]\n' for i in range(65)
+    )
+    assert "streams.0.zones: List should have at most 64 items" in config_problem(zones)
+
+
+def test_regions_forget_tracks_the_tracker_dropped() -> None:
+    r = Regions([RIGHT], [MID])
+    r.observe([Seen(1, "person", box_at(0.7)), Seen(2, "person", box_at(0.2))], 0.0)
+    r.keep_only({2})
+    assert set(r.tracks) == {2} and r.zone_counts() == {"right": {}}
