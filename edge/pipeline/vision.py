@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from edge.config import StreamConfig, TrackingConfig
 from edge.detectors.base import Detection, ImageDetector
@@ -24,6 +23,7 @@ from edge.sources import Frame
 from edge.sources.base import Image
 from edge.tracking import Box, Observation, Step, Track, Tracker
 from edge.zones import (
+    Direction,
     Regions,
     RegionStep,
     Seen,
@@ -173,7 +173,14 @@ class VisionPipeline(Pipeline):
         by_id = {t.id: t for t in self._trackers[name].tracks}
         ended = {st.track.id: st.track for st in steps if st.phase == "end"}
 
-        def event(t: Track, phase: Phase, ts: float, **extra: Any) -> Event:
+        def event(
+            t: Track,
+            phase: Phase,
+            ts: float,
+            zone: str | None = None,
+            line: str | None = None,
+            direction: Direction | None = None,
+        ) -> Event:
             return Event(
                 stream=self.cfg.name,
                 kind="vision",
@@ -187,7 +194,9 @@ class VisionPipeline(Pipeline):
                 box=t.box,
                 latency_ms=latency_ms,
                 zones=tuple(regions.zones_of(t.id)) if has_zones else None,
-                **extra,
+                zone=zone,
+                line=line,
+                direction=direction,
             )
 
         for st in steps:
