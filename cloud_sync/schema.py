@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -47,6 +47,9 @@ Uuid = Annotated[
 ]
 Name = Label
 TopicKind = Literal["status", "events", "telemetry", "cmd", "ack"]
+EventPhase = Literal["start", "update", "end", "enter", "exit", "cross"]
+PHASES: tuple[str, ...] = get_args(EventPhase)
+"""A track's lifecycle (start, update, end), and what it did in a named zone or line."""
 
 
 class _Wire(BaseModel):
@@ -82,7 +85,7 @@ class EventV1(_Wire):
     kind: Literal["vision", "audio"]
     label: Name
     score: Unit
-    phase: Literal["start", "update", "end", "enter", "exit", "cross"] = Field(
+    phase: EventPhase = Field(
         description="a track's lifecycle (start, update, end), or what it did in a named "
         "region: enter / exit a zone (`zone`), cross a line (`line`, `direction`)"
     )

@@ -24,6 +24,7 @@ class EventQuery:
     device: str | None = None
     label: str | None = None
     kind: str | None = None
+    phase: str | None = None
     since: float | None = None
     until: float | None = None
     cursor: int | None = None
@@ -139,7 +140,13 @@ class Reads(Engine):
             raise QueryError(f"order: {q.order!r} must be asc or desc")
         where: list[str] = []
         params: list[Any] = []
-        for col, val in (("device_id", q.device), ("label", q.label), ("kind", q.kind)):
+        filters = (
+            ("device_id", q.device),
+            ("label", q.label),
+            ("kind", q.kind),
+            ("phase", q.phase),
+        )
+        for col, val in filters:
             if val is not None:
                 where.append(f"{col} = ?")
                 params.append(val)
