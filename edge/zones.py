@@ -14,8 +14,9 @@ the edge makes nothing.
 Lines: the anchor's side of a line is the sign of the cross product of ``end - start``
 and ``anchor - start``. In image coordinates (y down), facing from ``start`` to
 ``end``, the left side is negative. A crossing from the left side to the right is
-``in``, right to left ``out`` (the sign convention of supervision's ``LineZone`` and
-DeepStream's direction vectors, stated here so nobody has to guess). A side counts
+``in``, right to left ``out``: the direction comes from the line's orientation, as in
+supervision's ``LineZone`` and DeepStream's nvdsanalytics, but the rule is edgewise's own,
+stated here so nobody has to guess (it was not checked against either's sign). A side counts
 only once the anchor is at least ``hysteresis`` (normalized distance) away from the
 line and its projection falls on the segment; inside that band the last side holds,
 so a box that trembles on the line crosses once, not every frame. Walking round the
