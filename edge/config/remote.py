@@ -8,7 +8,7 @@ and no changed value may contain ``${``. Anything else refuses the whole command
 nothing is applied or written.
 
 What is allowed is tuning: how detections turn into events (scores, per-label scores,
-label allow/deny lists, box areas, zones, tracking),
+label allow/deny lists, box areas, zones, lines, tracking),
 how often frames are processed, how often telemetry is sent. What is refused, and why
 (``REFUSED``): whatever says who the device is, where it connects, which files it reads
 or writes, which model runs and which key verifies models. A command channel that can
@@ -43,7 +43,11 @@ REMOTE_KEYS: dict[str, str] = {
     "streams[].thresholds": "a stream's per-detector score thresholds (an empty table)",
     "streams[].thresholds.NAME": "a stream's per-detector score threshold",
     "streams[].fps_limit": "frames per second a stream processes",
-    "streams[].zones": "the polygons a detection must fall in",
+    "streams[].zones": "the named zones, all at once (also: none, or the deprecated unnamed form)",
+    "streams[].zones[].NAME": "a named zone's name, points, anchor, inertia",
+    "streams[].zone_filter": "whether only objects in some zone make events",
+    "streams[].lines": "the named counting lines, all at once (also: none)",
+    "streams[].lines[].NAME": "a counting line's name, start, end, anchor, hysteresis",
     "streams[].motion_gate": "the motion gate, added or removed as a whole",
     "streams[].motion_gate.enabled": "the motion gate, on or off",
     "streams[].motion_gate.threshold": "what counts as motion",

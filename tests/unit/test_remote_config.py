@@ -68,6 +68,13 @@ ALLOWED: list[tuple[str, str, str]] = [
     ("fps limit", "fps_limit = 10", "fps_limit = 5"),
     ("fps limit removed", "fps_limit = 10\n", ""),
     ("zones", "fps_limit = 10", "fps_limit = 10\nzones = [[[0, 0], [1, 0], [1, 1]]]"),
+    (
+        "named zones and lines added",
+        "thresholds = {face = 0.6}\n",
+        "thresholds = {face = 0.6}\nzone_filter = true\n"
+        '[[streams.zones]]\nname = "porch"\npoints = [[0, 0], [1, 0], [1, 1]]\ninertia = 2\n'
+        '[[streams.lines]]\nname = "gate"\nstart = [0, 0.5]\nend = [1, 0.5]\n',
+    ),
     ("motion gate added", "fps_limit = 10", "fps_limit = 10\nmotion_gate = {}"),
     (
         "motion gate tuned",
