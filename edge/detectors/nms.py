@@ -60,7 +60,7 @@ def weighted_nms(
 
 
 def nms(
-    boxes: Floats, scores: Floats, iou_threshold: float, max_detections: int | None = None
+    boxes: Floats | npt.NDArray[np.float64], scores: Floats, iou_threshold: float, max_detections: int | None = None
 ) -> Ints:
     """Indices of the boxes kept by hard NMS, best first."""
     order = np.argsort(-scores, kind="stable")
@@ -71,3 +71,25 @@ def nms(
         rest = order[1:]
         order = rest[iou_one_to_many(boxes[top], boxes[rest]) <= iou_threshold]
     return np.asarray(kept, dtype=np.intp)
+
+
+def batched_nms(
+    boxes: Floats,
+    scores: Floats,
+    classes: Ints,
+    iou_threshold: float,
+    max_detections: int | None = None,
+    *,
+    class_agnostic: bool = False,
+) -> Ints:
+    """Hard NMS within each class (or across classes with ``class_agnostic``), best first.
+
+    Per-class suppression in one pass: each class's boxes are moved by its index times a
+    span larger than every box, so boxes of different classes never overlap (the offset
+    trick of torchvision's ``batched_nms`` and Ultralytics).
+    """
+    if boxes.shape[0] == 0 or class_agnostic:
+        return nms(boxes, scores, iou_threshold, max_detections)
+    span = float(np.abs(boxes).max()) * 2.0 + 1.0
+    moved = boxes.astype(np.float64) + (classes.astype(np.float64) * span)[:, None]
+    return nms(moved, scores, iou_threshold, max_detections)
