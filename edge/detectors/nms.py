@@ -8,6 +8,8 @@ averaged by score; extra columns (keypoints) are averaged the same way.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -15,11 +17,12 @@ from edge.boxes import iou_matrix
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.intp]
+AnyFloats = npt.NDArray[np.floating[Any]]
 
 
-def iou_one_to_many(box: Floats, boxes: Floats) -> Floats:
+def iou_one_to_many(box: AnyFloats, boxes: AnyFloats) -> AnyFloats:
     """IoU of ``box`` (4,) with each row of ``boxes`` (N, 4); 0 where the union is empty."""
-    out: Floats = iou_matrix(box[None, :4], boxes)[0]
+    out: AnyFloats = iou_matrix(box[None, :4], boxes)[0]
     return out
 
 
@@ -60,7 +63,10 @@ def weighted_nms(
 
 
 def nms(
-    boxes: Floats | npt.NDArray[np.float64], scores: Floats, iou_threshold: float, max_detections: int | None = None
+    boxes: Floats | npt.NDArray[np.float64],
+    scores: Floats,
+    iou_threshold: float,
+    max_detections: int | None = None,
 ) -> Ints:
     """Indices of the boxes kept by hard NMS, best first."""
     order = np.argsort(-scores, kind="stable")

@@ -225,9 +225,7 @@ class YoloDetector:
                 f"classes (output {spec.name!r} {shape_text(spec.shape)}); give one label per class"
             )
         if layout == "yolox" and spec.shape[1] > 0 and self._pre.fixed_w and self._pre.fixed_h:
-            cells = sum(
-                (self._pre.fixed_h // s) * (self._pre.fixed_w // s) for s in params.strides
-            )
+            cells = sum((self._pre.fixed_h // s) * (self._pre.fixed_w // s) for s in params.strides)
             if cells != spec.shape[1]:
                 raise ManifestError(
                     f"{where} has shape {shape_text(spec.shape)}; strides {params.strides} at "

@@ -35,7 +35,9 @@ def venv_dir(name: str) -> Path:
 
 def _run(cmd: list[str], timeout: float, what: str) -> None:
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603  our argv, no shell
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, check=False
+        )  # our argv, no shell
     except subprocess.TimeoutExpired:
         raise RefVenvError(f"{what}: timed out after {timeout:.0f} s") from None
     if proc.returncode != 0:

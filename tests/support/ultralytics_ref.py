@@ -38,7 +38,7 @@ def run_reference(
     env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(cfg), "YOLO_VERBOSE": "0"}
     env.pop("PYTHONPATH", None)
     args = [str(python), __file__, str(model), str(imgsz), "1" if center else "0"]
-    proc = subprocess.run(  # noqa: S603  our argv, no shell
+    proc = subprocess.run(  # our argv, no shell
         [*args, *map(str, images)],
         capture_output=True, text=True, timeout=timeout, env=env, check=False,
     )  # fmt: skip
