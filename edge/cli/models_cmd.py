@@ -151,7 +151,7 @@ def run_check(args: argparse.Namespace) -> int:
     backend = load_backend(model.path, BackendOptions(), FORMAT_BACKEND[m.format])
     try:
         det = build_detector(m, backend, model.origin)  # checks options against the shapes
-        doc = {
+        doc: dict[str, Any] = {
             "model": model.origin,
             "ok": True,
             "decoder": m.decoder.type,
