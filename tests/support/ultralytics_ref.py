@@ -27,9 +27,16 @@ VENV = f"refs-ultralytics-{ULTRALYTICS}"
 
 
 def run_reference(
-    model: Path, images: list[Path], imgsz: int, *, center: bool = True, timeout: float = 600
+    model: Path,
+    images: list[Path],
+    imgsz: int,
+    *,
+    iou: float = 0.7,
+    agnostic: bool = False,
+    timeout: float = 600,
 ) -> list[dict[str, Any]]:
-    """Ultralytics' detections per image: ``{"boxes": [[x1,y1,x2,y2]], "conf", "cls"}``."""
+    """Ultralytics' detections per image: ``{"boxes": [[x1,y1,x2,y2]], "conf", "cls"}``, with
+    its ``predict`` defaults (``conf=0.25``, ``max_det=300``) and ``iou`` / ``agnostic_nms``."""
     from tests.support.ref_venv import ref_venv
 
     python = ref_venv(VENV, REQUIREMENTS)
@@ -37,7 +44,7 @@ def run_reference(
     cfg.mkdir(exist_ok=True)
     env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(cfg), "YOLO_VERBOSE": "0"}
     env.pop("PYTHONPATH", None)
-    args = [str(python), __file__, str(model), str(imgsz), "1" if center else "0"]
+    args = [str(python), __file__, str(model), str(imgsz), str(iou), "1" if agnostic else "0"]
     proc = subprocess.run(  # our argv, no shell
         [*args, *map(str, images)],
         capture_output=True, text=True, timeout=timeout, env=env, check=False,
@@ -54,16 +61,24 @@ def _main(argv: list[str]) -> None:  # runs inside the reference venv
     from ultralytics import YOLO
     from ultralytics.data.augment import LetterBox
 
-    model, imgsz, center, paths = argv[0], int(argv[1]), argv[2] == "1", argv[3:]
+    model, imgsz, iou, agnostic, paths = (
+        argv[0],
+        int(argv[1]),
+        float(argv[2]),
+        argv[3] == "1",
+        argv[4:],
+    )
     yolo = YOLO(model, task="detect")
-    letterbox = LetterBox(new_shape=(imgsz, imgsz), auto=False, center=center)
+    letterbox = LetterBox(new_shape=(imgsz, imgsz), auto=False)
     results = []
     for p in paths:
         img = cv2.imread(p)
         boxed = letterbox(image=img)
         tensor = (boxed[..., ::-1].transpose(2, 0, 1).astype(np.float32) / 255.0)[None]
         np.save(p + ".letterbox.npy", np.ascontiguousarray(tensor))
-        r = yolo.predict(img, imgsz=imgsz, conf=0.25, iou=0.7, max_det=300, verbose=False)[0]
+        r = yolo.predict(
+            img, imgsz=imgsz, conf=0.25, iou=iou, agnostic_nms=agnostic, max_det=300, verbose=False
+        )[0]
         results.append({
             "boxes": r.boxes.xyxy.numpy().tolist(),
             "conf": r.boxes.conf.numpy().tolist(),
