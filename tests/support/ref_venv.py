@@ -1,14 +1,16 @@
-"""Isolated, pinned virtual environments for reference implementations (test-only).
+"""Pinned, isolated virtualenvs for reference implementations (mediapipe, ultralytics, …).
 
-A reference (Ultralytics, MediaPipe, ...) never goes into the project's own
-environment: ``ref_venv(name, requirements)`` builds
-``$EDGEWISE_HOME/venvs/<name>`` once, from PyPI with pinned requirements, under a
-file lock (parallel test workers wait for one build), within a time limit, and
-returns its Python. A stamp file holds the requirements it was built with; a
-change of pins rebuilds it. A failed build raises with the pip error's last line:
-a test that needs the reference then fails, it does not silently skip.
+``ensure_venv(name, requirements)`` returns the venv's python, building
+``~/.cache/edgewise/venvs/<name>`` on first use: ``python -m venv`` then one
+``pip install`` of exactly ``requirements``, bounded by ``timeout_s``. A stamp file
+records the requirement list; a venv whose stamp differs (or is missing: a build that
+died half-way) is rebuilt from scratch. Concurrent builders (pytest-xdist workers, other
+engineers' runs) are serialised by an ``fcntl`` lock next to the venv, so the second
+waits for the first and then reuses its result. Failure raises ``RefVenvError`` with
+the last line pip printed: a test should fail on it, not skip.
 
-Run ``python -m tests.support.ref_venv NAME REQ...`` to build one by hand.
+``run_in_venv(python, script, *args)`` runs a script file with that python and returns
+its stdout (errors raise ``RefVenvError`` with the tail of stderr).
 """
 
 from __future__ import annotations
@@ -17,53 +19,96 @@ import fcntl
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from edge.models.zoo import edgewise_home
 
-_STAMP = ".requirements"
+STAMP = ".edgewise-requirements"
 
 
 class RefVenvError(RuntimeError):
-    """The reference environment could not be built."""
+    """A reference venv could not be built or a script in it failed."""
 
 
-def venv_dir(name: str) -> Path:
-    return edgewise_home() / "venvs" / name
+def venvs_dir() -> Path:
+    return edgewise_home() / "venvs"
 
 
-def _run(cmd: list[str], timeout: float, what: str) -> None:
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, check=False
-        )  # our argv, no shell
-    except subprocess.TimeoutExpired:
-        raise RefVenvError(f"{what}: timed out after {timeout:.0f} s") from None
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RefVenvError(f"{what}: failed ({tail}); check the network to PyPI and disk space")
+def _tail(text: str, lines: int = 1) -> str:
+    return " | ".join(text.strip().splitlines()[-lines:]) or "no output"
 
 
-def ref_venv(name: str, requirements: Sequence[str], *, timeout: float = 900.0) -> Path:
-    """The Python of the pinned venv ``name``, building it first if needed."""
-    root = venv_dir(name)
+def ensure_venv(
+    name: str,
+    requirements: Sequence[str],
+    *,
+    timeout_s: float = 900.0,
+    lock_timeout_s: float | None = None,
+) -> Path:
+    """The python of venv ``name`` with exactly ``requirements`` (pinned ``pkg==x.y``)."""
+    root = venvs_dir() / name
     python = root / "bin" / "python"
     wanted = "\n".join(requirements) + "\n"
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with (root.parent / f".{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        stamp = root / _STAMP
-        if python.is_file() and stamp.is_file() and stamp.read_text() == wanted:
-            return python
-        if root.exists():
-            shutil.rmtree(root)
-        _run([sys.executable, "-m", "venv", str(root)], 120, f"creating venv {root}")
-        pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        _run([*pip, *requirements], timeout, f"pip install {' '.join(requirements)} in {root}")
+    stamp = root / STAMP
+    if stamp.is_file() and stamp.read_text() == wanted and python.is_file():
+        return python
+    venvs_dir().mkdir(parents=True, exist_ok=True)
+    wait = timeout_s if lock_timeout_s is None else lock_timeout_s
+    with (venvs_dir() / f"{name}.lock").open("w") as lock:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RefVenvError(
+                        f"venv {root}: another builder held the lock for over {wait:.0f} s"
+                    ) from None
+                time.sleep(1.0)
+        if stamp.is_file() and stamp.read_text() == wanted and python.is_file():
+            return python  # built by whoever held the lock
+        shutil.rmtree(root, ignore_errors=True)
+        end = time.monotonic() + timeout_s
+        steps = [
+            [sys.executable, "-m", "venv", str(root)],
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+             "--no-input", *requirements],
+        ]  # fmt: skip
+        for cmd in steps:
+            left = end - time.monotonic()
+            try:
+                proc = subprocess.run(
+                    cmd, capture_output=True, text=True, check=False, timeout=max(left, 1.0)
+                )
+            except subprocess.TimeoutExpired:
+                raise RefVenvError(
+                    f"building venv {root} took over {timeout_s:.0f} s ({cmd[-1]}); "
+                    "check the network to PyPI"
+                ) from None
+            if proc.returncode != 0:
+                raise RefVenvError(
+                    f"cannot build venv {root} ({_tail(proc.stderr)}); "
+                    "check the network to PyPI and free disk space"
+                )
         stamp.write_text(wanted)
-    return python
+        return python
 
 
-if __name__ == "__main__":
-    print(ref_venv(sys.argv[1], sys.argv[2:]))
+def run_in_venv(python: Path, script: Path, *args: str, timeout_s: float = 300.0) -> str:
+    """Run ``script`` with the venv's ``python``; its stdout."""
+    try:
+        proc = subprocess.run(
+            [str(python), str(script), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout_s,
+        )
+    except subprocess.TimeoutExpired:
+        raise RefVenvError(f"{script.name} ran over {timeout_s:.0f} s in {python}") from None
+    if proc.returncode != 0:
+        raise RefVenvError(f"{script.name} failed in {python}: {_tail(proc.stderr, 3)}")
+    return proc.stdout

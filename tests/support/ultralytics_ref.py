@@ -37,9 +37,9 @@ def run_reference(
 ) -> list[dict[str, Any]]:
     """Ultralytics' detections per image: ``{"boxes": [[x1,y1,x2,y2]], "conf", "cls"}``, with
     its ``predict`` defaults (``conf=0.25``, ``max_det=300``) and ``iou`` / ``agnostic_nms``."""
-    from tests.support.ref_venv import ref_venv
+    from tests.support.ref_venv import RefVenvError, ensure_venv
 
-    python = ref_venv(VENV, REQUIREMENTS)
+    python = ensure_venv(VENV, REQUIREMENTS)
     cfg = images[0].parent / "ultralytics-settings"
     cfg.mkdir(exist_ok=True)
     env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(cfg), "YOLO_VERBOSE": "0"}
@@ -50,7 +50,7 @@ def run_reference(
         capture_output=True, text=True, timeout=timeout, env=env, check=False,
     )  # fmt: skip
     if proc.returncode != 0:
-        raise RuntimeError(f"ultralytics reference failed: {proc.stderr.strip()[-2000:]}")
+        raise RefVenvError(f"ultralytics reference failed: {proc.stderr.strip()[-2000:]}")
     out: list[dict[str, Any]] = json.loads(proc.stdout.strip().splitlines()[-1])
     return out
 
