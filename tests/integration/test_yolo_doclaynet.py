@@ -112,3 +112,50 @@ def test_detections_cover_the_drawn_regions(detector: YoloDetector) -> None:
         best = max((iou(d.box, region.box) for d in dets if d.label in accepted), default=0.0)
         assert best >= 0.8, (region, [(d.label, d.box) for d in dets])
     assert len(dets) == len(regions)  # nothing else on the page
+
+
+def _rewrap(src: Path, dst: Path, style: str) -> None:
+    """The real model with its output re-laid: transposed ``[1, N, 15]``, or YOLOv5's
+    ``[1, N, 16]`` with an objectness column of ones (so every score stays the same)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    m = onnx.load(str(src))
+    g = m.graph
+    n = g.output[0].type.tensor_type.shape.dim[2].dim_value
+    g.node.append(helper.make_node("Transpose", ["output0"], ["t"], perm=[0, 2, 1]))
+    last, width = "t", 15
+    if style == "yolov5":
+        g.initializer.append(numpy_helper.from_array(np.ones((1, n, 1), np.float32), "ones"))
+        # the model is opset 12: Split takes its sizes as an attribute
+        g.node.append(helper.make_node("Split", ["t"], ["box", "cls"], axis=2, split=[4, 11]))
+        g.node.append(helper.make_node("Concat", ["box", "ones", "cls"], ["v5"], axis=2))
+        last, width = "v5", 16
+    del g.output[:]
+    g.output.append(helper.make_tensor_value_info(last, onnx.TensorProto.FLOAT, [1, n, width]))
+    onnx.save(m, str(dst))
+
+
+@pytest.mark.parametrize(("style", "layout"), [("transposed", "yolov8_transposed"),
+                                               ("yolov5", "yolov5")])  # fmt: skip
+def test_the_same_model_in_other_layouts_gives_the_same_boxes(
+    model: ResolvedModel, detector: YoloDetector, tmp_path: Path, style: str, layout: str
+) -> None:
+    import json
+
+    from edge.models.zoo import sha256_file
+
+    _rewrap(model.path, tmp_path / "m.onnx", style)
+    doc = model.manifest.model_dump(mode="json", exclude_none=True)
+    doc.pop("source")
+    doc.update(file="m.onnx", sha256=sha256_file(tmp_path / "m.onnx"))
+    doc["decoder"] = {"type": "yolo"}  # layout: auto, from the shape and the 11 labels
+    (tmp_path / "manifest.json").write_text(json.dumps(doc))
+    _, other = load_detector(str(tmp_path / "manifest.json"))
+    assert isinstance(other, YoloDetector) and other.layout == layout
+    page, _ = doc_page.render()
+    want, got = detector.detect(page), other.detect(page)
+    other.close()
+    assert [d.label for d in got] == [d.label for d in want]
+    np.testing.assert_allclose([d.box for d in got], [d.box for d in want], atol=1e-3)
+    np.testing.assert_allclose([d.score for d in got], [d.score for d in want], atol=1e-6)
