@@ -23,6 +23,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from edge.boxes import iou
@@ -159,3 +160,69 @@ def test_the_same_model_in_other_layouts_gives_the_same_boxes(
     assert [d.label for d in got] == [d.label for d in want]
     np.testing.assert_allclose([d.box for d in got], [d.box for d in want], atol=1e-3)
     np.testing.assert_allclose([d.score for d in got], [d.score for d in want], atol=1e-6)
+
+
+def _end_to_end(src: Path, dst: Path) -> None:
+    """The real model with NMS inside the graph, as an end-to-end export: ``[1, K, 6]`` rows
+    x1, y1, x2, y2, score, class in input pixels (best class per box, per-class NMS at IoU
+    0.7 by the class-offset trick, score > 0.25, at most 300: Ultralytics' settings)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    m = onnx.load(str(src))
+    g = m.graph
+
+    def const(name: str, value: npt.NDArray[Any]) -> str:
+        g.initializer.append(numpy_helper.from_array(value, name))
+        return name
+
+    i64, f32 = np.int64, np.float32
+    nodes = [
+        ("Transpose", ["output0"], ["t"], {"perm": [0, 2, 1]}),
+        ("Split", ["t"], ["xy", "wh", "cls"], {"axis": 2, "split": [2, 2, 11]}),
+        ("ReduceMax", ["cls"], ["score"], {"axes": [2], "keepdims": 1}),
+        ("ArgMax", ["cls"], ["cid"], {"axis": 2, "keepdims": 1}),
+        ("Cast", ["cid"], ["cidf"], {"to": onnx.TensorProto.FLOAT}),
+        ("Mul", ["wh", const("half", np.array(0.5, f32))], ["hwh"], {}),
+        ("Sub", ["xy", "hwh"], ["p1"], {}),
+        ("Add", ["xy", "hwh"], ["p2"], {}),
+        ("Concat", ["p1", "p2"], ["xyxy"], {"axis": 2}),
+        ("Mul", ["cidf", const("span", np.array(4096.0, f32))], ["off"], {}),
+        ("Add", ["xyxy", "off"], ["moved"], {}),
+        ("Transpose", ["score"], ["scores"], {"perm": [0, 2, 1]}),
+        ("NonMaxSuppression", ["moved", "scores", const("maxo", np.array([300], i64)),
+                               const("iou", np.array([0.7], f32)),
+                               const("thr", np.array([0.25], f32))], ["sel"], {}),
+        ("Gather", ["sel", const("col", np.array(2, i64))], ["idx"], {"axis": 1}),
+        ("Concat", ["xyxy", "score", "cidf"], ["rows"], {"axis": 2}),
+        ("Gather", ["rows", "idx"], ["e2e"], {"axis": 1}),
+    ]  # fmt: skip
+    for op, ins, outs, attrs in nodes:
+        g.node.append(helper.make_node(op, ins, outs, **attrs))
+    del g.output[:]
+    g.output.append(helper.make_tensor_value_info("e2e", onnx.TensorProto.FLOAT, [1, "K", 6]))
+    onnx.save(m, str(dst))
+
+
+def test_an_end_to_end_export_read_by_the_detections_decoder(
+    model: ResolvedModel, detector: YoloDetector, tmp_path: Path
+) -> None:
+    """The ``detections`` decoder (style end_to_end) reads the in-graph NMS's boxes and
+    un-letterboxes them as the yolo decoder does: the same detections."""
+    import json
+
+    from edge.models.zoo import sha256_file
+
+    _end_to_end(model.path, tmp_path / "e2e.onnx")
+    doc = model.manifest.model_dump(mode="json", exclude_none=True)
+    doc.pop("source")
+    doc.update(file="e2e.onnx", sha256=sha256_file(tmp_path / "e2e.onnx"))
+    doc["decoder"] = {"type": "detections", "style": "end_to_end"}
+    (tmp_path / "manifest.json").write_text(json.dumps(doc))
+    _, other = load_detector(str(tmp_path / "manifest.json"))
+    for img in (doc_page.render()[0], photo("page")):
+        want, got = detector.detect(img), other.detect(img)
+        assert [d.label for d in got] == [d.label for d in want]
+        np.testing.assert_allclose([d.box for d in got], [d.box for d in want], atol=1e-2)
+        np.testing.assert_allclose([d.score for d in got], [d.score for d in want], atol=1e-6)
+    other.close()
