@@ -70,3 +70,19 @@ def test_finds_the_astronauts_face(detector: YoloDetector) -> None:
     (face,) = detector.detect(photo("astronaut"))
     assert face.label == "FACE_FEMALE" and face.score > 0.5
     assert iou(face.box, ASTRONAUT_FACE) >= 0.6, face.box
+
+
+@pytest.mark.parametrize("name", ["nudenet-320n", "yolov8n-doclaynet"])
+def test_zoo_labels_are_the_exports_own_names(
+    zoo_model: Callable[[str], ResolvedModel], name: str
+) -> None:
+    """Ultralytics writes the class names into the ONNX metadata (``names``, a Python
+    dict literal); the zoo's labels are those, in class order."""
+    import ast
+
+    import onnx
+
+    r = zoo_model(name)
+    meta = {p.key: p.value for p in onnx.load(str(r.path), load_external_data=False).metadata_props}
+    names = ast.literal_eval(meta["names"])
+    assert r.manifest.labels == [names[i] for i in range(len(names))]
