@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from edge.detectors import db_text, kws, ssd_anchor, vad
+from edge.detectors import db_text, detections, kws, ssd_anchor, vad, yolo
 from edge.detectors.base import AudioDetector, Detection, ImageDetector, Segment, StageTimes
 from edge.detectors.labels import LabelThresholds, check_label_count, unknown_labels
 from edge.errors import InputError, ManifestError
@@ -35,6 +35,8 @@ class DecoderEntry:
 DECODERS: dict[str, DecoderEntry] = {
     "ssd_anchor": DecoderEntry("image", ssd_anchor.Params, ssd_anchor.build),
     "db_text": DecoderEntry("image", db_text.Params, db_text.build),
+    "yolo": DecoderEntry("image", yolo.Params, yolo.build),
+    "detections": DecoderEntry("image", detections.Params, detections.build),
     "silero_vad": DecoderEntry("audio", vad.Params, vad.build),
     "micro_wakeword": DecoderEntry("audio", kws.Params, kws.build),
 }

@@ -127,15 +127,17 @@ class ImagePreprocessor:
             self._placed = (0, 0, 0, 0)
         canvas = self._canvas
         if self.spec.resize == "letterbox":
-            s = min(tw / iw, th / ih)
+            # Ultralytics' LetterBox: round(w·r), centred with floor(d/2) before; the padding
+            # keeps its value while the geometry holds
+            s = min(tw / iw, th / ih) if self.spec.scale_up else min(tw / iw, th / ih, 1.0)
             nw, nh = max(1, round(iw * s)), max(1, round(ih * s))
-            px, py = (tw - nw) // 2, (th - nh) // 2
-            if self._placed != (nw, nh, px, py):  # the padding stays 0 while the geometry holds
-                canvas[:] = 0
+            px, py = ((tw - nw) // 2, (th - nh) // 2) if self.spec.align == "center" else (0, 0)
+            if self._placed != (nw, nh, px, py):
+                canvas[:] = self.spec.pad_value
                 self._placed = (nw, nh, px, py)
             view = canvas[py : py + nh, px : px + nw]
             self._resize_into(image, view)
-            transform = Transform(s, s, px, py, tw, th, iw, ih)
+            transform = Transform(nw / iw, nh / ih, px, py, tw, th, iw, ih)  # the rounded sides
         else:
             cv2.resize(image, (tw, th), dst=canvas, interpolation=cv2.INTER_LINEAR)
             transform = Transform(tw / iw, th / ih, 0.0, 0.0, tw, th, iw, ih)

@@ -72,6 +72,19 @@ class ImageInput(_Strict):
         "bilinear; ~0.1 ms for 640×480 → 128×96 here) or linear (plain bilinear, as MediaPipe "
         "does; ~0.03 ms, aliases on large downscales)",
     )
+    align: Literal["center", "top_left"] = Field(
+        default="center",
+        description="letterbox: where the resized image sits, centred (Ultralytics) or in the "
+        "top-left corner (YOLOX, NudeNet), the padding then right and bottom",
+    )
+    pad_value: int = Field(
+        default=0, ge=0, le=255, description="letterbox: padding pixel value (Ultralytics: 114)"
+    )
+    scale_up: bool = Field(
+        default=True,
+        description="letterbox: enlarge images smaller than the input (false: only shrink, "
+        "as Ultralytics' scaleup=False)",
+    )
     limit_side_len: int = Field(default=736, gt=0, description="limit_side: the target side")
     limit_type: Literal["min", "max"] = Field(
         default="min",
