@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge.errors import ManifestError
 from edge.wire import DeviceId, WireTime
@@ -60,8 +60,21 @@ class ImageInput(_Strict):
     interpolation: Literal["area", "linear"] = Field(
         default="area",
         description="downscaling filter: area (anti-aliased: exact 2× area steps, then "
-        "bilinear; ~0.1 ms for 640×480 → 128×96 here) or linear (plain bilinear, as MediaPipe "
-        "does; ~0.03 ms, aliases on large downscales)",
+        "bilinear; ~0.1 ms for 640×480 → 128×96 here) or linear (plain cv2.resize bilinear; "
+        "~0.03 ms, aliases on large downscales; MediaPipe's own sampling is resampling = warp)",
+    )
+    resampling: Literal["resize", "warp"] = Field(
+        default="resize",
+        description="how pixels are sampled: resize (cv2.resize, half-pixel centres, "
+        "whole-pixel letterbox padding, centred) or warp (MediaPipe's ImageToTensorCalculator "
+        "exactly: the image's corners, grown to the tensor's aspect for letterbox, mapped onto "
+        "the tensor's corners, bilinear in 1/32 px, fractional padding); warp needs resize = "
+        "stretch (keep_aspect_ratio false) or letterbox (true) and is always bilinear",
+    )
+    border: Literal["zero", "replicate"] = Field(
+        default="zero",
+        description="warp only: what fills the tensor outside the image (MediaPipe's "
+        "border_mode: zero is BORDER_ZERO, replicate is BORDER_REPLICATE)",
     )
     limit_side_len: int = Field(default=736, gt=0, description="limit_side: the target side")
     limit_type: Literal["min", "max"] = Field(
@@ -75,6 +88,25 @@ class ImageInput(_Strict):
     std: tuple[float, float, float] = Field(
         default=(1.0, 1.0, 1.0), description="divides (pixel - mean), in `color` order"
     )
+
+    @model_validator(mode="after")
+    def _resampling_fits(self) -> ImageInput:
+        if self.resampling == "warp":
+            if self.resize == "limit_side":
+                raise ValueError(
+                    "resampling = 'warp' maps the image onto a fixed tensor size: use resize = "
+                    "'stretch' or 'letterbox' with it, or resampling = 'resize'"
+                )
+            if "interpolation" in self.model_fields_set and self.interpolation != "linear":
+                raise ValueError(
+                    "resampling = 'warp' is bilinear (as MediaPipe): drop interpolation "
+                    "or set it to 'linear'"
+                )
+        elif self.border != "zero":
+            raise ValueError(
+                "border applies to resampling = 'warp' only: drop it or set resampling = 'warp'"
+            )
+        return self
 
 
 class AudioInput(_Strict):
