@@ -109,7 +109,7 @@ class ImagePreprocessor:
         """
         nh, nw = view.shape[:2]
         src = image
-        if self.spec.interpolation == "area":
+        if self.spec.interpolation != "linear":  # None: area
             while src.shape[1] >= 2 * nw and src.shape[0] >= 2 * nh:
                 half = (src.shape[1] // 2, src.shape[0] // 2)
                 src = np.asarray(cv2.resize(src, half, interpolation=cv2.INTER_AREA), np.uint8)

@@ -57,11 +57,12 @@ class ImageInput(_Strict):
         description="stretch to width×height; letterbox (keep aspect, pad); or limit_side "
         "(dynamic shapes: scale so the short/long side is limit_side_len, round to multiple_of)",
     )
-    interpolation: Literal["area", "linear"] = Field(
-        default="area",
-        description="downscaling filter: area (anti-aliased: exact 2× area steps, then "
-        "bilinear; ~0.1 ms for 640×480 → 128×96 here) or linear (plain cv2.resize bilinear; "
-        "~0.03 ms, aliases on large downscales; MediaPipe's own sampling is resampling = warp)",
+    interpolation: Literal["area", "linear"] | None = Field(
+        default=None,
+        description="downscaling filter of resampling = resize (None: area): area "
+        "(anti-aliased: exact 2× area steps, then bilinear; ~0.1 ms for 640×480 → 128×96 "
+        "here) or linear (plain cv2.resize bilinear; ~0.03 ms, aliases on large downscales). "
+        "resampling = warp is bilinear: None or linear",
     )
     resampling: Literal["resize", "warp"] = Field(
         default="resize",
@@ -97,7 +98,7 @@ class ImageInput(_Strict):
                     "resampling = 'warp' maps the image onto a fixed tensor size: use resize = "
                     "'stretch' or 'letterbox' with it, or resampling = 'resize'"
                 )
-            if "interpolation" in self.model_fields_set and self.interpolation != "linear":
+            if self.interpolation == "area":
                 raise ValueError(
                     "resampling = 'warp' is bilinear (as MediaPipe): drop interpolation "
                     "or set it to 'linear'"

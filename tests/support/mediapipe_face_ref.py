@@ -13,7 +13,6 @@ pixels. Imports nothing from edgewise: it runs under the venv's own python.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -36,7 +35,7 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as root:
         target = Path(root) / GRAPH_MODEL[which]
         target.parent.mkdir(parents=True)
-        os.symlink(os.path.abspath(model), target)
+        target.symlink_to(Path(model).resolve())
 
         class _Resources:
             """solution_base points the resource root at the wheel; point it here."""

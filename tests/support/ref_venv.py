@@ -80,7 +80,7 @@ def ensure_venv(
         for cmd in steps:
             left = end - time.monotonic()
             try:
-                proc = subprocess.run(  # noqa: S603  our argv, no shell
+                proc = subprocess.run(
                     cmd, capture_output=True, text=True, check=False, timeout=max(left, 1.0)
                 )
             except subprocess.TimeoutExpired:
@@ -100,7 +100,7 @@ def ensure_venv(
 def run_in_venv(python: Path, script: Path, *args: str, timeout_s: float = 300.0) -> str:
     """Run ``script`` with the venv's ``python``; its stdout."""
     try:
-        proc = subprocess.run(  # noqa: S603  our argv, no shell
+        proc = subprocess.run(
             [str(python), str(script), *args],
             capture_output=True,
             text=True,
