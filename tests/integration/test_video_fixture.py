@@ -8,9 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from edge.detectors import build_detector
+from edge.detectors.ssd_anchor import SsdAnchorDetector
 from edge.models.resolve import ResolvedModel
 from edge.runtime import load_backend
 from tests.fixtures.video import DEFAULT_SPANS, face_video
@@ -25,6 +27,7 @@ def test_faces_score_well_above_the_test_thresholds(
     path, spans = face_video(tmp_path / "v.avi", 240, DEFAULT_SPANS)
     model = zoo_model(name)
     det = build_detector(model.manifest, load_backend(model.path), model.origin)
+    assert isinstance(det, SsdAnchorDetector)
     det.score_threshold = 0.5
     cap = cv2.VideoCapture(str(path))
     try:
@@ -32,7 +35,7 @@ def test_faces_score_well_above_the_test_thresholds(
             cap.set(cv2.CAP_PROP_POS_FRAMES, index)
             ok, frame = cap.read()
             assert ok
-            faces = [d for d in det.detect(frame) if d.label == "face"]
+            faces = [d for d in det.detect(np.asarray(frame, np.uint8)) if d.label == "face"]
             inside = [s for s in spans if s.first <= index <= s.last]
             if inside:
                 assert len(faces) == 1 and faces[0].score >= 0.85, (index, faces)

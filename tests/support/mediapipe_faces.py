@@ -70,7 +70,7 @@ def photos() -> dict[str, Rgb]:
     bgr = cv2.imread(str(Path(data) / "sample_data" / "grace_hopper.jpg"), cv2.IMREAD_COLOR)
     if bgr is None:
         raise RefVenvError(f"grace_hopper.jpg is missing from matplotlib in {py}")
-    hopper = np.ascontiguousarray(bgr[..., ::-1])
+    hopper = np.ascontiguousarray(bgr[..., ::-1], dtype=np.uint8)
     return {
         **skimage_photos(),
         "grace_hopper": hopper,
