@@ -4,6 +4,7 @@ serialise concurrent builders, fail with one line. Empty requirement lists keep 
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from pathlib import Path
 
@@ -38,13 +39,13 @@ def test_a_half_built_venv_is_rebuilt(home: Path) -> None:
 
 def test_concurrent_builders_build_once(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     builds: list[int] = []
-    real = ref_venv.subprocess.run
+    real = subprocess.run
 
     def counting(cmd: list[str], **kw: object) -> object:
         builds.append(1)
         return real(cmd, **kw)  # type: ignore[call-overload]
 
-    monkeypatch.setattr(ref_venv.subprocess, "run", counting)
+    monkeypatch.setattr(subprocess, "run", counting)
     out: list[Path] = []
     threads = [threading.Thread(target=lambda: out.append(ensure_venv("t", []))) for _ in range(3)]
     for t in threads:
