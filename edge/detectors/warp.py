@@ -14,7 +14,7 @@ size, exactly as warpPerspective computes them (double precision, round to neare
 and stored in OpenCV's fixed-point form (``CV_16SC2`` + ``CV_16UC1``), so each frame
 is one ``cv2.remap``, whose fixed-point bilinear path is the one MediaPipe's build runs.
 Calling ``cv2.warpPerspective`` instead is not the same: OpenCV 5.1's differs from it by
-up to 6 grey levels on noise (it samples at full float precision). Measured with
+up to 6 grey levels on random images here. Measured with
 mediapipe 0.10.21 and opencv-python-headless 5.1: BlazeFace scores equal to 2e-7, boxes
 to 6e-5 px (tests/integration/test_blazeface_mediapipe.py).
 """
