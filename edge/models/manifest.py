@@ -20,6 +20,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from edge.errors import ManifestError
@@ -66,11 +67,25 @@ class ImageInput(_Strict):
         description="stretch to width×height; letterbox (keep aspect, pad); or limit_side "
         "(dynamic shapes: scale so the short/long side is limit_side_len, round to multiple_of)",
     )
-    interpolation: Literal["area", "linear"] = Field(
-        default="area",
-        description="downscaling filter: area (anti-aliased: exact 2× area steps, then "
-        "bilinear; ~0.1 ms for 640×480 → 128×96 here) or linear (plain bilinear, as MediaPipe "
-        "does; ~0.03 ms, aliases on large downscales)",
+    interpolation: Literal["area", "linear"] | None = Field(
+        default=None,
+        description="downscaling filter of resampling = resize (None: area): area "
+        "(anti-aliased: exact 2× area steps, then bilinear; ~0.1 ms for 640×480 → 128×96 "
+        "here) or linear (plain cv2.resize bilinear; ~0.03 ms, aliases on large downscales). "
+        "resampling = warp is bilinear: None or linear",
+    )
+    resampling: Literal["resize", "warp"] = Field(
+        default="resize",
+        description="how pixels are sampled: resize (cv2.resize, half-pixel centres, "
+        "whole-pixel letterbox padding, centred) or warp (MediaPipe's ImageToTensorCalculator "
+        "exactly: the image's corners, grown to the tensor's aspect for letterbox, mapped onto "
+        "the tensor's corners, bilinear in 1/32 px, fractional padding); warp needs resize = "
+        "stretch (keep_aspect_ratio false) or letterbox (true) and is always bilinear",
+    )
+    border: Literal["zero", "replicate"] = Field(
+        default="zero",
+        description="warp only: what fills the tensor outside the image (MediaPipe's "
+        "border_mode: zero is BORDER_ZERO, replicate is BORDER_REPLICATE)",
     )
     align: Literal["center", "top_left"] = Field(
         default="center",
@@ -97,6 +112,25 @@ class ImageInput(_Strict):
     std: tuple[float, float, float] = Field(
         default=(1.0, 1.0, 1.0), description="divides (pixel - mean), in `color` order"
     )
+
+    @model_validator(mode="after")
+    def _resampling_fits(self) -> ImageInput:
+        if self.resampling == "warp":
+            if self.resize == "limit_side":
+                raise ValueError(
+                    "resampling = 'warp' maps the image onto a fixed tensor size: use resize = "
+                    "'stretch' or 'letterbox' with it, or resampling = 'resize'"
+                )
+            if self.interpolation == "area":
+                raise ValueError(
+                    "resampling = 'warp' is bilinear (as MediaPipe): drop interpolation "
+                    "or set it to 'linear'"
+                )
+        elif self.border != "zero":
+            raise ValueError(
+                "border applies to resampling = 'warp' only: drop it or set resampling = 'warp'"
+            )
+        return self
 
 
 class AudioInput(_Strict):

@@ -72,11 +72,13 @@ def ensure_venv(
             return python  # built by whoever held the lock
         shutil.rmtree(root, ignore_errors=True)
         end = time.monotonic() + timeout_s
-        steps = [
-            [sys.executable, "-m", "venv", str(root)],
-            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-             "--no-input", *requirements],
-        ]  # fmt: skip
+        steps = [[sys.executable, "-m", "venv", "--without-pip", str(root)]]
+        if requirements:
+            steps = [
+                [sys.executable, "-m", "venv", str(root)],
+                [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                 "--no-input", *requirements],
+            ]  # fmt: skip
         for cmd in steps:
             left = end - time.monotonic()
             try:
