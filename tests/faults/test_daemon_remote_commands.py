@@ -186,7 +186,7 @@ def test_a_slow_download_holds_its_deadline_and_blocks_no_other_command(
 
 def test_remote_config_tunes_the_label_and_area_filters(device: dict[str, Any]) -> None:
     """Issue 12: `labels`, `exclude_labels`, `min_area`, `max_area` and `label_thresholds`
-    are tuning keys. The face (~0.028 of the frame, score ~0.74) is emitted, then dropped by
+    are tuning keys. The face (0.02-0.04 of the frame, score ~0.9) is emitted, then dropped by
     a remote deny list, then emitted again; a label the model lacks or min_area above
     max_area is refused by the device with the key named, and the file is kept."""
     hub: Hub = device["hub"]
