@@ -55,8 +55,40 @@ class DetectorConfig(Section):
 
 
 class TrackingConfig(Section):
+    kind: Literal["bytetrack", "iou"] = Field(
+        default="bytetrack",
+        title="Tracker",
+        description="bytetrack: Kalman-predicted boxes, high- then low-score matching; "
+        "iou: greedy IoU with the last box",
+    )
     iou_threshold: float = Field(
-        default=0.3, gt=0, lt=1, title="IoU match", description="overlap that continues a track"
+        default=0.3,
+        gt=0,
+        lt=1,
+        title="IoU match",
+        description="overlap that continues a track (bytetrack: with its predicted box)",
+    )
+    high_score: float = Field(
+        default=0.5,
+        gt=0,
+        lt=1,
+        title="High score",
+        description="bytetrack: boxes scoring this or more are matched first and may start a track",
+    )
+    low_score: float = Field(
+        default=0.1,
+        gt=0,
+        lt=1,
+        title="Low score",
+        description="bytetrack: boxes from this up to high_score only continue a track "
+        "(set the detector's threshold this low to send them)",
+    )
+    low_iou_threshold: float = Field(
+        default=0.5,
+        gt=0,
+        lt=1,
+        title="Low-score IoU match",
+        description="bytetrack: overlap a low-score box needs to continue a track",
     )
     min_hits: int = Field(
         default=3,
@@ -65,13 +97,25 @@ class TrackingConfig(Section):
         description="frames a detection must persist to start an event",
     )
     max_missing: int = Field(
-        default=5, ge=1, title="End after", description="frames without it that end the event"
+        default=5,
+        ge=1,
+        title="End after",
+        description="frames without it that end the event (bytetrack: until then the "
+        "track coasts on its prediction and can be re-found)",
     )
     update_interval_s: float = Field(
         default=1.0,
         gt=0,
         title="Update interval",
-        description="at most one update per track per this",
+        description="a moving track is updated every this",
+    )
+    update_still_iou: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        title="Still box",
+        description="a track whose box IoU with the last emitted is at least this is still: "
+        "no periodic updates (box jitter of a parked car)",
     )
     update_score_delta: float = Field(
         default=0.1,
@@ -98,6 +142,15 @@ class TrackingConfig(Section):
         title="Audio min",
         description="an open speech segment starts an event once this long",
     )
+
+    @model_validator(mode="after")
+    def _scores(self) -> TrackingConfig:
+        if self.low_score >= self.high_score:
+            raise ValueError(
+                f"low_score ({self.low_score}) must be below high_score ({self.high_score}): "
+                "lower low_score or raise high_score"
+            )
+        return self
 
 
 class HealthConfig(Section):

@@ -1,0 +1,91 @@
+"""A constant-velocity Kalman filter for boxes, batched over tracks (ByteTrack's, from SORT).
+
+The state is (cx, cy, a, h, vcx, vcy, va, vh): box centre, aspect ratio w/h, height and
+their velocities per *tracked frame* (one ``predict`` per frame the tracker sees, as
+ByteTrack does). The noise is proportional to the box height (ByteTrack's weights 1/20
+for position, 1/160 for velocity), so it is the same in pixels or normalized units.
+A stream whose frame rate varies (drops) is predicted in frames, not in seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+Floats = npt.NDArray[np.float64]
+
+W_POS, W_VEL = 1.0 / 20, 1.0 / 160
+_F = np.eye(8)
+_F[:4, 4:] = np.eye(4)
+_H = np.eye(4, 8)
+
+
+def to_xyah(boxes: Floats) -> Floats:
+    """(N, 4) x1, y1, x2, y2 → (N, 4) cx, cy, w/h, h."""
+    w = boxes[:, 2] - boxes[:, 0]
+    h = np.maximum(boxes[:, 3] - boxes[:, 1], 1e-9)
+    return np.stack([boxes[:, 0] + w / 2, boxes[:, 1] + h / 2, w / h, h], axis=1)
+
+
+def to_xyxy(xyah: Floats) -> Floats:
+    """(N, ≥4) cx, cy, w/h, h (a state's first four) → (N, 4) x1, y1, x2, y2."""
+    h = xyah[:, 3]
+    w = xyah[:, 2] * h
+    return np.stack(
+        [xyah[:, 0] - w / 2, xyah[:, 1] - h / 2, xyah[:, 0] + w / 2, xyah[:, 1] + h / 2], axis=1
+    )
+
+
+def _diag(std: Floats) -> Floats:
+    """(N, k) standard deviations → (N, k, k) diagonal covariances."""
+    out = np.zeros((*std.shape, std.shape[1]))
+    idx = np.arange(std.shape[1])
+    out[:, idx, idx] = std**2
+    return out
+
+
+def initiate(boxes: Floats) -> tuple[Floats, Floats]:
+    """New states (N, 8) and covariances (N, 8, 8) from (N, 4) xyxy boxes, at rest."""
+    z = to_xyah(boxes)
+    h = z[:, 3]
+    mean = np.concatenate([z, np.zeros_like(z)], axis=1)
+    one = np.ones_like(h)
+    std = np.stack(
+        [2 * W_POS * h, 2 * W_POS * h, 1e-2 * one, 2 * W_POS * h]
+        + [10 * W_VEL * h, 10 * W_VEL * h, 1e-5 * one, 10 * W_VEL * h],
+        axis=1,
+    )
+    return mean, _diag(std)
+
+
+def predict(mean: Floats, cov: Floats) -> tuple[Floats, Floats]:
+    """One frame ahead: (N, 8), (N, 8, 8) → the predicted states and covariances."""
+    h = mean[:, 3]
+    one = np.ones_like(h)
+    std = np.stack(
+        [W_POS * h, W_POS * h, 1e-2 * one, W_POS * h]
+        + [W_VEL * h, W_VEL * h, 1e-5 * one, W_VEL * h],
+        axis=1,
+    )
+    return mean @ _F.T, _F @ cov @ _F.T + _diag(std)
+
+
+def update(
+    mean: Floats, cov: Floats, boxes: Floats, rows: Sequence[int] | None = None
+) -> tuple[Floats, Floats]:
+    """Correct states ``rows`` (default: all) with measured (len(rows), 4) xyxy boxes."""
+    idx = np.arange(len(mean)) if rows is None else np.asarray(rows, np.int64)
+    m, p = mean[idx], cov[idx]
+    z = to_xyah(boxes)
+    h = m[:, 3]
+    one = np.ones_like(h)
+    r = _diag(np.stack([W_POS * h, W_POS * h, 1e-1 * one, W_POS * h], axis=1))
+    s = _H @ p @ _H.T + r  # (k, 4, 4)
+    gain = np.linalg.solve(s, (p @ _H.T).transpose(0, 2, 1)).transpose(0, 2, 1)  # (k, 8, 4)
+    innov = z - m[:, :4]
+    new_mean, new_cov = mean.copy(), cov.copy()
+    new_mean[idx] = m + np.einsum("kij,kj->ki", gain, innov)
+    new_cov[idx] = p - gain @ s @ gain.transpose(0, 2, 1)
+    return new_mean, new_cov
