@@ -52,11 +52,8 @@ def initiate(boxes: Floats) -> tuple[Floats, Floats]:
     h = z[:, 3]
     mean = np.concatenate([z, np.zeros_like(z)], axis=1)
     one = np.ones_like(h)
-    std = np.stack(
-        [2 * W_POS * h, 2 * W_POS * h, 1e-2 * one, 2 * W_POS * h]
-        + [10 * W_VEL * h, 10 * W_VEL * h, 1e-5 * one, 10 * W_VEL * h],
-        axis=1,
-    )
+    pos, vel = 2 * W_POS * h, 10 * W_VEL * h
+    std = np.stack([pos, pos, 1e-2 * one, pos, vel, vel, 1e-5 * one, vel], axis=1)
     return mean, _diag(std)
 
 
@@ -64,11 +61,8 @@ def predict(mean: Floats, cov: Floats) -> tuple[Floats, Floats]:
     """One frame ahead: (N, 8), (N, 8, 8) → the predicted states and covariances."""
     h = mean[:, 3]
     one = np.ones_like(h)
-    std = np.stack(
-        [W_POS * h, W_POS * h, 1e-2 * one, W_POS * h]
-        + [W_VEL * h, W_VEL * h, 1e-5 * one, W_VEL * h],
-        axis=1,
-    )
+    pos, vel = W_POS * h, W_VEL * h
+    std = np.stack([pos, pos, 1e-2 * one, pos, vel, vel, 1e-5 * one, vel], axis=1)
     return mean @ _F.T, _F @ cov @ _F.T + _diag(std)
 
 

@@ -15,17 +15,23 @@ Boxes are normalized (x1, y1, x2, y2). Two ways to match a frame's boxes to trac
   before issue 12); every unmatched box starts a track.
 
 Lifecycle (both): a track becomes an event (``start``) once seen in ``min_hits`` frames;
-an unconfirmed track with a miss is dropped. An ``update`` is sent, never closer than
-``min_update_gap_s`` after the last step, when the track changed a lot (box IoU with
-the last sent below ``update_iou_below``, or score by ``update_score_delta``), and
-every ``update_interval_s`` while it moves (box IoU with the last sent below
-``update_still_iou``): a still object (a parked car, with box jitter) sends only its
-``start`` and its ``end``. It ``end``s after ``max_missing`` frames without a match,
-or at ``finish()``.
+an unconfirmed track with a miss is dropped. Updates are judged on the track's score and
+box smoothed over its hits (``SMOOTH``) against their values at the last sent step, and
+never sent closer than ``min_update_gap_s`` after it:
+
+- a big change is sent at once: box IoU below ``update_iou_below``, or score moved by
+  ``update_score_delta``;
+- a moving track is sent every ``update_interval_s``: its box centre moved more than
+  ``update_still_move`` of its size (sqrt(w·h)), or its size changed by more than that;
+- a still track (a parked car, with its box jitter) sends nothing between its ``start``
+  and its ``end``.
+
+It ``end``s after ``max_missing`` frames without a match, or at ``finish()``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -40,6 +46,13 @@ from edge.config import TrackingConfig
 Box = tuple[float, float, float, float]
 Phase = Literal["start", "update", "end"]
 Floats = npt.NDArray[np.float64]
+SMOOTH = 0.3
+"""Weight of a new hit in ``Track.score_avg`` and ``Track.box_avg``, which the update rules
+compare with their values at the last sent step. On a still face, BlazeFace's score
+jitters by ±0.07 and its box centre by up to 15 % of the box size (camera shake of ±2 px
+and sensor noise, tests/integration/test_tracking_still.py): raw, that would send updates
+(score ± 0.1, box past update_still_move); smoothed, it stays under the thresholds and a
+lasting change still shows within 2–3 frames."""
 
 
 @dataclass(slots=True)
@@ -62,11 +75,14 @@ class Track:
     started: bool = False
     started_at: float = 0.0
     emitted_ts: float = 0.0
-    emitted_box: Box = (0.0, 0.0, 0.0, 0.0)
-    emitted_score: float = 0.0
+    emitted_box: Box = (0.0, 0.0, 0.0, 0.0)  # box_avg at the last sent step
+    emitted_score: float = 0.0  # score_avg at the last sent step
     # bytetrack only: the Kalman state (8,) and covariance (8, 8); None for ``iou``
     mean: Floats | None = None
     cov: Floats | None = None
+    # the score and box smoothed over hits (SMOOTH), which the update rules are checked on
+    score_avg: float = -1.0
+    box_avg: Box = (0.0, 0.0, 0.0, 0.0)
 
 
 @dataclass(slots=True)
@@ -76,6 +92,14 @@ class Step:
     phase: Phase
     track: Track
     ts: float
+
+
+def _moved(a: Box, b: Box, frac: float) -> bool:
+    """Whether box ``b`` left the still range of ``a`` (``update_still_move``)."""
+    size_a = math.sqrt(max((a[2] - a[0]) * (a[3] - a[1]), 1e-18))
+    size_b = math.sqrt(max((b[2] - b[0]) * (b[3] - b[1]), 1e-18))
+    shift = math.hypot((b[0] + b[2] - a[0] - a[2]) / 2, (b[1] + b[3] - a[1] - a[3]) / 2)
+    return shift > frac * size_a or abs(math.log(size_b / size_a)) > math.log1p(frac)
 
 
 def _box(row: Floats) -> Box:
@@ -101,6 +125,14 @@ class Tracker:
             if t.mean is None:
                 t.box = o.box
             t.score, t.last_ts = o.score, ts
+            t.score_avg += SMOOTH * (o.score - t.score_avg)
+            a, b = t.box_avg, t.box
+            t.box_avg = (
+                a[0] + SMOOTH * (b[0] - a[0]),
+                a[1] + SMOOTH * (b[1] - a[1]),
+                a[2] + SMOOTH * (b[2] - a[2]),
+                a[3] + SMOOTH * (b[3] - a[3]),
+            )
             t.hits += 1
             t.missing = 0
             steps.extend(self._after_hit(t, ts))
@@ -109,7 +141,8 @@ class Tracker:
                 t.missing += 1  # an unconfirmed track with a miss is dropped below
         for oi in fresh:
             o = observations[oi]
-            t = Track(self._next_id, o.label, o.box, o.score, ts, ts)
+            t = Track(self._next_id, o.label, o.box, o.score, ts, ts, score_avg=o.score)
+            t.box_avg = o.box
             if self.cfg.kind == "bytetrack":
                 mean, cov = kalman.initiate(np.array([o.box], np.float64))
                 t.mean, t.cov = mean[0], cov[0]
@@ -194,7 +227,9 @@ class Tracker:
         """Assign observations ``ois`` to tracks ``tis`` by IoU with the prediction."""
         if not tis or not ois:
             return []
-        m = iou_matrix(predicted[tis], np.array([observations[oi].box for oi in ois], np.float64))
+        m: Floats = iou_matrix(
+            predicted[tis], np.array([observations[oi].box for oi in ois], np.float64)
+        ).astype(np.float64)
         labels_t = np.array([self.tracks[ti].label for ti in tis])
         labels_o = np.array([observations[oi].label for oi in ois])
         m[labels_t[:, None] != labels_o[None, :]] = 0.0
@@ -213,19 +248,22 @@ class Tracker:
         since = ts - t.emitted_ts
         if since < cfg.min_update_gap_s:
             return []
-        overlap = iou(t.box, t.emitted_box)
+        overlap = iou(t.box_avg, t.emitted_box)
         changed = (
-            abs(t.score - t.emitted_score) >= cfg.update_score_delta
+            abs(t.score_avg - t.emitted_score) >= cfg.update_score_delta
             or overlap < cfg.update_iou_below
         )
-        if changed or (since >= cfg.update_interval_s and overlap < cfg.update_still_iou):
+        if changed or (
+            since >= cfg.update_interval_s
+            and _moved(t.emitted_box, t.box_avg, cfg.update_still_move)
+        ):
             self._mark(t, ts)
             return [Step("update", t, ts)]
         return []
 
     @staticmethod
     def _mark(t: Track, ts: float) -> None:
-        t.emitted_ts, t.emitted_box, t.emitted_score = ts, t.box, t.score
+        t.emitted_ts, t.emitted_box, t.emitted_score = ts, t.box_avg, t.score_avg
 
     def finish(self) -> list[Step]:
         """End every started track (shutdown, source ended)."""

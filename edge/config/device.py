@@ -107,28 +107,28 @@ class TrackingConfig(Section):
         default=1.0,
         gt=0,
         title="Update interval",
-        description="a moving track is updated every this",
+        description="a moving track is updated every this (a still one is not)",
     )
-    update_still_iou: float = Field(
-        default=0.9,
+    update_still_move: float = Field(
+        default=0.1,
         gt=0,
-        le=1,
         title="Still box",
-        description="a track whose box IoU with the last emitted is at least this is still: "
-        "no periodic updates (box jitter of a parked car)",
+        description="a track whose smoothed box centre stays within this fraction of its "
+        "size (sqrt(w·h)) of the last sent one, and its size within this fraction, is still: "
+        "no periodic updates (the box jitter of a parked car)",
     )
     update_score_delta: float = Field(
         default=0.1,
         gt=0,
         title="Score change",
-        description="a score change this big allows an update sooner",
+        description="a (smoothed) score change this big allows an update sooner",
     )
     update_iou_below: float = Field(
         default=0.7,
         gt=0,
         lt=1,
         title="Box change",
-        description="box IoU with the last emitted below this allows an update sooner",
+        description="(smoothed) box IoU with the last sent below this allows an update sooner",
     )
     min_update_gap_s: float = Field(
         default=0.2,

@@ -51,7 +51,7 @@ REMOTE_KEYS: dict[str, str] = {
     "tracking.update_interval_s": "event updates",
     "tracking.update_score_delta": "event updates",
     "tracking.update_iou_below": "event updates",
-    "tracking.update_still_iou": "event updates",
+    "tracking.update_still_move": "event updates",
     "tracking.min_update_gap_s": "event updates",
     "tracking.audio_min_s": "audio events",
     "sync.telemetry_interval_s": "how often telemetry is sent (the one [sync] key)",

@@ -70,23 +70,26 @@ def test_a_still_track_sends_no_periodic_updates(cfg: TrackingConfig) -> None:
     # now a still one (box IoU with the last sent >= update_still_iou) is not
     steady = run([[face()] for _ in range(30)], cfg)
     assert [p for _, p, _ in steady] == ["start", "end"]
-    # small jitter (IoU with the first box > 0.9) is still
+    # small jitter (2 % of the box size) is still
     jitter = [[face((0.1 + 0.002 * (i % 3), 0.1, 0.3 + 0.002 * (i % 3), 0.3))] for i in range(30)]
     assert [p for _, p, _ in run(jitter, cfg)] == ["start", "end"]
 
 
 def test_a_moving_track_updates_every_interval(cfg: TrackingConfig) -> None:
-    # 0.2 % of the frame per frame: IoU with the last sent falls below 0.9 within 1 s,
-    # never below 0.7 (update_iou_below) within 1 s: updates come from the interval
-    frames = [[face((0.1 + 0.002 * i, 0.1, 0.3 + 0.002 * i, 0.3))] for i in range(30)]
+    # 1.5 % of its size per frame: the smoothed box moves past update_still_move (10 %)
+    # within 1 s, and not below update_iou_below (0.7, a 17.6 % shift): updates come from
+    # the interval
+    frames = [[face((0.1 + 0.003 * i, 0.1, 0.3 + 0.003 * i, 0.3))] for i in range(30)]
     steps = run(frames, cfg)
     assert [f for f, p, _ in steps if p == "update"] == [12, 22]
 
 
 def test_a_big_change_updates_after_the_min_gap(cfg: TrackingConfig) -> None:
-    # a big score change allows an update after the min gap (2 frames), not before
+    # a big score change allows an update after the min gap (2 frames), not before; the
+    # score is smoothed (SMOOTH 0.3): 0.8 → 0.5 shows as 0.71 on the first frame, 0.647
+    # on the second (a change of 0.153 >= 0.1)
     frames = [[face()]] * 5 + [[face(score=0.5)]] * 3
-    assert run(frames, cfg)[:2] == [(2, "start", 1), (5, "update", 1)]
+    assert run(frames, cfg)[:2] == [(2, "start", 1), (6, "update", 1)]
     # so does a jump of the box (IoU with the last sent below update_iou_below)
     frames = [[face()]] * 3 + [[face((0.2, 0.1, 0.4, 0.3))]] + [[face((0.25, 0.1, 0.45, 0.3))]] * 3
     assert [(f, p) for f, p, _ in run(frames, cfg)][:3] == [(2, "start"), (4, "update"), (6, "end")]
