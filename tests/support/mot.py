@@ -1,4 +1,4 @@
-"""CLEAR-MOT figures of a tracker's output against ground-truth tracks (Bernardin & Stiefelhagen 2008).
+"""CLEAR-MOT figures of a tracker's output against ground truth (Bernardin, Stiefelhagen 2008).
 
 Per frame, a ground-truth object and a hypothesis (a reported track) correspond when their
 IoU is at least ``min_iou`` (0.5). Correspondences of the previous frame are kept while

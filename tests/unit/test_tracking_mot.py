@@ -22,7 +22,7 @@ import pytest
 
 from edge.config import TrackingConfig
 from edge.tracking import Tracker
-from tests.fixtures.mot_scene import H, SCENE, W, background, detections, patches, render, truth
+from tests.fixtures.mot_scene import SCENE, H, W, background, detections, patches, render, truth
 from tests.support.mot import Box, MotResult, evaluate
 
 SEEDS = range(5)
@@ -49,8 +49,9 @@ def test_bytetrack_switches_fewer_ids_and_is_not_less_accurate(fps: int) -> None
     }
     report = [f"{fps} frames/s, {len(SEEDS)} seeds:"]
     for name, rs in rows.items():
+        mota = [r.mota for r in rs]
         report.append(
-            f"  {name:26s} MOTA {np.mean([r.mota for r in rs]):.3f} (min {min(r.mota for r in rs):.3f})"
+            f"  {name:26s} MOTA {np.mean(mota):.3f} (min {min(mota):.3f})"
             f"  IDSW {sum(r.idsw for r in rs)}  Frag {sum(r.frag for r in rs)}"
             f"  FN {sum(r.fn for r in rs)}  FP {sum(r.fp for r in rs)}  GT {sum(r.gt for r in rs)}"
         )
