@@ -25,6 +25,19 @@ def assign(cost: Floats, max_cost: float) -> list[tuple[int, int]]:
     if n == 0 or m == 0:
         return []
     valid = cost <= max_cost
+    per_row, per_col = valid.sum(axis=1), valid.sum(axis=0)
+    # the common case: a row and a column that have only each other
+    lone = (valid & (per_row[:, None] == 1) & (per_col[None, :] == 1)).nonzero()
+    pairs = [(int(r), int(c)) for r, c in zip(*lone, strict=True)]
+    if len(pairs) < min(int((per_row > 0).sum()), int((per_col > 0).sum())):
+        rest = valid.copy()
+        rest[lone[0], :] = False
+        pairs += _solve(cost, rest)
+    return sorted(pairs)
+
+
+def _solve(cost: Floats, valid: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
+    """Min-cost matching among the ``valid`` entries, per connected component."""
     pairs: list[tuple[int, int]] = []
     for rows, cols in _components(valid):
         if len(rows) == 1 and len(cols) == 1:
@@ -38,7 +51,7 @@ def assign(cost: Floats, max_cost: float) -> list[tuple[int, int]]:
         for r, c in _hungarian(sub):
             if valid[rows[r], cols[c]]:
                 pairs.append((rows[r], cols[c]))
-    return sorted(pairs)
+    return pairs
 
 
 def _components(valid: npt.NDArray[np.bool_]) -> list[tuple[list[int], list[int]]]:

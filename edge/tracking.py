@@ -211,8 +211,9 @@ class Tracker:
             mean, cov = kalman.update(mean, cov, boxes, rows)
         for ti, t in enumerate(self.tracks):
             t.mean, t.cov = mean[ti], cov[ti]
-        for ti, _ in pairs:
-            self.tracks[ti].box = _box(kalman.to_xyxy(mean[ti : ti + 1])[0])
+        if pairs:
+            for (ti, _), row in zip(pairs, kalman.to_xyxy(mean[rows]), strict=True):
+                self.tracks[ti].box = _box(row)
         used = {oi for _, oi in pairs}
         return pairs, [oi for oi in high if oi not in used]
 
