@@ -17,6 +17,7 @@ import argparse
 import statistics
 import sys
 import time
+from typing import Literal
 from pathlib import Path
 
 import numpy as np
@@ -55,9 +56,9 @@ def sequence(n: int, seed: int = 0) -> list[list[Observation]]:
     return frames
 
 
-def run_ms(kind: str, frames: list[list[Observation]]) -> float:
+def run_ms(kind: Literal["bytetrack", "iou"], frames: list[list[Observation]]) -> float:
     """Median ms of one update over the sequence."""
-    t = Tracker(TrackingConfig(kind=kind))  # type: ignore[arg-type]  # "bytetrack" | "iou"
+    t = Tracker(TrackingConfig(kind=kind))
     times = []
     for i, obs in enumerate(frames):
         t0 = time.perf_counter()

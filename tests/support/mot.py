@@ -69,14 +69,14 @@ def evaluate(
         fn += len(objs) - len(pairs)
         fp += len(hyps) - len(pairs)
         for o in objs:
-            h = pairs.get(o)
-            if h is not None:
-                if o in last and last[o] != h:
+            got = pairs.get(o)
+            if got is not None:
+                if o in last and last[o] != got:
                     idsw += 1
                 if o in last and not was_tracked.get(o, True):
                     frag += 1
-                last[o] = h
-            was_tracked[o] = h is not None
+                last[o] = got
+            was_tracked[o] = got is not None
         prev = pairs
     return MotResult(gt, fp, fn, idsw, frag)
 

@@ -20,24 +20,14 @@ from typing import Literal
 import numpy as np
 import pytest
 
-from edge.config import TrackingConfig
-from edge.tracking import Tracker
-from tests.fixtures.mot_scene import SCENE, H, W, background, detections, patches, render, truth
-from tests.support.mot import Box, MotResult, evaluate
+from tests.fixtures.mot_scene import SCENE, W, background, patches, render, scored_frames, truth
+from tests.support.mot import MotResult, evaluate
 
 SEEDS = range(5)
 
 
 def track(kind: Literal["bytetrack", "iou"], fps: int, seed: int, min_score: float) -> MotResult:
-    frames = truth(fps)
-    tracker = Tracker(TrackingConfig(kind=kind, max_missing=fps))
-    scored: list[tuple[dict[int, Box], dict[int, Box]]] = []
-    for (ts, seen), (_, obs) in zip(frames, detections(frames, seed), strict=True):
-        tracker.update([o for o in obs if o.score >= min_score], ts)
-        objs = {s.id: (s.box[0] / W, s.box[1] / H, s.box[2] / W, s.box[3] / H) for s in seen}
-        hyps = {t.id: t.box for t in tracker.tracks if t.started and t.missing == 0}
-        scored.append((objs, hyps))
-    return evaluate(scored)
+    return evaluate(scored_frames(kind, fps, seed, min_score))
 
 
 @pytest.mark.parametrize("fps", [10, 5])
