@@ -17,8 +17,8 @@ import argparse
 import statistics
 import sys
 import time
-from typing import Literal
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
