@@ -109,3 +109,20 @@ def test_low_score_not_below_high_score_is_refused_at_its_line() -> None:
 def test_an_unknown_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="bytetrack"):
         TrackingConfig.model_validate({"kind": "sort"})
+
+
+def test_a_lost_track_is_not_refound_by_a_low_score_box() -> None:
+    # ByteTrack's rule: stage 2 only serves tracks matched in the previous frame
+    frames = [[person(0.1)]] * 4 + [[]] + [[person(0.1, 0.3)]] * 2
+    t = Tracker(cfg("bytetrack"))
+    for i, obs in enumerate(frames):
+        t.update(obs, i / 10)
+    assert [(tr.id, tr.missing) for tr in t.tracks] == [(1, 3)]
+
+
+@pytest.mark.parametrize("kind", ["bytetrack", "iou"])
+def test_zero_area_boxes_neither_crash_nor_start_events(kind: Literal["bytetrack", "iou"]) -> None:
+    flat = Observation("person", 0.9, (0.1, 0.1, 0.3, 0.1))
+    t = Tracker(cfg(kind))
+    steps = [s for i in range(10) for s in t.update([flat, person(0.5)], i / 10)]
+    assert [(s.phase, s.track.id) for s in steps] == [("start", 2)]
