@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import pytest
 
-from edge.boxes import iou
+from edge.boxes import iou, iou_matrix
 from edge.config import TrackingConfig
 from edge.tracking import Observation, Tracker
 
@@ -116,3 +117,12 @@ def test_iou() -> None:
     assert iou(A, A) == 1.0
     assert iou(A, B) == 0.0
     assert abs(iou((0, 0, 2, 1), (1, 0, 3, 1)) - 1 / 3) < 1e-9
+    assert iou((0, 0, 0, 1), (0, 0, 0, 1)) == 0.0  # empty union
+    # the plain-float iou is iou_matrix's formula
+    rng = np.random.default_rng(0)
+    a, b = np.sort(rng.random((200, 2, 2)), axis=1), np.sort(rng.random((200, 2, 2)), axis=1)
+    boxes_a = a.transpose(0, 2, 1).reshape(200, 4)[:, [0, 2, 1, 3]]
+    boxes_b = b.transpose(0, 2, 1).reshape(200, 4)[:, [0, 2, 1, 3]]
+    want = np.diag(iou_matrix(boxes_a, boxes_b))
+    got = [iou(tuple(x), tuple(y)) for x, y in zip(boxes_a, boxes_b, strict=True)]
+    assert np.allclose(got, want, rtol=0, atol=1e-12) and want.max() > 0
