@@ -1,10 +1,11 @@
 """A constant-velocity Kalman filter for boxes, batched over tracks (ByteTrack's, from SORT).
 
 The state is (cx, cy, a, h, vcx, vcy, va, vh): box centre, aspect ratio w/h, height and
-their velocities per *tracked frame* (one ``predict`` per frame the tracker sees, as
-ByteTrack does). The noise is proportional to the box height (ByteTrack's weights 1/20
-for position, 1/160 for velocity), so it is the same in pixels or normalized units.
-A stream whose frame rate varies (drops) is predicted in frames, not in seconds.
+their velocities per frame, as ByteTrack has them. ``predict`` takes the number of frame
+intervals since the last one (the tracker measures it from capture times, so a dropped
+frame is predicted two intervals ahead). The noise is proportional to the box height
+(ByteTrack's weights 1/20 for position, 1/160 for velocity), so it is the same in pixels
+or normalized units.
 """
 
 from __future__ import annotations
@@ -57,13 +58,22 @@ def initiate(boxes: Floats) -> tuple[Floats, Floats]:
     return mean, _diag(std)
 
 
-def predict(mean: Floats, cov: Floats) -> tuple[Floats, Floats]:
-    """One frame ahead: (N, 8), (N, 8, 8) → the predicted states and covariances."""
+def predict(mean: Floats, cov: Floats, steps: float = 1.0) -> tuple[Floats, Floats]:
+    """``steps`` frames ahead (1: the next frame; 2: a frame was dropped): (N, 8),
+    (N, 8, 8) → the predicted states and covariances. The process noise grows with
+    ``steps`` as over that many single steps (to first order)."""
     h = mean[:, 3]
     one = np.ones_like(h)
     pos, vel = W_POS * h, W_VEL * h
     std = np.stack([pos, pos, 1e-2 * one, pos, vel, vel, 1e-5 * one, vel], axis=1)
-    return mean @ _F.T, _F @ cov @ _F.T + _diag(std)
+    f = _F if steps == 1.0 else _transition(steps)
+    return mean @ f.T, f @ cov @ f.T + _diag(std) * steps
+
+
+def _transition(steps: float) -> Floats:
+    f = np.eye(8)
+    f[:4, 4:] = np.eye(4) * steps
+    return f
 
 
 def update(

@@ -4,7 +4,8 @@ Boxes are normalized (x1, y1, x2, y2). Two ways to match a frame's boxes to trac
 (``TrackingConfig.kind``), both within a label:
 
 - ``bytetrack`` (default): every track's box is predicted by a constant-velocity Kalman
-  filter (``edge.kalman``: centre, aspect, height). Boxes scoring ``high_score`` or more
+  filter (``edge.kalman``: centre, aspect, height), as many frame intervals ahead as the
+  capture times say (a dropped frame: two). Boxes scoring ``high_score`` or more
   are matched first to all tracks by IoU with the prediction (minimum-cost assignment,
   ``edge.assignment``); boxes between ``low_score`` and ``high_score`` are then matched
   to the tracks still unmatched that were seen last frame (``low_iou_threshold``). Only
@@ -32,6 +33,7 @@ It ``end``s after ``max_missing`` frames without a match, or at ``finish()``.
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -46,6 +48,10 @@ from edge.config import TrackingConfig
 Box = tuple[float, float, float, float]
 Phase = Literal["start", "update", "end"]
 Floats = npt.NDArray[np.float64]
+INTERVALS = 15
+"""Frame gaps whose median is the stream's frame interval, for the Kalman prediction."""
+MAX_STEPS = 10.0
+"""The most frame intervals one prediction spans (a stalled stream is not extrapolated)."""
 SMOOTH = 0.3
 """Weight of a new hit in ``Track.score_avg`` and ``Track.box_avg``, which the update rules
 compare with their values at the last sent step. On a still face, BlazeFace's score
@@ -111,11 +117,14 @@ class Tracker:
     cfg: TrackingConfig
     tracks: list[Track] = field(default_factory=list)
     _next_id: int = 1
+    _last_ts: float | None = None
+    _intervals: list[float] = field(default_factory=list)  # the last INTERVALS, seconds
 
     def update(self, observations: list[Observation], ts: float) -> list[Step]:
         """Match this frame's observations to tracks; return the lifecycle steps it causes."""
+        ahead = self._frame_steps(ts)
         if self.cfg.kind == "bytetrack":
-            pairs, fresh = self._match_bytetrack(observations)
+            pairs, fresh = self._match_bytetrack(observations, ahead)
         else:
             pairs, fresh = self._match_iou(observations)
         steps: list[Step] = []
@@ -159,6 +168,20 @@ class Tracker:
         self.tracks = keep
         return steps
 
+    def _frame_steps(self, ts: float) -> float:
+        """Frame intervals since the last frame: this gap over the median of the last
+        ``INTERVALS`` gaps, within [1/4, MAX_STEPS]; 1 while that median is unknown or 0."""
+        last, self._last_ts = self._last_ts, ts
+        if last is None:
+            return 1.0
+        gap = ts - last
+        if gap > 0:
+            self._intervals = [*self._intervals[-(INTERVALS - 1) :], gap]
+        typical = statistics.median(self._intervals) if self._intervals else 0.0
+        if typical <= 0 or gap <= 0:
+            return 1.0
+        return min(max(gap / typical, 0.25), MAX_STEPS)
+
     # -- association ---------------------------------------------------------------------
 
     def _match_iou(
@@ -185,8 +208,9 @@ class Tracker:
         return pairs, [oi for oi in range(len(observations)) if oi not in used_o]
 
     def _match_bytetrack(
-        self, observations: list[Observation]
+        self, observations: list[Observation], ahead: float
     ) -> tuple[list[tuple[int, int]], list[int]]:
+        """ByteTrack's two stages, predicting ``ahead`` frame intervals."""
         cfg = self.cfg
         high = [i for i, o in enumerate(observations) if o.score >= cfg.high_score]
         low = [i for i, o in enumerate(observations) if cfg.low_score <= o.score < cfg.high_score]
@@ -196,7 +220,7 @@ class Tracker:
         cov = np.stack([t.cov for t in self.tracks if t.cov is not None])
         lost = np.array([t.missing > 0 for t in self.tracks])
         mean[lost, 7] = 0.0  # a lost track's height stops changing (as ByteTrack does)
-        mean, cov = kalman.predict(mean, cov)
+        mean, cov = kalman.predict(mean, cov, ahead)
         predicted = kalman.to_xyxy(mean)
         pairs = self._stage(
             predicted, observations, list(range(len(self.tracks))), high, cfg.iou_threshold

@@ -126,3 +126,14 @@ def test_zero_area_boxes_neither_crash_nor_start_events(kind: Literal["bytetrack
     t = Tracker(cfg(kind))
     steps = [s for i in range(10) for s in t.update([flat, person(0.5)], i / 10)]
     assert [(s.phase, s.track.id) for s in steps] == [("start", 2)]
+
+
+def test_a_dropped_frame_is_predicted_two_intervals_ahead() -> None:
+    # 10 frames/s, 0.04 a frame (a box 0.1 wide); frames 8–9 and 13–14 never arrive (a
+    # busy device): the object is 0.12 further at the next frame, where a one-frame
+    # prediction (0.04) overlaps it by IoU 0.11, under iou_threshold 0.3
+    kept = [i for i in range(20) if i not in (8, 9, 13, 14)]
+    t = Tracker(cfg("bytetrack"))
+    for i in kept:
+        t.update([person(0.02 + 0.04 * i)], i / 10)
+    assert [(tr.id, tr.hits) for tr in t.tracks] == [(1, len(kept))]
