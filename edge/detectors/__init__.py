@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from edge.detectors import db_text, kws, ssd_anchor, vad
+from edge.detectors import db_text, gfl, kws, ssd_anchor, vad
 from edge.detectors.base import AudioDetector, Detection, ImageDetector, Segment, StageTimes
 from edge.errors import InputError, ManifestError
 from edge.models.manifest import Manifest, format_validation_error
@@ -34,6 +34,7 @@ class DecoderEntry:
 DECODERS: dict[str, DecoderEntry] = {
     "ssd_anchor": DecoderEntry("image", ssd_anchor.Params, ssd_anchor.build),
     "db_text": DecoderEntry("image", db_text.Params, db_text.build),
+    "gfl": DecoderEntry("image", gfl.Params, gfl.build),
     "silero_vad": DecoderEntry("audio", vad.Params, vad.build),
     "micro_wakeword": DecoderEntry("audio", kws.Params, kws.build),
 }

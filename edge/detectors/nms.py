@@ -71,3 +71,21 @@ def nms(
         rest = order[1:]
         order = rest[iou_one_to_many(boxes[top], boxes[rest]) <= iou_threshold]
     return np.asarray(kept, dtype=np.intp)
+
+
+def class_aware_nms(
+    boxes: Floats,
+    scores: Floats,
+    classes: Ints,
+    iou_threshold: float,
+    max_detections: int | None = None,
+) -> Ints:
+    """Hard NMS within each class only (boxes of different classes never suppress each
+    other), as torchvision's ``batched_nms`` does it: every class's boxes are shifted by
+    ``class × (largest coordinate + 1)`` so that no two classes overlap, then one NMS.
+    Returns the kept indices, best first."""
+    if boxes.shape[0] == 0:
+        return np.zeros(0, np.intp)
+    span = float(np.max(boxes)) - min(0.0, float(np.min(boxes))) + 1.0
+    shifted = (boxes + (classes.astype(np.float32) * span)[:, None]).astype(np.float32)
+    return nms(shifted, scores, iou_threshold, max_detections)
