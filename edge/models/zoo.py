@@ -169,11 +169,14 @@ def installed(m: Manifest, home: Path | None = None) -> Manifest:
         raise IntegrityError(
             f"{path}: missing or unreadable; pull again: edge models pull --force {m.name}"
         ) from None
-    if local.model_copy(update={"sha256": m.sha256}) != m:
+    if (local.source, local.file, local.version) != (m.source, m.file, m.version):
         raise IntegrityError(
-            f"{path}: was made for another zoo entry; pull again: edge models pull --force {m.name}"
+            f"{path}: was converted from another source or recipe; pull again: "
+            f"edge models pull --force {m.name}"
         )
-    return local
+    # the zoo's manifest (labels, thresholds, decoder may change without a new conversion)
+    # with the hash of the file converted here
+    return m.model_copy(update={"sha256": local.sha256})
 
 
 def _write_manifest(m: Manifest, target: Path) -> None:
