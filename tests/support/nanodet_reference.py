@@ -126,7 +126,9 @@ def get_bboxes_single(
         if scores.shape[0] > nms_pre:
             max_scores = scores.max(axis=1)
             topk_inds = np.argsort(-max_scores, kind="stable")[:nms_pre]
-            center_points, bbox, scores = center_points[topk_inds], bbox[topk_inds], scores[topk_inds]
+            center_points = center_points[topk_inds, :]
+            bbox = bbox[topk_inds, :]
+            scores = scores[topk_inds, :]
         mlvl_bboxes.append(distance2bbox(center_points, bbox, max_shape=img_shape))
         mlvl_scores.append(scores)
     all_bboxes = np.concatenate(mlvl_bboxes)
