@@ -11,7 +11,7 @@ The truth boxes below were read off the photos by eye (x1, y1, x2, y2 in image p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -23,6 +23,7 @@ import skimage.data
 from edge.boxes import iou
 from edge.detectors import load_detector
 from edge.detectors.gfl import GflDecoder, GflDetector
+from edge.models.resolve import ResolvedModel
 from tests.support import nanodet_reference, node_env
 
 pytestmark = pytest.mark.slow
@@ -54,8 +55,8 @@ NEGATIVE = {"rocket": {"person", "cat", "dog", "car", "truck", "bus", "motorcycl
 
 
 @pytest.fixture(scope="module")
-def nanodet() -> Iterator[GflDetector]:
-    _, det = load_detector("nanodet-m")  # pulls it (npm + tf2onnx) on a fresh machine
+def nanodet(zoo_model: Callable[[str], ResolvedModel]) -> Iterator[GflDetector]:
+    _, det = load_detector(zoo_model("nanodet-m"))  # pulled (npm + tf2onnx) on a fresh machine
     assert isinstance(det, GflDetector)
     yield det
     det.close()

