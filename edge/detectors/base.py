@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.models.manifest import Manifest
-from edge.runtime.base import AcceleratorInfo
+from edge.runtime.base import AcceleratorInfo, Backend
 
 Image = npt.NDArray[np.uint8]
 """A BGR uint8 image, H×W×3, as OpenCV reads it."""
@@ -133,3 +133,17 @@ class AudioDetector(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class BackendDetector:
+    """What every detector does the same with its model: say where it runs, close it."""
+
+    _backend: Backend
+
+    @property
+    def accelerator(self) -> AcceleratorInfo:
+        """The provider or delegate the model really runs on."""
+        return self._backend.accelerator
+
+    def close(self) -> None:
+        self._backend.close()

@@ -17,12 +17,12 @@ import numpy.typing as npt
 import pyclipper
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.detectors.base import Detection, Image, StageTimes
+from edge.detectors.base import BackendDetector, Detection, Image, StageTimes
 from edge.detectors.labels import check_label_count
 from edge.detectors.preprocess import ImagePreprocessor, Transform
 from edge.errors import InputError, ManifestError, ModelError
 from edge.models.manifest import ImageInput, Manifest
-from edge.runtime.base import AcceleratorInfo, Backend
+from edge.runtime.base import Backend
 
 FloatArray = npt.NDArray[np.float32]
 Points = npt.NDArray[np.float32] | npt.NDArray[np.int32]
@@ -163,7 +163,7 @@ def to_detection(box: TextBox, transform: Transform, label: str) -> Detection:
     )
 
 
-class DBTextDetector:
+class DBTextDetector(BackendDetector):
     """A DB text detector; ``score_threshold`` (the box threshold) may be changed between calls."""
 
     def __init__(self, manifest: Manifest, backend: Backend, params: Params) -> None:
@@ -208,14 +208,6 @@ class DBTextDetector:
             dets = [to_detection(b, transform, self.label) for b in boxes]
             dets.sort(key=lambda d: (d.box[1], d.box[0]))  # reading order: top down, then left
         return dets
-
-    @property
-    def accelerator(self) -> AcceleratorInfo:
-        """The provider or delegate the model really runs on."""
-        return self._backend.accelerator
-
-    def close(self) -> None:
-        self._backend.close()
 
 
 def build(manifest: Manifest, backend: Backend, params: Params) -> DBTextDetector:

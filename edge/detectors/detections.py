@@ -23,12 +23,12 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.detectors.base import Detection, Image, StageTimes
+from edge.detectors.base import BackendDetector, Detection, Image, StageTimes
 from edge.detectors.outputs import as_float, output_index, shape_text, to_detections
 from edge.detectors.preprocess import ImagePreprocessor, Transform
 from edge.errors import ManifestError, ModelError
 from edge.models.manifest import ImageInput, Manifest
-from edge.runtime.base import AcceleratorInfo, Array, Backend
+from edge.runtime.base import Array, Backend
 
 Floats = npt.NDArray[np.float32]
 Style = Literal["tflite_postprocess", "end_to_end", "tf_od_api"]
@@ -83,7 +83,7 @@ def _role_index(backend: Backend, params: Params, role: str, origin: str) -> int
     )
 
 
-class DetectionsDetector:
+class DetectionsDetector(BackendDetector):
     """Image → the model's own final boxes in image pixels. ``times``: pre / invoke / post."""
 
     def __init__(self, manifest: Manifest, backend: Backend, params: Params) -> None:
@@ -178,14 +178,6 @@ class DetectionsDetector:
         ordered: Floats = np.stack((x1, y1, x2, y2), axis=1).astype(np.float32)
         cls = np.rint(classes[keep]).astype(np.intp) - self._offset
         return to_detections(ordered, scores[keep].astype(np.float32), cls, transform, self._labels)
-
-    @property
-    def accelerator(self) -> AcceleratorInfo:
-        """The provider or delegate the model really runs on."""
-        return self._backend.accelerator
-
-    def close(self) -> None:
-        self._backend.close()
 
 
 def build(manifest: Manifest, backend: Backend, params: Params) -> DetectionsDetector:

@@ -22,12 +22,13 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edge.detectors.base import Detection, Image, StageTimes
+from edge.detectors.base import BackendDetector, Detection, Image, StageTimes
 from edge.detectors.nms import batched_nms
+from edge.detectors.outputs import output_index
 from edge.detectors.preprocess import ImagePreprocessor, Transform
 from edge.errors import ManifestError
 from edge.models.manifest import ImageInput, Manifest
-from edge.runtime.base import AcceleratorInfo, Array, Backend
+from edge.runtime.base import Array, Backend
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.intp]
@@ -155,20 +156,7 @@ _EMPTY_SCORES: Floats = np.zeros(0, np.float32)
 _EMPTY_CLASSES: Ints = np.zeros(0, np.intp)
 
 
-def _output_index(backend: Backend, which: int | str, field: str, origin: str) -> int:
-    names = [o.name for o in backend.outputs]
-    if isinstance(which, int):
-        if 0 <= which < len(names):
-            return which
-        raise ManifestError(
-            f"{origin}: decoder.{field}: index {which} out of range; the model has outputs {names}"
-        )
-    if which in names:
-        return names.index(which)
-    raise ManifestError(f"{origin}: decoder.{field}: no output {which!r}; the model has {names}")
-
-
-class GflDetector:
+class GflDetector(BackendDetector):
     """Image → detections in image pixels. ``times``: pre / invoke / post."""
 
     def __init__(self, manifest: Manifest, backend: Backend, params: Params) -> None:
@@ -185,11 +173,11 @@ class GflDetector:
         assert self._pre.fixed_h is not None
         width, height = self._pre.fixed_w, self._pre.fixed_h
         self._scores_i = [
-            _output_index(backend, w, f"scores_output[{i}]", origin)
+            output_index(backend, w, f"scores_output[{i}]", origin)
             for i, w in enumerate(params.scores_output)
         ]
         self._boxes_i = [
-            _output_index(backend, w, f"boxes_output[{i}]", origin)
+            output_index(backend, w, f"boxes_output[{i}]", origin)
             for i, w in enumerate(params.boxes_output)
         ]
         self._check_shapes(params, width, height, origin)
@@ -272,14 +260,6 @@ class GflDetector:
             )
             for i, c in enumerate(classes.tolist())
         ]
-
-    @property
-    def accelerator(self) -> AcceleratorInfo:
-        """The provider or delegate the model really runs on."""
-        return self._backend.accelerator
-
-    def close(self) -> None:
-        self._backend.close()
 
 
 def build(manifest: Manifest, backend: Backend, params: Params) -> GflDetector:

@@ -27,10 +27,10 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.detectors.base import Audio, Segment, StageTimes
+from edge.detectors.base import Audio, BackendDetector, Segment, StageTimes
 from edge.errors import BackendUnavailableError, InputError, ManifestError
 from edge.models.manifest import AudioInput, Manifest
-from edge.runtime.base import AcceleratorInfo, Array, Backend, TensorSpec
+from edge.runtime.base import Array, Backend, TensorSpec
 
 FRONTEND_RATE = 16000
 """The TFLite Micro frontend in pymicro-features is built for 16 kHz, 16-bit audio."""
@@ -166,7 +166,7 @@ class SlidingDecision:
 # -- the detector -----------------------------------------------------------------------
 
 
-class MicroWakeWord:
+class MicroWakeWord(BackendDetector):
     """An ``AudioDetector`` that returns one ``Segment`` per wake-word detection."""
 
     def __init__(self, manifest: Manifest, backend: Backend, params: Params) -> None:
@@ -271,14 +271,6 @@ class MicroWakeWord:
     @property
     def active(self) -> Segment | None:
         return None  # a detection is a moment, returned by ``feed`` as it happens
-
-    @property
-    def accelerator(self) -> AcceleratorInfo:
-        """The provider or delegate the model really runs on."""
-        return self._backend.accelerator
-
-    def close(self) -> None:
-        self._backend.close()
 
     # -- internals --------------------------------------------------------------------
 

@@ -16,13 +16,14 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edge.detectors.base import Detection, Image, StageTimes
+from edge.detectors.base import BackendDetector, Detection, Image, StageTimes
 from edge.detectors.labels import check_label_count
 from edge.detectors.nms import nms, weighted_nms
+from edge.detectors.outputs import output_index
 from edge.detectors.preprocess import ImagePreprocessor, Transform
 from edge.errors import ManifestError
 from edge.models.manifest import ImageInput, Manifest
-from edge.runtime.base import AcceleratorInfo, Array, Backend
+from edge.runtime.base import Array, Backend
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.intp]
@@ -256,20 +257,7 @@ _EMPTY_SCORES: Floats = np.zeros(0, np.float32)
 _EMPTY_CLASSES: Ints = np.zeros(0, np.intp)
 
 
-def _output_index(backend: Backend, which: int | str, field: str, origin: str) -> int:
-    names = [o.name for o in backend.outputs]
-    if isinstance(which, int):
-        if 0 <= which < len(names):
-            return which
-        raise ManifestError(
-            f"{origin}: decoder.{field}: index {which} out of range; the model has outputs {names}"
-        )
-    if which in names:
-        return names.index(which)
-    raise ManifestError(f"{origin}: decoder.{field}: no output {which!r}; the model has {names}")
-
-
-class SsdAnchorDetector:
+class SsdAnchorDetector(BackendDetector):
     """Image → detections in image pixels, with keypoints. ``times``: pre / invoke / post."""
 
     def __init__(
@@ -287,8 +275,8 @@ class SsdAnchorDetector:
         self._backend = backend
         self._input_name = backend.inputs[0].name
         self._pre = ImagePreprocessor(manifest.input, backend.inputs[0])
-        self._boxes_i = _output_index(backend, params.boxes_output, "boxes_output", origin)
-        self._scores_i = _output_index(backend, params.scores_output, "scores_output", origin)
+        self._boxes_i = output_index(backend, params.boxes_output, "boxes_output", origin)
+        self._scores_i = output_index(backend, params.scores_output, "scores_output", origin)
         anchors = generate_anchors(params.anchors)
         self._check_counts(anchors.shape[0], params, origin)
         self._check_classes(anchors.shape[0], manifest, origin)
@@ -373,14 +361,6 @@ class SsdAnchorDetector:
         box = (float(xs[0]), float(ys[0]), float(xs[1]), float(ys[1]))
         kps = [(float(x), float(y)) for x, y in zip(xs[2:], ys[2:], strict=True)]
         return Detection(label, score, box, kps if self._num_keypoints else None)
-
-    @property
-    def accelerator(self) -> AcceleratorInfo:
-        """The provider or delegate the model really runs on."""
-        return self._backend.accelerator
-
-    def close(self) -> None:
-        self._backend.close()
 
 
 def build(manifest: Manifest, backend: Backend, params: Params) -> SsdAnchorDetector:

@@ -19,10 +19,10 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edge.detectors.base import Audio, Segment, StageTimes
+from edge.detectors.base import Audio, BackendDetector, Segment, StageTimes
 from edge.errors import InputError, ManifestError
 from edge.models.manifest import AudioInput, Manifest
-from edge.runtime.base import AcceleratorInfo, Array, Backend
+from edge.runtime.base import Array, Backend
 
 # get_speech_timestamps' default: pauses shorter than this are not cut points at max length
 _MIN_SILENCE_AT_MAX_SPEECH_MS = 98
@@ -74,7 +74,7 @@ class _Raw:
     pad_start: int
 
 
-class SileroVad:
+class SileroVad(BackendDetector):
     """An ``AudioDetector``: push samples with ``feed``, get closed speech segments back."""
 
     def __init__(self, manifest: Manifest, backend: Backend, params: Params) -> None:
@@ -186,14 +186,6 @@ class SileroVad:
         return Segment(
             self._label, self._padded_start(self._start) / self._rate, self._fed / self._rate, score
         )
-
-    @property
-    def accelerator(self) -> AcceleratorInfo:
-        """The provider or delegate the model really runs on."""
-        return self._backend.accelerator
-
-    def close(self) -> None:
-        self._backend.close()
 
     def detect_samples(self, samples: Audio) -> list[Segment]:
         """Segments of a whole recording (the stream is reset before and after)."""

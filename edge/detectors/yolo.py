@@ -25,13 +25,13 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.detectors.base import Detection, Image, StageTimes
+from edge.detectors.base import BackendDetector, Detection, Image, StageTimes
 from edge.detectors.nms import batched_nms
 from edge.detectors.outputs import as_float, output_index, shape_text, to_detections
 from edge.detectors.preprocess import ImagePreprocessor, Transform
 from edge.errors import ManifestError, ModelError
 from edge.models.manifest import ImageInput, Manifest
-from edge.runtime.base import AcceleratorInfo, Backend
+from edge.runtime.base import Backend
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.intp]
@@ -197,7 +197,7 @@ class YoloDecoder:
         return boxes[keep], scores[keep], classes[keep]
 
 
-class YoloDetector:
+class YoloDetector(BackendDetector):
     """Image → YOLO detections in image pixels. ``times``: pre / invoke / post."""
 
     def __init__(self, manifest: Manifest, backend: Backend, params: Params) -> None:
@@ -268,14 +268,6 @@ class YoloDetector:
             )
         boxes, scores, classes = self._decoder(raw, transform.model_w, transform.model_h)
         return to_detections(boxes, scores, classes, transform, self._labels)
-
-    @property
-    def accelerator(self) -> AcceleratorInfo:
-        """The provider or delegate the model really runs on."""
-        return self._backend.accelerator
-
-    def close(self) -> None:
-        self._backend.close()
 
 
 def build(manifest: Manifest, backend: Backend, params: Params) -> YoloDetector:
