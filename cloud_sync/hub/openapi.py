@@ -21,6 +21,7 @@ _401 = {"description": "missing or wrong bearer token or session cookie (when th
 _400_URL = "?token= or ?access_token= in the URL (refused on every path), or a bad parameter"
 _403 = {"description": f"session cookie without the {CSRF_HEADER}: 1 header"}
 _TIME = "epoch seconds or RFC 3339 with a zone"
+_PHASE = "start, update, end (a track), enter, exit (a zone) or cross (a line)"
 
 
 def _get(summary: str, params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -96,13 +97,14 @@ def openapi_document() -> dict[str, Any]:
             },
             "/api/events": _get("stored events, newest first, cursor-paginated", [
                 _q("device", "device id"), _q("label", "label"), _q("kind", "vision or audio"),
-                _q("since", _TIME), _q("until", _TIME),
+                _q("phase", _PHASE), _q("since", _TIME), _q("until", _TIME),
                 _q("cursor", "next_cursor of the previous page", "integer"),
                 _q("limit", "1..1000", "integer"), _q("order", "desc (default) or asc")]),
             "/api/stream": _get(
                 "Server-Sent Events: `event: event`, `id:` the event's number; send"
                 " Last-Event-ID to resume; EventSource authenticates with the session cookie",
-                [_q("device", "device id"), _q("label", "label"), _q("kind", "vision or audio")]),
+                [_q("device", "device id"), _q("label", "label"), _q("kind", "vision or audio"),
+                 _q("phase", _PHASE)]),
             "/api/gaps": _get("missing seq ranges per device from seq 0; `cause` in_transit or"
                               " outbox_reset (lost at the device)", [_q("device", "device id")]),
             "/api/quarantine": _get(

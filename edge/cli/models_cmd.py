@@ -56,6 +56,16 @@ def add_parser(sub: Any) -> None:
     add_home_option(info)
     info.set_defaults(handler=run_info)
 
+    check = msub.add_parser(
+        "check",
+        help="load a model with its manifest and check them against each other "
+        "(decoder options vs output shapes, label count); one-line error if not",
+    )
+    check.add_argument("model", metavar="MODEL", help="zoo name, manifest or model folder")
+    check.add_argument("--json", action="store_true")
+    add_home_option(check)
+    check.set_defaults(handler=run_check)
+
 
 def _row(name: str, home: Path | None) -> dict[str, Any]:
     m = zoo.get(name)
@@ -147,4 +157,41 @@ def run_info(args: argparse.Namespace) -> int:
         import json
 
         print(json.dumps(doc, indent=2))
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from edge.detectors import build_detector, decoder_entry
+    from edge.models.resolve import resolve
+    from edge.runtime import FORMAT_BACKEND, BackendOptions, load_backend
+    from edge.runtime.base import TensorSpec
+
+    def spec(t: TensorSpec) -> dict[str, Any]:
+        return {"name": t.name, "shape": list(t.shape), "dtype": str(t.dtype)}
+
+    model = resolve(args.model, args.home)
+    m = model.manifest
+    decoder_entry(m, model.origin)  # the manifest alone first: unknown options name their field
+    backend = load_backend(model.path, BackendOptions(), FORMAT_BACKEND[m.format])
+    try:
+        det = build_detector(m, backend, model.origin)  # checks options against the shapes
+        doc: dict[str, Any] = {
+            "model": model.origin,
+            "ok": True,
+            "decoder": m.decoder.type,
+            "layout": getattr(det, "layout", None),
+            "labels": len(m.labels),
+            "inputs": [spec(t) for t in backend.inputs],
+            "outputs": [spec(t) for t in backend.outputs],
+        }
+    finally:
+        backend.close()
+    if args.json:
+        emit_json(doc)
+    else:
+        outs = ", ".join(f"{o['name']} {o['shape']}" for o in doc["outputs"])
+        extra = f", layout {doc['layout']}" if doc["layout"] else ""
+        print(
+            f"{model.origin}: ok ({doc['decoder']}{extra}, {doc['labels']} labels; outputs {outs})"
+        )
     return 0

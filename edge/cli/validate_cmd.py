@@ -32,6 +32,7 @@ def deep_problems(path: Path, cfg: DeviceConfig, check_models: bool) -> list[str
     """What the schema cannot see: models that do not resolve, sinks whose extra is not
     installed, missing files."""
     from edge.models.resolve import resolve
+    from edge.pipeline.filters import check_names
 
     lines = key_lines(path.read_text(encoding="utf-8"))
 
@@ -46,9 +47,17 @@ def deep_problems(path: Path, cfg: DeviceConfig, check_models: bool) -> list[str
         if not check_models and not is_path:
             continue
         try:
-            resolve(d.model, cfg.models_home, pull_missing=check_models)
+            model = resolve(d.model, cfg.models_home, pull_missing=check_models)
         except EdgeError as exc:
             out.append(f"{at('detectors', name, 'model')}: {exc}")
+            continue
+        label_keys = {"labels": d.labels or [], "exclude_labels": d.exclude_labels,
+                 "label_thresholds": list(d.label_thresholds)}  # fmt: skip
+        for key, names in label_keys.items():
+            try:  # label names the model has (edge.pipeline.filters)
+                check_names(f"detectors.{name}.{key}", names, model.manifest)
+            except ConfigError as exc:
+                out.append(f"{at('detectors', name, key)}: {str(exc).split(': ', 1)[1]}")
     for i, sink in enumerate(cfg.sinks):
         try:  # imports the sink's module: a missing extra (paho for mqtt) is a problem here
             sink_factory(sink.type)

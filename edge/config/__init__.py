@@ -5,6 +5,7 @@ Validated with pydantic, unknown keys rejected. ``load_config`` raises
 
 - ``edge.config.device``: ``DeviceConfig`` and its tables (detectors, tracking, health)
 - ``edge.config.streams``: ``[[streams]]``
+- ``edge.config.regions``: ``[[streams.zones]]`` and ``[[streams.lines]]`` (named regions)
 - ``edge.config.sinks``: ``[[sinks]]``, one model per ``type`` (a discriminated union)
 - ``edge.config.sync``: ``[sync]`` (broker, identity, outbox), used by ``cloud_sync``
 - ``edge.config.lines``: the TOML line of a key (``find_line``)
@@ -28,6 +29,7 @@ from edge.config.load import (
     read_config_text,
     resolve_paths,
 )
+from edge.config.regions import LineConfig, ZoneConfig
 from edge.config.sinks import (
     SINK_TYPES,
     JsonlSinkConfig,
@@ -45,6 +47,7 @@ __all__ = [
     "HealthConfig",
     "InvalidConfigError",
     "JsonlSinkConfig",
+    "LineConfig",
     "MotionGateConfig",
     "MqttSinkConfig",
     "OutboxConfig",
@@ -55,6 +58,7 @@ __all__ = [
     "SyncConfig",
     "TLSConfig",
     "TrackingConfig",
+    "ZoneConfig",
     "find_line",
     "format_problems",
     "infer_source_type",

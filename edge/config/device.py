@@ -52,11 +52,74 @@ class DetectorConfig(Section):
         title="Threshold",
         description="score threshold (default: manifest's)",
     )
+    label_thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        title="Label thresholds",
+        description="per-label score thresholds over the manifest's, e.g. {person = 0.4}",
+    )
+    labels: list[str] | None = Field(
+        default=None,
+        title="Labels",
+        description="keep only detections with these labels (default: all; [] keeps none)",
+    )
+    exclude_labels: list[str] = Field(
+        default_factory=list, title="Exclude labels", description="drop detections with these"
+    )
+    min_area: float = Field(
+        default=0.0, ge=0, le=1, title="Min area", description="drop smaller boxes (image = 1)"
+    )
+    max_area: float = Field(
+        default=1.0, gt=0, le=1, title="Max area", description="drop larger boxes (image = 1)"
+    )
+
+    @model_validator(mode="after")
+    def _filters(self) -> DetectorConfig:
+        for name, v in self.label_thresholds.items():
+            if not 0.0 < v < 1.0:
+                raise ValueError(f"label_thresholds.{name}: lies between 0 and 1, got {v}")
+        if self.min_area > self.max_area:
+            raise ValueError(f"min_area {self.min_area} is above max_area {self.max_area}")
+        both = sorted(set(self.labels or ()) & set(self.exclude_labels))
+        if both:
+            raise ValueError(f"labels and exclude_labels both name {both}")
+        return self
 
 
 class TrackingConfig(Section):
+    kind: Literal["bytetrack", "iou"] = Field(
+        default="bytetrack",
+        title="Tracker",
+        description="bytetrack: Kalman-predicted boxes, high- then low-score matching; "
+        "iou: greedy IoU with the last box",
+    )
     iou_threshold: float = Field(
-        default=0.3, gt=0, lt=1, title="IoU match", description="overlap that continues a track"
+        default=0.3,
+        gt=0,
+        lt=1,
+        title="IoU match",
+        description="overlap that continues a track (bytetrack: with its predicted box)",
+    )
+    high_score: float = Field(
+        default=0.5,
+        gt=0,
+        lt=1,
+        title="High score",
+        description="bytetrack: boxes scoring this or more are matched first and may start a track",
+    )
+    low_score: float = Field(
+        default=0.1,
+        gt=0,
+        lt=1,
+        title="Low score",
+        description="bytetrack: boxes from this up to high_score only continue a track "
+        "(set the detector's threshold this low to send them)",
+    )
+    low_iou_threshold: float = Field(
+        default=0.5,
+        gt=0,
+        lt=1,
+        title="Low-score IoU match",
+        description="bytetrack: overlap a low-score box needs to continue a track",
     )
     min_hits: int = Field(
         default=3,
@@ -65,26 +128,38 @@ class TrackingConfig(Section):
         description="frames a detection must persist to start an event",
     )
     max_missing: int = Field(
-        default=5, ge=1, title="End after", description="frames without it that end the event"
+        default=5,
+        ge=1,
+        title="End after",
+        description="frames without it that end the event (bytetrack: until then the "
+        "track coasts on its prediction and can be re-found)",
     )
     update_interval_s: float = Field(
         default=1.0,
         gt=0,
         title="Update interval",
-        description="at most one update per track per this",
+        description="a moving track is updated every this (a still one is not)",
+    )
+    update_still_move: float = Field(
+        default=0.1,
+        gt=0,
+        title="Still box",
+        description="a track whose smoothed box centre stays within this fraction of its "
+        "size (sqrt(w·h)) of the last sent one, and its size within this fraction, is still: "
+        "no periodic updates (the box jitter of a parked car)",
     )
     update_score_delta: float = Field(
         default=0.1,
         gt=0,
         title="Score change",
-        description="a score change this big allows an update sooner",
+        description="a (smoothed) score change this big allows an update sooner",
     )
     update_iou_below: float = Field(
         default=0.7,
         gt=0,
         lt=1,
         title="Box change",
-        description="box IoU with the last emitted below this allows an update sooner",
+        description="(smoothed) box IoU with the last sent below this allows an update sooner",
     )
     min_update_gap_s: float = Field(
         default=0.2,
@@ -98,6 +173,15 @@ class TrackingConfig(Section):
         title="Audio min",
         description="an open speech segment starts an event once this long",
     )
+
+    @model_validator(mode="after")
+    def _scores(self) -> TrackingConfig:
+        if self.low_score >= self.high_score:
+            raise ValueError(
+                f"low_score ({self.low_score}) must be below high_score ({self.high_score}): "
+                "lower low_score or raise high_score"
+            )
+        return self
 
 
 class HealthConfig(Section):

@@ -19,17 +19,25 @@ def _split_key(text: str) -> list[str]:
 
 
 def key_lines(text: str) -> KeyLines:
-    """Path → 1-based line of every table header and key (arrays of tables get their index)."""
+    """Path → 1-based line of every table header and key (arrays of tables get their index,
+    nested ones too: ``[[streams.zones]]`` is ``streams.<i>.zones.<j>``)."""
     lines: KeyLines = {}
-    counts: dict[tuple[str, ...], int] = {}
+    counts: dict[tuple[str, ...], int] = {}  # resolved path of an array of tables → last index
     table: tuple[str, ...] = ()
     for no, line in enumerate(text.splitlines(), start=1):
         m = _HEADER.match(line)
         if m:
-            path = tuple(_split_key(m.group(2)))
+            path: tuple[str, ...] = ()
+            for part in _split_key(m.group(2)):
+                if path in counts and path:  # a parent array of tables: its current element
+                    path = (*path, str(counts[path]))
+                path = (*path, part)
+            if path in counts and m.group(1) != "[[":  # [a.b] under the last [[a]] element
+                path = (*path, str(counts[path]))
             if m.group(1) == "[[":
                 idx = counts.get(path, -1) + 1
                 counts[path] = idx
+                lines.setdefault(path, no)
                 table = (*path, str(idx))
             else:
                 table = path

@@ -7,7 +7,8 @@ every key path whose value differs, is added or is removed must be on ``REMOTE_K
 and no changed value may contain ``${``. Anything else refuses the whole command, and
 nothing is applied or written.
 
-What is allowed is tuning: how detections turn into events (scores, zones, tracking),
+What is allowed is tuning: how detections turn into events (scores, per-label scores,
+label allow/deny lists, box areas, zones, lines, tracking),
 how often frames are processed, how often telemetry is sent. What is refused, and why
 (``REFUSED``): whatever says who the device is, where it connects, which files it reads
 or writes, which model runs and which key verifies models. A command channel that can
@@ -33,20 +34,35 @@ ANY_INDEX = "[]"
 
 REMOTE_KEYS: dict[str, str] = {
     "detectors.NAME.threshold": "a detector's score threshold",
+    "detectors.NAME.label_thresholds": "a detector's per-label score thresholds (a table)",
+    "detectors.NAME.label_thresholds.NAME": "one label's score threshold",
+    "detectors.NAME.labels": "the labels a detector keeps (allow list)",
+    "detectors.NAME.exclude_labels": "the labels a detector drops (deny list)",
+    "detectors.NAME.min_area": "the smallest box kept, as a fraction of the image",
+    "detectors.NAME.max_area": "the largest box kept, as a fraction of the image",
     "streams[].thresholds": "a stream's per-detector score thresholds (an empty table)",
     "streams[].thresholds.NAME": "a stream's per-detector score threshold",
     "streams[].fps_limit": "frames per second a stream processes",
-    "streams[].zones": "the polygons a detection must fall in",
+    "streams[].zones": "the named zones, all at once (also: none, or the deprecated unnamed form)",
+    "streams[].zones[].NAME": "a named zone's name, points, anchor, inertia",
+    "streams[].zone_filter": "whether only objects in some zone make events",
+    "streams[].lines": "the named counting lines, all at once (also: none)",
+    "streams[].lines[].NAME": "a counting line's name, start, end, anchor, hysteresis",
     "streams[].motion_gate": "the motion gate, added or removed as a whole",
     "streams[].motion_gate.enabled": "the motion gate, on or off",
     "streams[].motion_gate.threshold": "what counts as motion",
     "streams[].motion_gate.max_skip_s": "how long the gate may skip inference",
+    "tracking.kind": "event tracking",
     "tracking.iou_threshold": "event tracking",
+    "tracking.high_score": "event tracking",
+    "tracking.low_score": "event tracking",
+    "tracking.low_iou_threshold": "event tracking",
     "tracking.min_hits": "event tracking",
     "tracking.max_missing": "event tracking",
     "tracking.update_interval_s": "event updates",
     "tracking.update_score_delta": "event updates",
     "tracking.update_iou_below": "event updates",
+    "tracking.update_still_move": "event updates",
     "tracking.min_update_gap_s": "event updates",
     "tracking.audio_min_s": "audio events",
     "sync.telemetry_interval_s": "how often telemetry is sent (the one [sync] key)",

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edge.config.base import Section
+from edge.config.regions import LineConfig, ZoneConfig, legacy_zones
 from edge.redact import redact
-from edge.wire import StreamName
+from edge.wire import MAX_REGIONS, StreamName
 
 SourceType = Literal["camera", "video", "url", "images", "wav", "mic"]
 VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".mkv", ".mov", ".webm", ".mjpg", ".mjpeg", ".m4v"})
@@ -57,10 +58,25 @@ class StreamConfig(Section):
     resolution: tuple[int, int] | None = Field(
         default=None, title="Resolution", description="[width, height] asked of a camera"
     )
-    zones: list[list[tuple[float, float]]] = Field(
+    zones: list[ZoneConfig] = Field(
         default_factory=list,
+        max_length=MAX_REGIONS,
         title="Zones",
-        description="normalized [x, y] polygons; a detection counts only if its centre is in one",
+        description="named polygons ([[streams.zones]]): events say which an object is in, "
+        "and an object entering or leaving one makes an enter / exit event",
+    )
+    zone_filter: bool = Field(
+        default=False,
+        title="Zone filter",
+        description="only objects whose anchor is in some zone are tracked and make events "
+        "(default: zones annotate, nothing is filtered; the deprecated unnamed form: true)",
+    )
+    lines: list[LineConfig] = Field(
+        default_factory=list,
+        max_length=MAX_REGIONS,
+        title="Lines",
+        description="named lines ([[streams.lines]]): crossings make cross events and are "
+        "counted in and out",
     )
     motion_gate: MotionGateConfig | None = Field(
         default=None, title="Motion gate", description="skip inference while the scene is static"
@@ -92,6 +108,20 @@ class StreamConfig(Section):
         default=10.0, gt=0, title="Reconnect max", description="backoff cap"
     )
 
+    @field_validator("zones", "lines")
+    @classmethod
+    def _unique(cls, items: list[ZoneConfig] | list[LineConfig]) -> object:
+        names = [i.name for i in items]
+        dup = next((n for n in names if names.count(n) > 1), None)
+        if dup is not None:
+            raise ValueError(f"the name {dup!r} is used twice; give each one its own name")
+        return items
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: object) -> object:
+        return legacy_zones(data)
+
     @model_validator(mode="after")
     def _check(self) -> StreamConfig:
         if self.type is None:
@@ -102,11 +132,13 @@ class StreamConfig(Section):
         for v in self.thresholds.values():
             if not 0.0 < v < 1.0:
                 raise ValueError(f"thresholds must lie between 0 and 1, got {v}")
-        for zone in self.zones:
-            if len(zone) < 3:
-                raise ValueError("a zone needs at least 3 points")
-            if any(not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0) for x, y in zone):
-                raise ValueError("zone points are normalized: x and y in [0, 1]")
+        both = sorted({z.name for z in self.zones} & {ln.name for ln in self.lines})
+        if both:
+            raise ValueError(
+                f"zones and lines need distinct names; {both[0]!r} names a zone and a line"
+            )
+        if self.zone_filter and not self.zones:
+            raise ValueError("zone_filter = true needs at least one zone")
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be >= reconnect_min_s")
         return self

@@ -104,7 +104,7 @@ class Control(Reloading):
             loaded = []
             try:
                 for _ in targets:
-                    loaded.append(open_detector(dcfg, model, self._profile(self.cfg)))
+                    loaded.append(open_detector(dcfg, model, self._profile(self.cfg), detector))
                 replaced = self._ota.accept(detector, model, dcfg.model)  # durable first
             except BaseException:
                 for det in loaded:

@@ -8,15 +8,16 @@ manifest; adding a family is one module and one line here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from edge.detectors import db_text, gfl, kws, ssd_anchor, vad
+from edge.detectors import db_text, detections, gfl, kws, ssd_anchor, vad, yolo
 from edge.detectors.base import AudioDetector, Detection, ImageDetector, Segment, StageTimes
+from edge.detectors.labels import LabelThresholds, check_label_count, unknown_labels
 from edge.errors import InputError, ManifestError
 from edge.models.manifest import Manifest, format_validation_error
 from edge.models.resolve import ResolvedModel, resolve
@@ -35,6 +36,8 @@ DECODERS: dict[str, DecoderEntry] = {
     "ssd_anchor": DecoderEntry("image", ssd_anchor.Params, ssd_anchor.build),
     "db_text": DecoderEntry("image", db_text.Params, db_text.build),
     "gfl": DecoderEntry("image", gfl.Params, gfl.build),
+    "yolo": DecoderEntry("image", yolo.Params, yolo.build),
+    "detections": DecoderEntry("image", detections.Params, detections.build),
     "silero_vad": DecoderEntry("audio", vad.Params, vad.build),
     "micro_wakeword": DecoderEntry("audio", kws.Params, kws.build),
 }
@@ -65,7 +68,8 @@ def build_detector(
     manifest: Manifest, backend: Backend, origin: str
 ) -> ImageDetector | AudioDetector:
     entry, params = decoder_entry(manifest, origin)
-    return entry.build(manifest, backend, params)
+    det = entry.build(manifest, backend, params)
+    return with_label_thresholds(det, manifest.label_thresholds, origin)
 
 
 def load_detector(
@@ -92,7 +96,8 @@ def load_detector(
         backend or FORMAT_BACKEND[model.manifest.format],
     )
     try:
-        return model, entry.build(model.manifest, rt, params)
+        det = entry.build(model.manifest, rt, params)
+        return model, with_label_thresholds(det, model.manifest.label_thresholds, model.origin)
     except BaseException:
         rt.close()
         raise
@@ -107,15 +112,38 @@ def set_threshold(detector: ImageDetector | AudioDetector, value: float) -> None
     detector.score_threshold = value
 
 
+def with_label_thresholds(
+    detector: ImageDetector | AudioDetector, values: Mapping[str, float], origin: str
+) -> ImageDetector | AudioDetector:
+    """``detector`` with per-label thresholds ``values`` set over those it has (the manifest's
+    ``label_thresholds``, then the device config's): wrapped in ``LabelThresholds`` once, the
+    one place they are applied. No ``values``: ``detector`` as it is."""
+    if not values:
+        return detector
+    m = detector.manifest
+    if m.input.kind != "image":
+        raise InputError(f"{origin}: label_thresholds apply to image detectors; {m.name} is audio")
+    unknown = unknown_labels(values, m.labels)
+    if unknown:
+        raise InputError(f"{origin}: label_thresholds: {unknown} not among {m.name}'s {m.labels}")
+    if isinstance(detector, LabelThresholds):
+        detector.label_thresholds = {**detector.label_thresholds, **values}
+        return detector
+    return LabelThresholds(detector, values)  # type: ignore[arg-type]  # an image detector
+
+
 __all__ = [
     "DECODERS",
     "AudioDetector",
     "Detection",
     "ImageDetector",
+    "LabelThresholds",
     "Segment",
     "StageTimes",
     "build_detector",
+    "check_label_count",
     "decoder_entry",
     "load_detector",
     "set_threshold",
+    "with_label_thresholds",
 ]

@@ -18,6 +18,7 @@ import pyclipper
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.detectors.base import Detection, Image, StageTimes
+from edge.detectors.labels import check_label_count
 from edge.detectors.preprocess import ImagePreprocessor, Transform
 from edge.errors import InputError, ManifestError, ModelError
 from edge.models.manifest import ImageInput, Manifest
@@ -173,6 +174,7 @@ class DBTextDetector:
                 f"{manifest.name}: db_text expects one image input and a probability-map output, "
                 f"the model has {len(backend.inputs)} inputs and {len(backend.outputs)} outputs"
             )
+        check_label_count(manifest, 1, manifest.name)  # one probability map: one class
         self.manifest = manifest
         self.times = StageTimes()
         self.params = params

@@ -8,6 +8,8 @@ averaged by score; extra columns (keypoints) are averaged the same way.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -15,11 +17,12 @@ from edge.boxes import iou_matrix
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.intp]
+AnyFloats = npt.NDArray[np.floating[Any]]
 
 
-def iou_one_to_many(box: Floats, boxes: Floats) -> Floats:
+def iou_one_to_many(box: AnyFloats, boxes: AnyFloats) -> AnyFloats:
     """IoU of ``box`` (4,) with each row of ``boxes`` (N, 4); 0 where the union is empty."""
-    out: Floats = iou_matrix(box[None, :4], boxes)[0]
+    out: AnyFloats = iou_matrix(box[None, :4], boxes)[0]
     return out
 
 
@@ -60,7 +63,10 @@ def weighted_nms(
 
 
 def nms(
-    boxes: Floats, scores: Floats, iou_threshold: float, max_detections: int | None = None
+    boxes: Floats | npt.NDArray[np.float64],
+    scores: Floats,
+    iou_threshold: float,
+    max_detections: int | None = None,
 ) -> Ints:
     """Indices of the boxes kept by hard NMS, best first."""
     order = np.argsort(-scores, kind="stable")
@@ -73,19 +79,23 @@ def nms(
     return np.asarray(kept, dtype=np.intp)
 
 
-def class_aware_nms(
+def batched_nms(
     boxes: Floats,
     scores: Floats,
     classes: Ints,
     iou_threshold: float,
     max_detections: int | None = None,
+    *,
+    class_agnostic: bool = False,
 ) -> Ints:
-    """Hard NMS within each class only (boxes of different classes never suppress each
-    other), as torchvision's ``batched_nms`` does it: every class's boxes are shifted by
-    ``class × (largest coordinate + 1)`` so that no two classes overlap, then one NMS.
-    Returns the kept indices, best first."""
-    if boxes.shape[0] == 0:
-        return np.zeros(0, np.intp)
-    span = float(np.max(boxes)) - min(0.0, float(np.min(boxes))) + 1.0
-    shifted = (boxes + (classes.astype(np.float32) * span)[:, None]).astype(np.float32)
-    return nms(shifted, scores, iou_threshold, max_detections)
+    """Hard NMS within each class (or across classes with ``class_agnostic``), best first.
+
+    Per-class suppression in one pass: each class's boxes are moved by its index times a
+    span larger than every box, so boxes of different classes never overlap (the offset
+    trick of torchvision's ``batched_nms`` and Ultralytics).
+    """
+    if boxes.shape[0] == 0 or class_agnostic:
+        return nms(boxes, scores, iou_threshold, max_detections)
+    span = float(np.abs(boxes).max()) * 2.0 + 1.0
+    moved = boxes.astype(np.float64) + (classes.astype(np.float64) * span)[:, None]
+    return nms(moved, scores, iou_threshold, max_detections)

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edge.detectors.warp import WarpResampler
 from edge.errors import InputError
 from edge.models.manifest import ImageInput
 from edge.runtime.base import TensorSpec
@@ -80,6 +81,7 @@ class ImagePreprocessor:
         self._mul4 = (*(float(v) for v in self._mul), 0.0)
         self._add4 = (*(float(v) for v in self._add), 0.0)
         self._float: npt.NDArray[np.float32] | None = None
+        self._warp = WarpResampler(spec) if spec.resampling == "warp" else None
 
     def target_size(self, image_w: int, image_h: int) -> tuple[int, int]:
         if self.spec.resize != "limit_side":
@@ -102,11 +104,12 @@ class ImagePreprocessor:
         ``area`` (anti-aliased) downscaling halves with INTER_AREA while at least 2× too
         big (OpenCV's exact-2× path is fast: 0.07 ms for 640×480 here, where one general
         INTER_AREA step to 128×96 costs 0.28 ms), then bilinear for the last < 2×, which
-        adds no visible aliasing. ``linear`` is plain bilinear, as MediaPipe does.
+        adds no visible aliasing. ``linear`` is plain bilinear (MediaPipe's own sampling
+        is ``resampling = "warp"``, edge.detectors.warp).
         """
         nh, nw = view.shape[:2]
         src = image
-        if self.spec.interpolation == "area":
+        if self.spec.interpolation != "linear":  # None: area
             while src.shape[1] >= 2 * nw and src.shape[0] >= 2 * nh:
                 half = (src.shape[1] // 2, src.shape[0] // 2)
                 src = np.asarray(cv2.resize(src, half, interpolation=cv2.INTER_AREA), np.uint8)
@@ -126,16 +129,22 @@ class ImagePreprocessor:
             self._float = np.empty((th, tw, 3), dtype=np.float32)
             self._placed = (0, 0, 0, 0)
         canvas = self._canvas
-        if self.spec.resize == "letterbox":
-            s = min(tw / iw, th / ih)
+        if self._warp is not None:
+            roi = self._warp(image, canvas)
+            sx, sy = tw / roi.width, th / roi.height
+            transform = Transform(sx, sy, -roi.left * sx, -roi.top * sy, tw, th, iw, ih)
+        elif self.spec.resize == "letterbox":
+            # Ultralytics' LetterBox: round(w·r), centred with floor(d/2) before; the padding
+            # keeps its value while the geometry holds
+            s = min(tw / iw, th / ih) if self.spec.scale_up else min(tw / iw, th / ih, 1.0)
             nw, nh = max(1, round(iw * s)), max(1, round(ih * s))
-            px, py = (tw - nw) // 2, (th - nh) // 2
-            if self._placed != (nw, nh, px, py):  # the padding stays 0 while the geometry holds
-                canvas[:] = 0
+            px, py = ((tw - nw) // 2, (th - nh) // 2) if self.spec.align == "center" else (0, 0)
+            if self._placed != (nw, nh, px, py):
+                canvas[:] = self.spec.pad_value
                 self._placed = (nw, nh, px, py)
             view = canvas[py : py + nh, px : px + nw]
             self._resize_into(image, view)
-            transform = Transform(s, s, px, py, tw, th, iw, ih)
+            transform = Transform(nw / iw, nh / ih, px, py, tw, th, iw, ih)  # the rounded sides
         else:
             cv2.resize(image, (tw, th), dst=canvas, interpolation=cv2.INTER_LINEAR)
             transform = Transform(tw / iw, th / ih, 0.0, 0.0, tw, th, iw, ih)

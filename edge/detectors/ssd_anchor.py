@@ -17,6 +17,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge.detectors.base import Detection, Image, StageTimes
+from edge.detectors.labels import check_label_count
 from edge.detectors.nms import nms, weighted_nms
 from edge.detectors.preprocess import ImagePreprocessor, Transform
 from edge.errors import ManifestError
@@ -290,6 +291,7 @@ class SsdAnchorDetector:
         self._scores_i = _output_index(backend, params.scores_output, "scores_output", origin)
         anchors = generate_anchors(params.anchors)
         self._check_counts(anchors.shape[0], params, origin)
+        self._check_classes(anchors.shape[0], manifest, origin)
         self._decoder = SsdAnchorDecoder(params, anchors)
         self._dequant = [o.quantization for o in backend.outputs]
         self._nms = params.nms
@@ -313,6 +315,11 @@ class SsdAnchorDetector:
                 f"{origin}: decoder: the box output has shape {shape}, expected {n} anchors × "
                 f"{params.num_coords} coords; fix decoder.anchors or num_coords"
             )
+
+    def _check_classes(self, n: int, manifest: Manifest, origin: str) -> None:
+        shape = self._backend.outputs[self._scores_i].shape
+        if all(d > 0 for d in shape) and math.prod(shape) % n == 0:
+            check_label_count(manifest, math.prod(shape) // n, origin)
 
     @property
     def score_threshold(self) -> float:

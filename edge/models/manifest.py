@@ -17,12 +17,16 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PrivateAttr,
     Tag,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
 from edge.errors import ManifestError
+from edge.models.labels import read_labels_file
 from edge.wire import DeviceId, WireTime
 
 Task = Literal["detect", "classify", "vad", "kws", "segment"]
@@ -149,11 +153,38 @@ class ImageInput(_Strict):
         description="stretch to width×height; letterbox (keep aspect, pad); or limit_side "
         "(dynamic shapes: scale so the short/long side is limit_side_len, round to multiple_of)",
     )
-    interpolation: Literal["area", "linear"] = Field(
-        default="area",
-        description="downscaling filter: area (anti-aliased: exact 2× area steps, then "
-        "bilinear; ~0.1 ms for 640×480 → 128×96 here) or linear (plain bilinear, as MediaPipe "
-        "does; ~0.03 ms, aliases on large downscales)",
+    interpolation: Literal["area", "linear"] | None = Field(
+        default=None,
+        description="downscaling filter of resampling = resize (None: area): area "
+        "(anti-aliased: exact 2× area steps, then bilinear; ~0.1 ms for 640×480 → 128×96 "
+        "here) or linear (plain cv2.resize bilinear; ~0.03 ms, aliases on large downscales). "
+        "resampling = warp is bilinear: None or linear",
+    )
+    resampling: Literal["resize", "warp"] = Field(
+        default="resize",
+        description="how pixels are sampled: resize (cv2.resize, half-pixel centres, "
+        "whole-pixel letterbox padding, centred) or warp (MediaPipe's ImageToTensorCalculator "
+        "exactly: the image's corners, grown to the tensor's aspect for letterbox, mapped onto "
+        "the tensor's corners, bilinear in 1/32 px, fractional padding); warp needs resize = "
+        "stretch (keep_aspect_ratio false) or letterbox (true) and is always bilinear",
+    )
+    border: Literal["zero", "replicate"] = Field(
+        default="zero",
+        description="warp only: what fills the tensor outside the image (MediaPipe's "
+        "border_mode: zero is BORDER_ZERO, replicate is BORDER_REPLICATE)",
+    )
+    align: Literal["center", "top_left"] = Field(
+        default="center",
+        description="letterbox: where the resized image sits, centred (Ultralytics) or in the "
+        "top-left corner (YOLOX, NudeNet), the padding then right and bottom",
+    )
+    pad_value: int = Field(
+        default=0, ge=0, le=255, description="letterbox: padding pixel value (Ultralytics: 114)"
+    )
+    scale_up: bool = Field(
+        default=True,
+        description="letterbox: enlarge images smaller than the input (false: only shrink, "
+        "as Ultralytics' scaleup=False)",
     )
     limit_side_len: int = Field(default=736, gt=0, description="limit_side: the target side")
     limit_type: Literal["min", "max"] = Field(
@@ -167,6 +198,25 @@ class ImageInput(_Strict):
     std: tuple[float, float, float] = Field(
         default=(1.0, 1.0, 1.0), description="divides (pixel - mean), in `color` order"
     )
+
+    @model_validator(mode="after")
+    def _resampling_fits(self) -> ImageInput:
+        if self.resampling == "warp":
+            if self.resize == "limit_side":
+                raise ValueError(
+                    "resampling = 'warp' maps the image onto a fixed tensor size: use resize = "
+                    "'stretch' or 'letterbox' with it, or resampling = 'resize'"
+                )
+            if self.interpolation == "area":
+                raise ValueError(
+                    "resampling = 'warp' is bilinear (as MediaPipe): drop interpolation "
+                    "or set it to 'linear'"
+                )
+        elif self.border != "zero":
+            raise ValueError(
+                "border applies to resampling = 'warp' only: drop it or set resampling = 'warp'"
+            )
+        return self
 
 
 class AudioInput(_Strict):
@@ -247,9 +297,21 @@ class Manifest(_Strict):
         description="how an image or audio becomes the input tensor (tables below)"
     )
     decoder: DecoderSpec = Field(description="the decoder and its parameters (tables below)")
-    labels: list[str] = Field(default_factory=list, description="class index → label")
+    labels: list[str] = Field(
+        default_factory=list, description="class index → label (unique); or give labels_file"
+    )
+    labels_file: str | None = Field(
+        default=None,
+        description="instead of labels: a UTF-8 file beside the manifest, one label per line, "
+        "# comments, blank lines only at the end; read into labels when the manifest is read",
+    )
     thresholds: dict[str, float] = Field(
         default_factory=dict, description='default thresholds, e.g. {"score": 0.5}'
+    )
+    label_thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description='per-label score thresholds in (0, 1), e.g. {"person": 0.4}; the others '
+        "use thresholds.score",
     )
     build: dict[str, Any] | None = Field(
         default=None, description="how a converter bundle was made (profile, recipe, report)"
@@ -259,9 +321,44 @@ class Manifest(_Strict):
         description="set in a signed over-the-air update (edge-hub sign-model); see UpdateInfo",
     )
 
+    _labels_from: str | None = PrivateAttr(default=None)  # the labels file read, for messages
+
+    @field_validator("labels")
+    @classmethod
+    def _unique(cls, labels: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for i, label in enumerate(labels):
+            if label in seen:
+                raise ValueError(f"label {label!r} (index {i}) repeats; labels must be unique")
+            seen.add(label)
+        return labels
+
+    @field_validator("labels_file")
+    @classmethod
+    def _read(cls, value: str | None) -> str | None:
+        if value is not None:  # parse_manifest reads it and removes the key
+            raise ValueError("a labels file is read only from a manifest file; give labels inline")
+        return value
+
+    @field_validator("label_thresholds")
+    @classmethod
+    def _known(cls, value: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        labels = (info.data or {}).get("labels", [])
+        for name, v in value.items():
+            if name not in labels:
+                raise ValueError(f"{name!r} is not one of the labels {labels}")
+            if not 0.0 < v < 1.0:
+                raise ValueError(f"{name}: a threshold lies between 0 and 1, got {v}")
+        return value
+
     @property
     def short_sha(self) -> str:
         return self.sha256[:12]
+
+    @property
+    def labels_origin(self) -> str:
+        """Where the labels come from, for messages: the labels file, or ``labels``."""
+        return self._labels_from or "labels"
 
 
 def format_validation_error(origin: str, exc: ValidationError) -> str:
@@ -273,11 +370,22 @@ def format_validation_error(origin: str, exc: ValidationError) -> str:
     return f"{origin}: {loc}: {first['msg']}{more}"
 
 
-def parse_manifest(data: dict[str, Any], origin: str) -> Manifest:
+def parse_manifest(data: dict[str, Any], origin: str, folder: Path | None = None) -> Manifest:
+    """Validate ``data``; a ``labels_file`` is read from ``folder`` (the manifest's) into
+    ``labels``."""
+    name = data.get("labels_file")
+    if name is not None and data.get("labels"):
+        raise ManifestError(f"{origin}: labels and labels_file: give one of them, not both")
+    if isinstance(name, str) and folder is not None:
+        data = {k: v for k, v in data.items() if k != "labels_file"}
+        data["labels"] = read_labels_file(name, folder, origin)
     try:
-        return Manifest.model_validate(data)
+        m = Manifest.model_validate(data)
     except ValidationError as exc:
         raise ManifestError(format_validation_error(origin, exc)) from None
+    if isinstance(name, str) and folder is not None:
+        m._labels_from = f"labels_file {folder / name}"
+    return m
 
 
 def read_manifest(path: Path) -> Manifest:
@@ -294,4 +402,4 @@ def read_manifest(path: Path) -> Manifest:
         raise ManifestError(f"{path}: not valid JSON/TOML ({exc})") from None
     if not isinstance(data, dict):
         raise ManifestError(f"{path}: a manifest must be an object with name, file, sha256, ...")
-    return parse_manifest(data, str(path))
+    return parse_manifest(data, str(path), path.parent)

@@ -61,7 +61,8 @@ class EventBatch:
         self._pending: list[Event] = []
 
     def add(self, event: Event) -> None:
-        self._metrics.events[event.phase] += 1
+        ev = self._metrics.events
+        ev[event.phase] = ev.get(event.phase, 0) + 1
         self._pending.append(event)
 
     def flush(self) -> None:

@@ -57,6 +57,8 @@ class StreamMetrics:
     converted: int = 0  # frames converted to BGR (grey, BGRA) or of a changed size
     reconnects: int = 0
     events: dict[str, int] = field(default_factory=lambda: {"start": 0, "update": 0, "end": 0})
+    zones: dict[str, dict[str, int]] = field(default_factory=dict)  # zone → label → objects now
+    lines: dict[str, dict[str, int]] = field(default_factory=dict)  # line → in / out → crossings
     stages: dict[str, Timing] = field(default_factory=dict)  # "read", "<detector>.invoke", ...
     queue_depth: dict[str, int] = field(default_factory=dict)
     last_frame: float = 0.0  # monotonic time of the last frame in
@@ -91,6 +93,8 @@ class StreamMetrics:
             restarts=restarts,
             queue_depth=dict(self.queue_depth),
             events=dict(self.events),
+            zones={k: dict(v) for k, v in list(self.zones.items())},
+            lines={k: dict(v) for k, v in list(self.lines.items())},
             stage_ms={k: round(v.ema_ms, 3) for k, v in list(self.stages.items())},
             ended=self.ended,
             error=self.error,
@@ -139,12 +143,26 @@ def prometheus(
         for q, n in m.queue_depth.items()
     ]
     stages = [(m.stream, s, t) for m in streams for s, t in m.stages.items()]
+    in_zones = [
+        ({"stream": m.stream, "zone": z, "label": label}, float(n))
+        for m in streams
+        for z, by_label in list(m.zones.items())
+        for label, n in by_label.items()
+    ]
+    crossings = [
+        ({"stream": m.stream, "line": ln, "direction": d}, float(n))
+        for m in streams
+        for ln, c in list(m.lines.items())
+        for d, n in c.items()
+    ]
     family("edgewise_fps_in", "gauge", "Frames in per second (last 5 s)", rate_in)
     family("edgewise_fps_processed", "gauge", "Frames processed per second (last 5 s)", rate_out)
     for metric, attr, help_ in _COUNTERS:
         family(f"edgewise_{metric}_total", "counter", help_, per_stream(attr))
     family("edgewise_events_total", "counter", "Events emitted", events)
     family("edgewise_queue_depth", "gauge", "Items waiting in a stream queue", queues)
+    family("edgewise_zone_objects", "gauge", "Tracked objects in a named zone now", in_zones)
+    family("edgewise_line_crossings_total", "counter", "Crossings of a named line", crossings)
     family(
         "edgewise_stage_ms",
         "gauge",

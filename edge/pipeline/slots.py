@@ -8,9 +8,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.config import DetectorConfig
-from edge.detectors import AudioDetector, ImageDetector, load_detector, set_threshold
+from edge.detectors import (
+    AudioDetector,
+    ImageDetector,
+    load_detector,
+    set_threshold,
+    with_label_thresholds,
+)
 from edge.events import ModelRef
 from edge.models.resolve import ResolvedModel, resolve
+from edge.pipeline.filters import DetectionFilter, build_filter, check_names
 from edge.profiles import Profile
 from edge.runtime import FORMAT_BACKEND
 from edge.runtime.base import AcceleratorInfo
@@ -24,6 +31,7 @@ class DetectorSlot:
     model: ResolvedModel
     detector: ImageDetector | AudioDetector
     lock: threading.Lock = field(default_factory=threading.Lock)
+    filter: DetectionFilter = field(default_factory=DetectionFilter)  # before tracking
 
     @property
     def ref(self) -> ModelRef:
@@ -73,16 +81,24 @@ def backend_options(
 
 
 def open_detector(
-    cfg: DetectorConfig, model: ResolvedModel, profile: Profile | None
+    cfg: DetectorConfig, model: ResolvedModel, profile: Profile | None, name: str = "NAME"
 ) -> ImageDetector | AudioDetector:
+    """The detector of ``[detectors.NAME]``, with its ``label_thresholds`` over the manifest's."""
+    key = f"detectors.{name}.label_thresholds"
+    check_names(key, list(cfg.label_thresholds), model.manifest)  # before the model loads
     backend, threads, providers = backend_options(cfg, model, profile)
-    return load_detector(
+    det = load_detector(
         model,
         threads=threads,
         backend=backend,
         providers=providers,
         strict=cfg.accelerator_strict,
     )[1]
+    try:
+        return with_label_thresholds(det, cfg.label_thresholds, key)
+    except BaseException:
+        det.close()
+        raise
 
 
 def load_slot(
@@ -93,8 +109,9 @@ def load_slot(
     profile: Profile | None = None,
 ) -> DetectorSlot:
     model = resolve(cfg.model, home)
-    det = open_detector(cfg, model, profile)
+    filt = build_filter(name, cfg, model.manifest)  # a wrong label fails before loading
+    det = open_detector(cfg, model, profile, name)
     value = threshold if threshold is not None else cfg.threshold
     if value is not None:
         set_threshold(det, value)
-    return DetectorSlot(name, model, det)
+    return DetectorSlot(name, model, det, filter=filt)

@@ -3,7 +3,8 @@
 Box convention: ``Detection.box`` is in pixels of the image the detector was given;
 an ``Observation``/``Track``/``Event`` box is normalized ``x1, y1, x2, y2`` in [0, 1],
 the wire's convention. ``normalize_box`` is the one place pixels become normalized;
-zones (given normalized in the config) are tested on normalized box centres.
+zones and lines (given normalized in the config) are tested on normalized boxes, at
+each one's anchor point (``edge.zones``).
 """
 
 from __future__ import annotations
@@ -11,19 +12,25 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import cv2
-import numpy as np
-
 from edge.config import StreamConfig, TrackingConfig
 from edge.detectors.base import Detection, ImageDetector
-from edge.events import Event
+from edge.events import Event, Phase
 from edge.pipeline.frames import FrameChecker, MotionGate
 from edge.pipeline.items import EndOfStream, EventBatch, Inferred, Pipeline
 from edge.pipeline.metrics import StreamMetrics
 from edge.pipeline.slots import DetectorSlot
 from edge.sources import Frame
 from edge.sources.base import Image
-from edge.tracking import Box, Observation, Step, Tracker
+from edge.tracking import Box, Observation, Step, Track, Tracker
+from edge.zones import (
+    Direction,
+    Regions,
+    RegionStep,
+    Seen,
+    anchor_in_any,
+    merge_line_counts,
+    merge_zone_counts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +65,10 @@ class VisionPipeline(Pipeline):
         self._gate = (
             MotionGate(cfg.motion_gate) if cfg.motion_gate and cfg.motion_gate.enabled else None
         )
-        self._zones = [np.asarray(z, np.float32).reshape(-1, 1, 2) for z in cfg.zones]
+        self._filter = cfg.zones if cfg.zone_filter else []
         self._trackers = {s.name: Tracker(tracking) for s in slots}
+        self._regions = {s.name: Regions(cfg.zones, cfg.lines) for s in slots}
+        self._publish_counts()
         self._last: dict[str, list[Detection]] = {}
         self.last_image: Image | None = None
 
@@ -78,12 +87,14 @@ class VisionPipeline(Pipeline):
             results = self._last  # the gate keeps the last detections (and tracks) alive
         else:
             results = {}
+            h, w = image.shape[:2]
             for s in self.slots:
                 det: ImageDetector = s.detector  # type: ignore[assignment]  # image slot
                 try:
                     with s.lock:
-                        results[s.name] = det.detect(image)
+                        found = det.detect(image)
                         times = dict(det.times.ms)
+                    results[s.name] = s.filter.apply(found, w, h)  # labels, areas (filters.py)
                 except Exception as exc:  # one bad frame must not stop the stream
                     m.skipped += 1
                     log.warning(
@@ -104,43 +115,109 @@ class VisionPipeline(Pipeline):
 
     def post(self, item: Inferred, latency_ms: float, out: EventBatch) -> None:
         assert isinstance(item, VisionResult)
+        ts = item.frame.ts
         for name, dets in item.detections.items():
-            steps = self._trackers[name].update(self._observations(dets, item.size), item.frame.ts)
-            if steps:  # the common case, every frame: nothing to do
-                self._events(name, steps, latency_ms, out)
+            tracker = self._trackers[name]
+            steps = tracker.update(self._observations(dets, item.size), ts)
+            regions = self._regions[name]
+            if regions.empty:
+                if steps:  # the common case, every frame: nothing to do
+                    self._events(name, steps, [], latency_ms, out)
+                continue
+            seen = [
+                Seen(t.id, t.label, t.box)
+                for t in tracker.tracks
+                if t.started and t.missing == 0 and t.last_ts == ts  # matched in this frame
+            ]
+            region_steps = regions.observe(seen, ts)
+            if steps or region_steps:
+                self._events(name, steps, region_steps, latency_ms, out)
+            if len(regions.tracks) > len(tracker.tracks):
+                regions.keep_only({t.id for t in tracker.tracks})
+        if any(not r.empty for r in self._regions.values()):
+            self._publish_counts()
 
     def finish(self, end: EndOfStream, out: EventBatch) -> None:
         for name, tracker in self._trackers.items():
-            self._events(name, tracker.finish(), 0.0, out)
+            self._events(name, tracker.finish(), [], 0.0, out)
+        self._publish_counts()
+
+    def _publish_counts(self) -> None:
+        """Objects in each zone now and crossings so far, summed over the detectors
+        (telemetry); new dicts each time, so a snapshot on another thread sees whole ones."""
+        rs = self._regions.values()
+        self.metrics.zones = merge_zone_counts(r.zone_counts() for r in rs)
+        lines = merge_line_counts(r.line_counts() for r in rs)
+        self.metrics.lines = {k: {"in": v["in"], "out": v["out"]} for k, v in lines.items()}
 
     def _observations(self, dets: list[Detection], size: tuple[int, int]) -> list[Observation]:
         out = []
         for d in dets:
             box = normalize_box(d.box, *size)
-            if self._zones and not self._in_zones((box[0] + box[2]) / 2, (box[1] + box[3]) / 2):
+            if self._filter and not anchor_in_any(box, self._filter):
                 continue
             out.append(Observation(d.label, d.score, box))
         return out
 
-    def _in_zones(self, x: float, y: float) -> bool:
-        return any(cv2.pointPolygonTest(z, (x, y), False) >= 0 for z in self._zones)
-
-    def _events(self, name: str, steps: list[Step], latency_ms: float, out: EventBatch) -> None:
+    def _events(
+        self,
+        name: str,
+        steps: list[Step],
+        region_steps: list[RegionStep],
+        latency_ms: float,
+        out: EventBatch,
+    ) -> None:
+        """Lifecycle steps and region steps of one frame, in an order a reader can follow:
+        ``start`` before the track's ``enter``s, its ``exit``s before its ``end``."""
         ref = next(s.ref for s in self.slots if s.name == name)
-        for st in steps:
-            t = st.track
-            out.add(
-                Event(
-                    stream=self.cfg.name,
-                    kind="vision",
-                    label=t.label,
-                    score=t.score,
-                    phase=st.phase,
-                    started_at=t.started_at,
-                    ts=st.ts,
-                    model=ref,
-                    track_id=t.id,
-                    box=t.box,
-                    latency_ms=latency_ms,
-                )
+        regions = self._regions[name]
+        has_zones = bool(self.cfg.zones)
+        by_id = {t.id: t for t in self._trackers[name].tracks}
+        ended = {st.track.id: st.track for st in steps if st.phase == "end"}
+
+        def event(
+            t: Track,
+            phase: Phase,
+            ts: float,
+            zone: str | None = None,
+            line: str | None = None,
+            direction: Direction | None = None,
+        ) -> Event:
+            return Event(
+                stream=self.cfg.name,
+                kind="vision",
+                label=t.label,
+                score=t.score,
+                phase=phase,
+                started_at=t.started_at,
+                ts=ts,
+                model=ref,
+                track_id=t.id,
+                box=t.box,
+                latency_ms=latency_ms,
+                zones=tuple(regions.zones_of(t.id)) if has_zones else None,
+                zone=zone,
+                line=line,
+                direction=direction,
             )
+
+        for st in steps:
+            if st.phase != "end":
+                out.add(event(st.track, st.phase, st.ts))
+        for rs in region_steps:
+            t = by_id.get(rs.track_id) or ended.get(rs.track_id)
+            if t is None:  # cannot happen: a region step is about a track of this frame
+                continue
+            if rs.phase == "cross":
+                out.add(event(t, "cross", rs.ts, line=rs.region, direction=rs.direction))
+            else:
+                out.add(event(t, rs.phase, rs.ts, zone=rs.region))
+        for st in steps:
+            if st.phase == "end":
+                t = st.track
+                last = regions.zones_of(t.id) if has_zones else None
+                for rs in regions.end(t.id, st.ts):
+                    out.add(event(t, "exit", rs.ts, zone=rs.region))
+                e = event(t, "end", st.ts)
+                e.zones = tuple(last) if last is not None else None  # where it was last seen
+                out.add(e)

@@ -182,3 +182,49 @@ def test_a_slow_download_holds_its_deadline_and_blocks_no_other_command(
         wait_for(lambda: get(device["port"], "/healthz")[0] == 200, 20, "healthy after")
     finally:
         drip.close()
+
+
+def test_remote_config_tunes_the_label_and_area_filters(device: dict[str, Any]) -> None:
+    """Issue 12: `labels`, `exclude_labels`, `min_area`, `max_area` and `label_thresholds`
+    are tuning keys. The face (0.02-0.04 of the frame, score ~0.9) is emitted, then dropped by
+    a remote deny list, then emitted again; a label the model lacks or min_area above
+    max_area is refused by the device with the key named, and the file is kept."""
+    hub: Hub = device["hub"]
+    cfg: Path = device["cfg"]
+    port: int = device["port"]
+    anchor = 'model = "blazeface-short"\n'
+    before = cfg.read_text()
+    assert anchor in before
+
+    def tuned(keys: str) -> str:
+        return before.replace(anchor, anchor + keys)
+
+    def emitted() -> float:
+        return metric(port, "edgewise_events_emitted_total")
+
+    reloads = metric(port, "edgewise_config_reloads_total")
+    deny = tuned('exclude_labels = ["face"]\nmin_area = 0.001\nmax_area = 0.5\n')
+    reply = hub.command("config", {"toml": deny})
+    assert reply["ok"] is True, reply
+    assert cfg.read_text() == deny
+    assert metric(port, "edgewise_config_reloads_total") == reloads + 1
+    time.sleep(1.0)  # the old generation's last events (its tracks' ends) are out
+    quiet = emitted()
+    time.sleep(9.0)  # more than one loop of the video: both faces pass by
+    assert emitted() == quiet
+
+    for wrong, says in [
+        (tuned('labels = ["person"]\n'), "detectors.face.labels: 'person' is not a label of "
+         "model blazeface-short; valid labels: face"),
+        (tuned("min_area = 0.6\nmax_area = 0.5\n"), "min_area 0.6 is above max_area 0.5"),
+    ]:  # fmt: skip
+        reply = hub.command("config", {"toml": wrong})
+        assert reply["ok"] is False and says in reply["message"], reply
+        assert cfg.read_text() == deny  # the running config and its file are kept
+
+    allow = tuned('labels = ["face"]\nmin_area = 0.01\nmax_area = 0.05\n'
+                  "label_thresholds = {face = 0.65}\n")  # fmt: skip
+    reply = hub.command("config", {"toml": allow})
+    assert reply["ok"] is True, reply
+    assert cfg.read_text() == allow
+    wait_for(lambda: emitted() > quiet, 12, "face events again")

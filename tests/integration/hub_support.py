@@ -83,10 +83,18 @@ def make_batch(
     return EventBatchV1(device_id=device, boot_id=boot, events=events)
 
 
-def make_telemetry(device: str, boot: str, fps: float, inf_ms: float) -> TelemetryV1:
+def make_telemetry(
+    device: str, boot: str, fps: float, inf_ms: float, *, crossed: int | None = None
+) -> TelemetryV1:
+    """``crossed``: the stream has a zone ``driveway`` (one person, ``crossed`` % 3 cars in
+    it) and a line ``gate`` crossed ``crossed`` times in, once out."""
+    cam: dict[str, object] = {"fps_in": fps, "fps_processed": fps, "dropped": 0}
+    if crossed is not None:
+        cam["zones"] = {"driveway": {"person": 1, "car": crossed % 3}, "porch": {}}
+        cam["lines"] = {"gate": {"in": crossed, "out": 1}}
     return TelemetryV1.model_validate(
         {"device_id": device, "boot_id": boot, "ts": now().isoformat(), "uptime_s": 5.0,
-         "streams": {"cam0": {"fps_in": fps, "fps_processed": fps, "dropped": 0}},
+         "streams": {"cam0": cam},
          "detectors": {"blazeface-short": {"inference_ms": inf_ms, "calls": 10}},
          "outbox": {"depth": 0, "oldest_age_s": 0.0, "dropped": 0}, "reconnects": 0}
     )  # fmt: skip

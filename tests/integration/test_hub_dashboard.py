@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud_sync.schema import topic
+from cloud_sync.schema import EventBatchV1, topic
 
 from .hub_support import (
     HubProc,
@@ -58,8 +58,10 @@ while True:
     b = make_batch(dev, boot, [seq], label=lab, kind="audio" if lab == "speech" else "vision")
     c.publish(f"{prefix}/{dev}/events", b.model_dump_json(), qos=1)
     fps = 25 + (seq % 7)
+    crossed = seq if dev == "front-door" else None  # the one camera with zones and a line
     c.publish(f"{prefix}/{dev}/telemetry",
-              make_telemetry(dev, boot, fps, 1.0 + (seq % 5) / 4).model_dump_json(), qos=1)
+              make_telemetry(dev, boot, fps, 1.0 + (seq % 5) / 4, crossed=crossed)
+              .model_dump_json(), qos=1)
     seq += 1
     time.sleep(0.5)
 """
@@ -131,6 +133,28 @@ def test_dashboard_live_feed_and_offline_device(tmp_path: Path) -> None:
                 )
                 page.wait_for_selector(f'#feed tr[data-id="{marker.events[0].id}"]', timeout=2000)
                 assert time.monotonic() - t0 < 2.0
+                # zones (issue 12): an enter event names its zone in the feed; the selected
+                # device's (front-door, the first) zone counts and line crossings are shown
+                b = make_batch("yard-mic", boot, [6], label="person")
+                enter = EventBatchV1.model_validate(
+                    {**b.model_dump(), "events": [
+                        {**b.events[0].model_dump(), "phase": "enter", "zone": "driveway",
+                         "zones": ["driveway"]}]}
+                )  # fmt: skip
+                pub.publish(topic(prefix, "yard-mic", "events"), [enter.model_dump_json().encode()])
+                row = f'#feed tr[data-id="{enter.events[0].id}"] td.zones'
+                page.wait_for_selector(row, timeout=3000)
+                assert page.text_content(row) == "→ driveway"
+                page.wait_for_selector('#zones tr[data-zone="driveway"]', timeout=5000)
+                cells = page.locator('#zones tr[data-zone="driveway"] td').all_text_contents()
+                assert cells[:2] == ["cam0", "driveway"] and "person 1" in cells[3], cells
+                assert int(cells[2]) >= 1
+                assert page.locator('#zones tr[data-zone="porch"] td').all_text_contents()[2:] == [
+                    "0",
+                    "–",
+                ]
+                gate = page.locator('#lines tr[data-line="gate"] td').all_text_contents()
+                assert gate[:2] == ["cam0", "gate"] and int(gate[2]) >= 1 and gate[3] == "1"
                 # kill -9 one device: the broker sends its LWT, the dashboard shows offline
                 devs[2].send_signal(signal.SIGKILL)
                 devs[2].wait()

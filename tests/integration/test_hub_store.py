@@ -11,7 +11,7 @@ import pytest
 from cloud_sync.hub.db import EventQuery, Store, open_store
 from cloud_sync.hub.errors import QueryError, StoreError
 from cloud_sync.hub.validate import Reply
-from cloud_sync.schema import CommandReplyV1, StatusV1
+from cloud_sync.schema import CommandReplyV1, EventBatchV1, EventV1, StatusV1
 
 from .hub_support import make_batch, make_telemetry
 
@@ -24,7 +24,7 @@ def test_each_event_is_stored_once_across_redeliveries(store: Store) -> None:
     r = store.write([b1, b2])  # b1 redelivered alongside the next batch
     assert (r.stored, r.duplicates) == (5, 5)
     assert store.count_events() == 10
-    assert store.migrate() == 3  # idempotent
+    assert store.migrate() == 4  # idempotent
 
 
 def test_gaps_show_and_close_when_late_batches_arrive(store: Store) -> None:
@@ -104,3 +104,65 @@ def test_unsupported_url_says_what_works(tmp_path: Path) -> None:
         open_store("mysql://x")
     with pytest.raises(StoreError, match="does not exist"):
         open_store(f"sqlite:///{tmp_path}/missing/hub.db")
+
+
+def _region_batch(device: str) -> EventBatchV1:
+    """A track's start in a zone, its enter, a line crossing and its exit (issue 12)."""
+    b = make_batch(device, BOOT, range(4))
+    fields: list[dict[str, object]] = [
+        {"phase": "start", "zones": ["driveway"]},
+        {"phase": "enter", "zones": ["driveway"], "zone": "driveway"},
+        {"phase": "cross", "zones": [], "line": "gate", "direction": "out"},
+        {"phase": "exit", "zones": [], "zone": "driveway"},
+    ]
+    events = [
+        EventV1.model_validate({**e.model_dump(), **f})
+        for e, f in zip(b.events, fields, strict=True)
+    ]
+    return EventBatchV1(device_id=device, boot_id=BOOT, events=events)
+
+
+def test_zones_enter_exit_and_crossings_are_stored_and_served(store: Store) -> None:
+    store.write([_region_batch("d1")])
+    page, _ = store.events(EventQuery(device="d1", order="asc"))
+    got = [(e["phase"], e["zones"], e["zone"], e["line"], e["direction"]) for e in page]
+    assert got == [
+        ("start", ["driveway"], None, None, None),
+        ("enter", ["driveway"], "driveway", None, None),
+        ("cross", [], None, "gate", "out"),
+        ("exit", [], "driveway", None, None),
+    ]
+    live, _ = store.events_after(0, 10)
+    assert [e["zone"] for e in live] == [None, "driveway", None, "driveway"]
+
+
+def test_migration_4_keeps_the_events_stored_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hub at schema 3 upgrades in place: old rows read back with no zones."""
+    from cloud_sync.hub.db import engine
+
+    url = f"sqlite:///{tmp_path}/old.db"
+    old = open_store(url)
+    monkeypatch.setattr(engine, "MIGRATIONS", engine.MIGRATIONS[:3])
+    assert old.migrate() == 3
+    t = datetime.now(UTC).timestamp()
+    with old._tx() as cur:
+        cur.execute(
+            "INSERT INTO events (id, device_id, boot_id, seq, stream, kind, label, score, phase,"
+            " started_at, ts, box, track_id, model_name, model_version, model_sha256,"
+            " latency_ms, received_at) VALUES (?, 'd1', ?, 0, 'cam0', 'vision', 'face', 0.5,"
+            " 'start', ?, ?, NULL, 1, 'm', '1', 'abcdef', 1.0, ?)",
+            (str(uuid.uuid4()), BOOT, t, t, t),
+        )
+    old.close()
+    monkeypatch.undo()
+    new = open_store(url)
+    assert new.migrate() == 4
+    new.write([_region_batch("d2")])
+    page, _ = new.events(EventQuery(order="asc"))
+    assert [(e["device_id"], e["zones"], e["zone"]) for e in page][:2] == [
+        ("d1", None, None),
+        ("d2", ["driveway"], None),
+    ]
+    new.close()

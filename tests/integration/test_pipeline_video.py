@@ -16,7 +16,7 @@ from edge.events import Event
 from edge.pipeline import StreamRunner, load_slot
 from edge.sources import Frame
 from edge.sources.video import VideoFileSource
-from tests.fixtures.video import DEFAULT_SPANS, FPS, face_video
+from tests.fixtures.video import DEFAULT_SPANS, FPS, PATCH, face_video
 
 pytestmark = pytest.mark.slow
 TOL = 3  # frames
@@ -61,7 +61,7 @@ def test_face_events_match_the_truth(video: Path) -> None:
         # the box lies where the patch was pasted (normalized)
         assert start.box is not None
         cx, cy = (start.box[0] + start.box[2]) / 2 * 640, (start.box[1] + start.box[3]) / 2 * 480
-        assert span.x < cx < span.x + 200 and span.y < cy < span.y + 200
+        assert span.x < cx < span.x + PATCH and span.y < cy < span.y + PATCH
         assert (
             start.kind == "vision"
             and start.label == "face"

@@ -61,6 +61,8 @@ def client(hub: Hub) -> Iterator[TestClient]:
         ("/api/stats/labels?bucket=0", "bucket"),
         ("/api/devices/cam-1/telemetry?since=x", "since"),
         ("/api/stream?kind=x", "kind"),
+        ("/api/events?phase=leave", "phase"),
+        ("/api/stream?phase=x", "phase"),
     ],
 )
 def test_bad_query_parameters_are_400_with_a_json_error(
@@ -80,6 +82,17 @@ def test_events_pages_and_filters(client: TestClient) -> None:
     assert r2.json()["next_cursor"] is None
     since = client.get("/api/events", params={"since": "2026-01-02T00:00:00Z"}).json()
     assert since["events"] == []
+
+
+def test_events_filter_by_phase(hub: Hub, client: TestClient) -> None:
+    """Issue 12: zone enters and line crossings are events of their own phase."""
+    b = batch("cam-3", range(2))
+    cross = {**b.events[1].model_dump(), "phase": "cross", "line": "gate", "direction": "in"}
+    hub.store.write([EventBatchV1(device_id="cam-3", boot_id=BOOT, events=[
+        b.events[0], EventV1.model_validate(cross)])])  # fmt: skip
+    got = client.get("/api/events", params={"phase": "cross"}).json()["events"]
+    assert [(e["device_id"], e["line"], e["direction"]) for e in got] == [("cam-3", "gate", "in")]
+    assert len(client.get("/api/events", params={"phase": "start"}).json()["events"]) == 6
 
 
 def test_devices_gaps_and_missing_device(client: TestClient) -> None:

@@ -68,6 +68,13 @@ ALLOWED: list[tuple[str, str, str]] = [
     ("fps limit", "fps_limit = 10", "fps_limit = 5"),
     ("fps limit removed", "fps_limit = 10\n", ""),
     ("zones", "fps_limit = 10", "fps_limit = 10\nzones = [[[0, 0], [1, 0], [1, 1]]]"),
+    (
+        "named zones and lines added",
+        "thresholds = {face = 0.6}\n",
+        "thresholds = {face = 0.6}\nzone_filter = true\n"
+        '[[streams.zones]]\nname = "porch"\npoints = [[0, 0], [1, 0], [1, 1]]\ninertia = 2\n'
+        '[[streams.lines]]\nname = "gate"\nstart = [0, 0.5]\nend = [1, 0.5]\n',
+    ),
     ("motion gate added", "fps_limit = 10", "fps_limit = 10\nmotion_gate = {}"),
     (
         "motion gate tuned",
@@ -81,6 +88,21 @@ ALLOWED: list[tuple[str, str, str]] = [
         'update_interval_s = 2.0\n\n[[sinks]]\ntype = "jsonl"',
     ),
     ("telemetry interval", "telemetry_interval_s = 10", "telemetry_interval_s = 30"),
+    (
+        "detector label filters",
+        "threshold = 0.5",
+        'threshold = 0.5\nlabels = ["face"]\nexclude_labels = []\nmin_area = 0.01\nmax_area = 0.5',
+    ),
+    (
+        "detector label thresholds",
+        "threshold = 0.5",
+        "threshold = 0.5\nlabel_thresholds = {face = 0.7}",
+    ),
+    (
+        "detector label thresholds emptied",
+        "threshold = 0.5",
+        "threshold = 0.5\nlabel_thresholds = {}",
+    ),
     ("comments and layout", "[detectors.face]", "# tuned by the fleet\n[detectors . face ]"),
 ]
 

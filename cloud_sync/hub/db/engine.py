@@ -87,12 +87,25 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE TABLE hub_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
         ],
     ),
+    (
+        4,
+        [
+            # Named zones and lines (issue 12): the zones an object is in (a JSON list),
+            # the zone an enter / exit is about, the line a cross is about and its direction.
+            # NULL in rows stored before: those events came from streams without regions.
+            "ALTER TABLE events ADD COLUMN zones TEXT",
+            "ALTER TABLE events ADD COLUMN zone TEXT",
+            "ALTER TABLE events ADD COLUMN line TEXT",
+            "ALTER TABLE events ADD COLUMN direction TEXT",
+        ],
+    ),
 ]
 
 
 EVENT_COLS = (
     "n, id, device_id, boot_id, seq, stream, kind, label, score, phase, started_at, ts, box,"
-    " track_id, model_name, model_version, model_sha256, latency_ms, received_at"
+    " track_id, model_name, model_version, model_sha256, latency_ms, received_at,"
+    " zones, zone, line, direction"
 )
 """The events table's columns, in order (``n`` first)."""
 

@@ -24,6 +24,7 @@ class EventQuery:
     device: str | None = None
     label: str | None = None
     kind: str | None = None
+    phase: str | None = None
     since: float | None = None
     until: float | None = None
     cursor: int | None = None
@@ -69,6 +70,10 @@ def event_row(r: Sequence[Any]) -> dict[str, Any]:
         "model": {"name": r[14], "version": r[15], "sha256": r[16]},
         "latency_ms": num(r[17]),
         "received_at": iso(r[18]),
+        "zones": render.doc(r[19]),
+        "zone": r[20],
+        "line": r[21],
+        "direction": r[22],
     }
 
 
@@ -135,7 +140,13 @@ class Reads(Engine):
             raise QueryError(f"order: {q.order!r} must be asc or desc")
         where: list[str] = []
         params: list[Any] = []
-        for col, val in (("device_id", q.device), ("label", q.label), ("kind", q.kind)):
+        filters = (
+            ("device_id", q.device),
+            ("label", q.label),
+            ("kind", q.kind),
+            ("phase", q.phase),
+        )
+        for col, val in filters:
             if val is not None:
                 where.append(f"{col} = ?")
                 params.append(val)

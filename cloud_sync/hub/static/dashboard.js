@@ -114,6 +114,43 @@ async function refreshDevices() {
   document.getElementById("kpi-devices").textContent = devices.length;
   document.getElementById("kpi-online").textContent = devices.filter(d => d.state === "online").length;
   if (!selected && devices.length) { selected = devices[0].device_id; refreshTelemetry(); }
+  renderRegions(devices.find(d => d.device_id === selected));
+}
+
+// Per-zone counts (objects in each zone now, by label) and per-line crossings, from the
+// selected device's last telemetry.
+function renderRegions(d) {
+  const streams = (d && d.telemetry && d.telemetry.streams) || {};
+  const zones = [], lines = [];
+  for (const [name, s] of Object.entries(streams)) {
+    for (const [zone, byLabel] of Object.entries(s.zones || {})) {
+      const total = Object.values(byLabel).reduce((a, n) => a + n, 0);
+      const parts = Object.entries(byLabel).map(([l, n]) => l + " " + n).join(", ");
+      zones.push(el("tr", { "data-zone": zone, "data-stream": name },
+        el("td", {}, name), el("td", {}, zone), el("td", { class: "num" }, String(total)),
+        el("td", {}, parts || "–")));
+    }
+    for (const [line, c] of Object.entries(s.lines || {})) {
+      lines.push(el("tr", { "data-line": line, "data-stream": name },
+        el("td", {}, name), el("td", {}, line), el("td", { class: "num" }, String(c.in)),
+        el("td", { class: "num" }, String(c.out))));
+    }
+  }
+  document.querySelector("#zones tbody").replaceChildren(...zones);
+  document.querySelector("#lines tbody").replaceChildren(...lines);
+  document.getElementById("zones").hidden = zones.length === 0;
+  document.getElementById("lines").hidden = lines.length === 0;
+  document.getElementById("regions-empty").hidden = zones.length + lines.length > 0;
+  document.getElementById("regions-device").textContent = d ? d.device_id : "";
+}
+
+// What an event says about regions: the zone entered or left, the line crossed, or the
+// zones the object is in.
+function regionText(e) {
+  if (e.phase === "enter") return "→ " + e.zone;
+  if (e.phase === "exit") return "← " + e.zone;
+  if (e.phase === "cross") return e.line + " " + e.direction;
+  return (e.zones || []).join(", ");
 }
 
 function addEvent(e, fresh) {
@@ -126,6 +163,7 @@ function addEvent(e, fresh) {
     el("td", {}, e.kind),
     el("td", { class: "num" }, e.score.toFixed(2)),
     el("td", { class: "phase-" + e.phase }, e.phase),
+    el("td", { class: "zones" }, regionText(e)),
     el("td", { class: "num" }, String(e.seq)),
     el("td", { class: "num" }, e.latency_ms.toFixed(1)));
   body.prepend(tr);
