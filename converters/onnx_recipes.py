@@ -148,9 +148,66 @@ def prepare(src: Path, dst: Path, recipe: Recipe, layout: str, origin: str, prof
     except ImportError as exc:
         raise ConversionError(f"quant_pre_process needs {exc.name}: pip install sympy") from None
     staged.unlink()
+    pre = onnx.load(str(dst))
+    folded = fold_neg_inf_pads(pre)
+    if folded:
+        log.info("folded %d Pad(-inf) node(s) into their MaxPool", folded)
+        onnx.save(pre, str(dst))
     if dynamic:
         strip_value_info(dst)
     return dst
+
+
+def fold_neg_inf_pads(model: onnx.ModelProto) -> int:
+    """Fold each ``Pad(constant, -inf)`` → ``MaxPool`` pair into the MaxPool's own ``pads``.
+
+    TensorFlow exports (tf2onnx: TF.js, Keras) write a MaxPool with "SAME" padding as an
+    explicit Pad with -inf; calibration then sees an infinite range, the scale becomes inf
+    and the quantized model outputs NaN from there on (nanodet-m: box F1 0 vs FP32).
+    A MaxPool's own padding never wins the max, which is the same result. Returns how many
+    were folded (``model`` is changed in place).
+    """
+    from onnx import numpy_helper
+
+    init = {i.name: i for i in model.graph.initializer}
+    consumers: Counter[str] = Counter(i for n in model.graph.node for i in n.input)
+    by_input = {n.input[0]: n for n in model.graph.node if n.op_type == "MaxPool" and n.input}
+    graph_outputs = {o.name for o in model.graph.output}
+    drop: list[onnx.NodeProto] = []
+    for pad in model.graph.node:
+        pool = by_input.get(pad.output[0]) if pad.op_type == "Pad" else None
+        if pool is None or consumers[pad.output[0]] != 1 or pad.output[0] in graph_outputs:
+            continue
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in pad.attribute}
+        pool_attrs = {a.name: onnx.helper.get_attribute_value(a) for a in pool.attribute}
+        if attrs.get("mode", b"constant") not in (b"constant", "constant"):
+            continue
+        if pool_attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            continue
+        if len(pad.input) < 3 or pad.input[1] not in init or pad.input[2] not in init:
+            continue
+        if len(pad.input) > 3 and pad.input[3]:  # explicit axes: leave it
+            continue
+        pads = numpy_helper.to_array(init[pad.input[1]]).astype(int).tolist()
+        value = numpy_helper.to_array(init[pad.input[2]])
+        rank = len(pads) // 2
+        if value.size != 1 or not float(value.ravel()[0]) < -3.0e38 or rank < 3:
+            continue
+        begin, end = pads[:rank], pads[rank:]
+        if begin[:2] != [0, 0] or end[:2] != [0, 0] or min(pads) < 0:
+            continue
+        old = list(pool_attrs.get("pads", [0] * (2 * (rank - 2))))
+        k = rank - 2
+        new = [old[i] + begin[2 + i] for i in range(k)] + [old[k + i] + end[2 + i] for i in range(k)]
+        for a in list(pool.attribute):
+            if a.name == "pads":
+                pool.attribute.remove(a)
+        pool.attribute.append(onnx.helper.make_attribute("pads", new))
+        pool.input[0] = pad.input[0]
+        drop.append(pad)
+    for node in drop:
+        model.graph.node.remove(node)
+    return len(drop)
 
 
 def strip_value_info(path: Path) -> None:
