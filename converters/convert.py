@@ -115,7 +115,9 @@ def run(req: Request, warn: Callable[[str], None] = log.warning) -> tuple[Report
         )
     profile = req.profile
     threads = req.threads or profile.runtime.threads
-    conv_manifest = bundle_input(src.manifest, profile)
+    src_layout = src.manifest.input.layout if isinstance(src.manifest.input, ImageInput) else ""
+    fixed = onnx_recipes.static_image_size(src.path, src_layout) if src_layout else None
+    conv_manifest = bundle_input(src.manifest, profile, fixed)
     detector, metric_note = choose_metric(src.manifest, src.origin)
     if metric_note:
         warn(f"metric fallback: {metric_note}")

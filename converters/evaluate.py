@@ -18,6 +18,7 @@ import numpy.typing as npt
 from tqdm import tqdm
 
 from converters.calibration import CalibrationSet
+from converters.errors import ConversionError
 from edge.boxes import iou
 from edge.detectors import DECODERS, ImageDetector, build_detector, decoder_entry
 from edge.detectors.preprocess import ImagePreprocessor
@@ -116,6 +117,19 @@ def _agreement(ref: list[Array], got: list[Array], specs: list[TensorSpec]) -> t
     return cos, err
 
 
+def check_finite(outputs: list[Array], specs: list[TensorSpec], origin: str) -> None:
+    """The numeric check on the converted model's outputs: no NaN or infinity."""
+    for out, spec in zip(outputs, specs, strict=False):
+        arr = np.asarray(out)
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            bad = int(arr.size - np.isfinite(arr).sum())
+            raise ConversionError(
+                f"converted model: output {spec.name!r} has {bad} NaN/inf value(s) of "
+                f"{arr.size} on {origin}; the conversion broke the numerics (FP32 is finite "
+                "there): keep the nodes feeding it in float (--auto-fallback) or try another recipe"
+            )
+
+
 def _timed(backend: Backend, feeds: dict[str, Array]) -> tuple[list[Array], float]:
     t0 = time.perf_counter()
     out = backend.run(feeds)
@@ -183,6 +197,7 @@ def evaluate_images(
             x_ref, _ = ref_pre(image)
             out_c = conv_b.run({conv_b.inputs[0].name: x_conv})
             out_r = ref_b.run({ref_b.inputs[0].name: x_ref})
+            check_finite(out_c, conv_b.outputs, path.name)
             c, e = _agreement(out_r, out_c, conv_b.outputs)
             m.add_agreement(c, e)
             m.rows.append({"input": path.name, "fp32_boxes": len(d_ref),
@@ -207,6 +222,7 @@ def evaluate_tensors(
         for i, feeds in enumerate(data.feeds("evaluation")):
             out_r, ms_r = _timed(ref_b, feeds)
             out_c, ms_c = _timed(conv_b, feeds)
+            check_finite(out_c, conv_b.outputs, data.samples[i].origin)
             m.ms_fp32.append(ms_r)
             m.ms_converted.append(ms_c)
             c, e = _agreement(out_r, out_c, conv_b.outputs)

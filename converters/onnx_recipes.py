@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import onnx
 from onnx import version_converter
 
@@ -89,7 +90,9 @@ def check_ops(
 def fix_input_shapes(
     model: onnx.ModelProto, size: tuple[int, int] | None, layout: str = "NCHW"
 ) -> onnx.ModelProto:
-    """Batch → 1 for every input; with ``size`` (w, h), also the spatial dims of 4-D inputs."""
+    """Batch → 1 for every input; with ``size`` (w, h), also the spatial dims of 4-D inputs
+    whose spatial dims are dynamic. A model exported at a fixed size keeps it: its shape
+    constants (nanodet-m's Reshapes) hold that size, and its manifest was made for it."""
     from onnxruntime.tools.onnx_model_utils import make_input_shape_fixed
 
     init_names = {i.name for i in model.graph.initializer}
@@ -101,7 +104,8 @@ def fix_input_shapes(
         if not shape:
             continue
         shape[0] = 1
-        if size is not None and len(shape) == 4:
+        spatial = (2, 3) if layout == "NCHW" else (1, 2)
+        if size is not None and len(shape) == 4 and any(shape[i] < 0 for i in spatial):
             w, h = size
             if layout == "NCHW":
                 shape[2], shape[3] = h, w
@@ -113,6 +117,22 @@ def fix_input_shapes(
             )
         make_input_shape_fixed(model.graph, inp.name, shape)
     return model
+
+
+def static_image_size(path: Path, layout: str = "NCHW") -> tuple[int, int] | None:
+    """(width, height) of a 4-D first input whose spatial dims are fixed, else ``None``."""
+    graph = load(path).graph
+    init = {i.name for i in graph.initializer}
+    inp = next((i for i in graph.input if i.name not in init), None)
+    dims = (
+        [d.dim_value if d.HasField("dim_value") else -1 for d in inp.type.tensor_type.shape.dim]
+        if inp
+        else []
+    )
+    if len(dims) != 4:
+        return None
+    h, w = (dims[2], dims[3]) if layout == "NCHW" else (dims[1], dims[2])
+    return (w, h) if w > 0 and h > 0 else None
 
 
 def upgrade_opset(model: onnx.ModelProto, minimum: int) -> onnx.ModelProto:
@@ -198,7 +218,9 @@ def fold_neg_inf_pads(model: onnx.ModelProto) -> int:
             continue
         old = list(pool_attrs.get("pads", [0] * (2 * (rank - 2))))
         k = rank - 2
-        new = [old[i] + begin[2 + i] for i in range(k)] + [old[k + i] + end[2 + i] for i in range(k)]
+        new = [old[i] + begin[2 + i] for i in range(k)] + [
+            old[k + i] + end[2 + i] for i in range(k)
+        ]
         for a in list(pool.attribute):
             if a.name == "pads":
                 pool.attribute.remove(a)
@@ -248,7 +270,30 @@ def quantize_static_int8(src: Path, dst: Path, calib: CalibrationSet, opts: Quan
         extra_options=extra,
     )  # fmt: skip
     strip_value_info(dst)  # the quantizer writes them back
+    check_constants(dst)
     return dst
+
+
+def check_constants(path: Path) -> None:
+    """The numeric check on a converted ONNX file: every float constant (weights, scales,
+    biases) is finite. A calibration range that saw an infinity (a Pad with -inf that was
+    not folded) gives an inf scale, which onnxruntime runs without complaint: the outputs
+    are then wrong everywhere, not NaN, so this is checked on the file itself."""
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    users: dict[str, str] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            users.setdefault(name, node.name or node.op_type)
+    for init in model.graph.initializer:
+        arr = numpy_helper.to_array(init)
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise ConversionError(
+                f"{path.name}: constant {init.name!r} (used by node {users.get(init.name, '?')!r}) "
+                "holds NaN/inf after conversion; calibration saw an infinite range there: keep "
+                "that node in float or fix the model (a Pad with -inf before a MaxPool)"
+            )
 
 
 def quantize_dynamic_int8(src: Path, dst: Path, opts: QuantOptions) -> Path:
