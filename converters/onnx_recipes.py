@@ -249,6 +249,27 @@ def _qtype(name: str) -> object:
     return {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}[name]
 
 
+_STEM_OPS = {"Relu", "LeakyRelu", "Clip", "HardSwish", "HardSigmoid", "Sigmoid", "Mul", "MaxPool",
+             "AveragePool", "BatchNormalization", "PRelu", "Pad"}  # fmt: skip
+
+
+def stem_nodes(path: Path, convs: int) -> tuple[str, ...]:
+    """The first ``convs`` Conv nodes (graph order, which ``quant_pre_process`` sorts) and
+    the activations and pools up to the next Conv: the stem a recipe keeps in float."""
+    if convs <= 0:
+        return ()
+    names: list[str] = []
+    seen = 0
+    for node in onnx.load(str(path)).graph.node:
+        if node.op_type == "Conv":
+            if seen == convs:
+                break
+            seen += 1
+        if node.op_type == "Conv" or node.op_type in _STEM_OPS:
+            names.append(node.name)
+    return tuple(names)
+
+
 def quantize_static_int8(src: Path, dst: Path, calib: CalibrationSet, opts: QuantOptions) -> Path:
     """Static INT8 QDQ with the recipe's types, per-channel and calibration method."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
