@@ -47,9 +47,7 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root / "calib", root / "eval"
 
 
-def _convert(
-    photos: tuple[Path, Path], profile: str, out: Path, *extra: str
-) -> int:
+def _convert(photos: tuple[Path, Path], profile: str, out: Path, *extra: str) -> int:
     calib, evals = photos
     args = ["nanodet-m", "--profile", profile, "--calibration", str(calib)]
     return main([*args, "--eval", str(evals), "-o", str(out), *extra])

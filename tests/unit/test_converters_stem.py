@@ -107,7 +107,7 @@ def test_family_changes_apply_to_that_family_only() -> None:
 def test_bad_family_key_is_one_line(tmp_path: Path) -> None:
     text = (PROFILES_DIR / "x86-64-vnni.toml").read_text()
     bad = tmp_path / "x86-64-vnni.toml"
-    bad.write_text(text + '\n[families.yolo]\nrecipe = { float_stem_conv = 2 }\n')
+    bad.write_text(text + "\n[families.yolo]\nrecipe = { float_stem_conv = 2 }\n")
     with pytest.raises(ProfileError) as exc:
         read_profile(bad)
     msg = str(exc.value)
