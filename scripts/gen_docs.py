@@ -130,7 +130,7 @@ def _rows(model: type[BaseModel], prefix: str = "", limits: bool = False) -> lis
         rows.append("| " + " | ".join([*cells, desc]) + " |")
         item = typing.get_args(tp)[0] if typing.get_origin(tp) is list else None
         nested_list = isinstance(item, type) and issubclass(item, BaseModel)
-        if prefix and nested_list and not prefix.startswith("source."):
+        if prefix and nested_list and item is not PinnedFile:  # PinnedFile has its own table
             rows.extend(_rows(item, f"{prefix}{name}[].", limits))  # `[[streams.zones]]`
     return rows
 

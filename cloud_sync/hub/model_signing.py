@@ -107,6 +107,10 @@ def load_bundle(ref: str) -> Bundle:
         model = zoo.cached_file(manifest)
         if not model.is_file():
             raise SignError(f"{ref}: not pulled yet; run `edge models pull {ref}` first")
+        # a converted (npm) zoo model is signed with the hash of the file converted here,
+        # which its cached manifest records (conversions are not byte-identical)
+        manifest = zoo.installed(manifest)
+        raw = {**raw, "sha256": manifest.sha256}
     else:
         model = mpath.parent / manifest.file
         if not model.is_file():

