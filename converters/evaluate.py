@@ -1,8 +1,9 @@
 """FP32 vs converted on an evaluation set: output agreement, the task metric through the
 real decoder, median latency of both on this machine, and size.
 
-Task metric: box F1 at IoU 0.5 against the FP32 model's boxes for image detectors;
-top-1 agreement for classifier-shaped outputs (N×C); otherwise the lowest output cosine.
+Task metric: box F1 at IoU 0.5 against the FP32 model's boxes of the same label for image
+detectors; top-1 agreement for classifier-shaped outputs (N×C); otherwise the lowest
+output cosine.
 """
 
 from __future__ import annotations
@@ -64,10 +65,19 @@ class Report:
         return d
 
 
-def match_counts(ref: list[Box], got: list[Box], thr: float = 0.5) -> tuple[int, int, int]:
-    """Greedy one-to-one matching by IoU: (true positives, false positives, false negatives)."""
+def match_counts(
+    ref: list[Box],
+    got: list[Box],
+    thr: float = 0.5,
+    labels: tuple[list[str], list[str]] | None = None,
+) -> tuple[int, int, int]:
+    """Greedy one-to-one matching by IoU: (true positives, false positives, false negatives).
+    With ``labels`` (FP32's, converted's), a box matches only a box of the same label: a
+    cat that became a dog is a miss and a false positive, not a hit."""
+    same = (lambda i, j: labels[0][i] == labels[1][j]) if labels else (lambda i, j: True)
     pairs = sorted(
-        ((iou(r, g), i, j) for i, r in enumerate(ref) for j, g in enumerate(got)), reverse=True
+        ((iou(r, g), i, j) for i, r in enumerate(ref) for j, g in enumerate(got) if same(i, j)),
+        reverse=True,
     )
     used_r: set[int] = set()
     used_g: set[int] = set()
@@ -187,11 +197,12 @@ def evaluate_images(
     try:
         for path in tqdm(images, desc="evaluation", unit="image", leave=False):
             image = read_image(path)
-            d_ref = [d.box for d in ref_det.detect(image)]
-            d_conv = [d.box for d in conv_det.detect(image)]
+            found_ref, found_conv = ref_det.detect(image), conv_det.detect(image)
+            d_ref, d_conv = [d.box for d in found_ref], [d.box for d in found_conv]
+            labels = ([d.label for d in found_ref], [d.label for d in found_conv])
             m.ms_fp32.append(ref_det.times.ms["invoke"])
             m.ms_converted.append(conv_det.times.ms["invoke"])
-            t, p, n = match_counts(d_ref, d_conv)
+            t, p, n = match_counts(d_ref, d_conv, labels=labels)
             tp, fp, fn = tp + t, fp + p, fn + n
             x_conv, _ = conv_pre(image)
             x_ref, _ = ref_pre(image)

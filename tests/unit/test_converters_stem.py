@@ -1,6 +1,7 @@
 """Mechanics on tiny onnx.helper graphs: a Pad(-inf) folded into its MaxPool (same numbers,
 finite calibration ranges), the stem a recipe keeps in float, the numeric check on a
-converted file, a fixed-size model keeping its size, and per-family profile changes."""
+converted file, a fixed-size model keeping its size; per-family profile changes; box F1
+matching by label."""
 
 from __future__ import annotations
 
@@ -112,3 +113,12 @@ def test_bad_family_key_is_one_line(tmp_path: Path) -> None:
         read_profile(bad)
     msg = str(exc.value)
     assert "\n" not in msg and "families.yolo" in msg and "float_stem_conv" in msg, msg
+
+
+def test_box_f1_needs_the_same_label() -> None:
+    from converters.evaluate import match_counts
+
+    box = (10.0, 10.0, 50.0, 50.0)
+    assert match_counts([box], [box]) == (1, 0, 0)
+    assert match_counts([box], [box], labels=(["cat"], ["cat"])) == (1, 0, 0)
+    assert match_counts([box], [box], labels=(["cat"], ["dog"])) == (0, 1, 1)  # a swap misses
