@@ -163,6 +163,8 @@ def run(req: Request, warn: Callable[[str], None] = log.warning) -> tuple[Report
                 _evaluate, req, src, conv_manifest, converted, calib, eval_images, threads,
             )  # fmt: skip
             report.excluded_nodes = list(exclude)
+            if int8:
+                report.float_ops = onnx_recipes.float_op_counts(converted)
             failures = gate_mod.check(report, profile.gate)
             if record:
                 record["rounds"].append({"kept_in_float": list(exclude), "failures": failures,

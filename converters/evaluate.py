@@ -54,6 +54,7 @@ class Report:
     threads: int
     conversion_s: float = 0.0
     excluded_nodes: list[str] = field(default_factory=list)
+    float_ops: dict[str, int] = field(default_factory=dict)  # ONNX INT8: nodes left in float
     metric_fallback: str = ""  # why the task metric is not the one the manifest asks for
     auto_fallback: dict[str, Any] = field(default_factory=dict)  # seed, method, rounds, notes
     per_sample: list[dict[str, Any]] = field(default_factory=list)

@@ -270,6 +270,29 @@ def stem_nodes(path: Path, convs: int) -> tuple[str, ...]:
     return tuple(names)
 
 
+def float_op_counts(path: Path) -> dict[str, int]:
+    """Nodes of a QDQ model that run in float, by op type: those whose data inputs do not
+    all come from a DequantizeLinear or whose output does not go only into a
+    QuantizeLinear (onnxruntime fuses a node into an INT8 kernel only between the two)."""
+    graph = onnx.load(str(path)).graph
+    producer = {o: n.op_type for n in graph.node for o in n.output}
+    consumers: dict[str, list[str]] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n.op_type)
+    counts: Counter[str] = Counter()
+    for n in graph.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        ins = [i for i in n.input if i in producer]
+        q_in = bool(ins) and all(producer[i] == "DequantizeLinear" for i in ins)
+        outs = consumers.get(n.output[0], []) if n.output else []
+        q_out = bool(outs) and all(op == "QuantizeLinear" for op in outs)
+        if not (q_in and q_out):
+            counts[n.op_type] += 1
+    return dict(sorted(counts.items()))
+
+
 def quantize_static_int8(src: Path, dst: Path, calib: CalibrationSet, opts: QuantOptions) -> Path:
     """Static INT8 QDQ with the recipe's types, per-channel and calibration method."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static

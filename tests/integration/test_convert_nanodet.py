@@ -92,6 +92,9 @@ def test_int8_reaches_the_gate_and_reports_speed(vnni_bundle: Path) -> None:
     recipe = manifest["build"]["recipe"]
     assert recipe["activation_type"] == "uint8" and report["recipe"]["family"] == "gfl"
     assert recipe["float_stem_convs"] == 4  # the family's recipe, from the profile
+    # the first 4 convs, their LeakyRelus and the stem's MaxPool; everything else in INT8
+    assert report["float_ops"] == {"Conv": 4, "LeakyRelu": 4, "MaxPool": 1}, report["float_ops"]
+    assert "nodes left in float (by op type): Conv 4, LeakyRelu 4, MaxPool 1" in md
 
 
 @pytest.mark.parametrize("name", sorted(TRUTH))
