@@ -137,6 +137,7 @@ def test_gate_refuses_below_the_profiles_limit(
     assert (out / "report.json").is_file()  # the report says by how much
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the inf range
 def test_non_finite_converted_file_is_a_clear_error(
     photos: tuple[Path, Path],
     zoo_model: Callable[[str], ResolvedModel],
