@@ -18,13 +18,17 @@ from edge.models.zoo import sha256_file
 from edge.profiles import Profile
 
 
-def bundle_input(manifest: Manifest, profile: Profile) -> Manifest:
-    """The source manifest with the input spec the converted model needs."""
+def bundle_input(
+    manifest: Manifest, profile: Profile, fixed_size: tuple[int, int] | None = None
+) -> Manifest:
+    """The source manifest with the input spec the converted model needs. ``fixed_size``:
+    the source model's own static (width, height), which the recipe's ``input_size`` does
+    not override (``onnx_recipes.fix_input_shapes`` keeps it too)."""
     spec = manifest.input
     if not isinstance(spec, ImageInput):
         return manifest
     update: dict[str, Any] = {}
-    if profile.recipe.static_shape and profile.recipe.input_size is not None:
+    if profile.recipe.static_shape and profile.recipe.input_size is not None and not fixed_size:
         w, h = profile.recipe.input_size
         update |= {"width": w, "height": h}
         if spec.resize == "limit_side":

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -87,7 +87,8 @@ def _convert_once(
     prepared: Path, work: Path, profile: Profile, calib: CalibrationSet, exclude: tuple[str, ...]
 ) -> Path:
     r = profile.recipe
-    opts = onnx_recipes.QuantOptions.from_recipe(r, exclude)
+    stem = onnx_recipes.stem_nodes(prepared, r.float_stem_convs) if r.precision == "int8" else ()
+    opts = onnx_recipes.QuantOptions.from_recipe(r, (*stem, *exclude))
     dst = work / f"converted-{len(exclude)}.onnx"
     if r.format == "tflite":
         nhwc = np.concatenate([next(iter(f.values())) for f in calib.feeds()], axis=0)
@@ -113,9 +114,15 @@ def run(req: Request, warn: Callable[[str], None] = log.warning) -> tuple[Report
         raise ConversionError(
             f"{src.origin}: edge-convert takes FP32 ONNX models, not {src.manifest.format}"
         )
-    profile = req.profile
+    family = src.manifest.decoder.type
+    profile = req.profile.for_family(family)
+    if profile is not req.profile:
+        log.info("%s: the %s family's recipe and gate of %s", src.origin, family, profile.name)
+        req = replace(req, profile=profile)
     threads = req.threads or profile.runtime.threads
-    conv_manifest = bundle_input(src.manifest, profile)
+    src_layout = src.manifest.input.layout if isinstance(src.manifest.input, ImageInput) else ""
+    fixed = onnx_recipes.static_image_size(src.path, src_layout) if src_layout else None
+    conv_manifest = bundle_input(src.manifest, profile, fixed)
     detector, metric_note = choose_metric(src.manifest, src.origin)
     if metric_note:
         warn(f"metric fallback: {metric_note}")
@@ -156,6 +163,8 @@ def run(req: Request, warn: Callable[[str], None] = log.warning) -> tuple[Report
                 _evaluate, req, src, conv_manifest, converted, calib, eval_images, threads,
             )  # fmt: skip
             report.excluded_nodes = list(exclude)
+            if int8:
+                report.float_ops = onnx_recipes.float_op_counts(converted)
             failures = gate_mod.check(report, profile.gate)
             if record:
                 record["rounds"].append({"kept_in_float": list(exclude), "failures": failures,
@@ -236,6 +245,8 @@ def _evaluate(
 ) -> Report:  # fmt: skip
     recipe = req.profile.recipe.model_dump(mode="json", exclude_none=True)
     recipe.pop("supported_ops", None)
+    if src.manifest.decoder.type in req.profile.families:
+        recipe["family"] = src.manifest.decoder.type  # the recipe has the family's changes
     if eval_images:
         probe_m = conv_m.model_copy(update={"format": req.profile.recipe.format})
         measured = evaluate_images(

@@ -1,8 +1,9 @@
 """FP32 vs converted on an evaluation set: output agreement, the task metric through the
 real decoder, median latency of both on this machine, and size.
 
-Task metric: box F1 at IoU 0.5 against the FP32 model's boxes for image detectors;
-top-1 agreement for classifier-shaped outputs (N×C); otherwise the lowest output cosine.
+Task metric: box F1 at IoU 0.5 against the FP32 model's boxes of the same label for image
+detectors; top-1 agreement for classifier-shaped outputs (N×C); otherwise the lowest
+output cosine.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy.typing as npt
 from tqdm import tqdm
 
 from converters.calibration import CalibrationSet
+from converters.errors import ConversionError
 from edge.boxes import iou
 from edge.detectors import DECODERS, ImageDetector, build_detector, decoder_entry
 from edge.detectors.preprocess import ImagePreprocessor
@@ -52,6 +54,7 @@ class Report:
     threads: int
     conversion_s: float = 0.0
     excluded_nodes: list[str] = field(default_factory=list)
+    float_ops: dict[str, int] = field(default_factory=dict)  # ONNX INT8: nodes left in float
     metric_fallback: str = ""  # why the task metric is not the one the manifest asks for
     auto_fallback: dict[str, Any] = field(default_factory=dict)  # seed, method, rounds, notes
     per_sample: list[dict[str, Any]] = field(default_factory=list)
@@ -63,10 +66,19 @@ class Report:
         return d
 
 
-def match_counts(ref: list[Box], got: list[Box], thr: float = 0.5) -> tuple[int, int, int]:
-    """Greedy one-to-one matching by IoU: (true positives, false positives, false negatives)."""
+def match_counts(
+    ref: list[Box],
+    got: list[Box],
+    thr: float = 0.5,
+    labels: tuple[list[str], list[str]] | None = None,
+) -> tuple[int, int, int]:
+    """Greedy one-to-one matching by IoU: (true positives, false positives, false negatives).
+    With ``labels`` (FP32's, converted's), a box matches only a box of the same label: a
+    cat that became a dog is a miss and a false positive, not a hit."""
+    same = (lambda i, j: labels[0][i] == labels[1][j]) if labels else (lambda i, j: True)
     pairs = sorted(
-        ((iou(r, g), i, j) for i, r in enumerate(ref) for j, g in enumerate(got)), reverse=True
+        ((iou(r, g), i, j) for i, r in enumerate(ref) for j, g in enumerate(got) if same(i, j)),
+        reverse=True,
     )
     used_r: set[int] = set()
     used_g: set[int] = set()
@@ -114,6 +126,19 @@ def _agreement(ref: list[Array], got: list[Array], specs: list[TensorSpec]) -> t
         cos = min(cos, c)
         err = max(err, float(np.max(np.abs(a - b))) if a.size else 0.0)
     return cos, err
+
+
+def check_finite(outputs: list[Array], specs: list[TensorSpec], origin: str) -> None:
+    """The numeric check on the converted model's outputs: no NaN or infinity."""
+    for out, spec in zip(outputs, specs, strict=False):
+        arr = np.asarray(out)
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            bad = int(arr.size - np.isfinite(arr).sum())
+            raise ConversionError(
+                f"converted model: output {spec.name!r} has {bad} NaN/inf value(s) of "
+                f"{arr.size} on {origin}; the conversion broke the numerics (FP32 is finite "
+                "there): keep the nodes feeding it in float (--auto-fallback) or try another recipe"
+            )
 
 
 def _timed(backend: Backend, feeds: dict[str, Array]) -> tuple[list[Array], float]:
@@ -173,16 +198,18 @@ def evaluate_images(
     try:
         for path in tqdm(images, desc="evaluation", unit="image", leave=False):
             image = read_image(path)
-            d_ref = [d.box for d in ref_det.detect(image)]
-            d_conv = [d.box for d in conv_det.detect(image)]
+            found_ref, found_conv = ref_det.detect(image), conv_det.detect(image)
+            d_ref, d_conv = [d.box for d in found_ref], [d.box for d in found_conv]
+            labels = ([d.label for d in found_ref], [d.label for d in found_conv])
             m.ms_fp32.append(ref_det.times.ms["invoke"])
             m.ms_converted.append(conv_det.times.ms["invoke"])
-            t, p, n = match_counts(d_ref, d_conv)
+            t, p, n = match_counts(d_ref, d_conv, labels=labels)
             tp, fp, fn = tp + t, fp + p, fn + n
             x_conv, _ = conv_pre(image)
             x_ref, _ = ref_pre(image)
             out_c = conv_b.run({conv_b.inputs[0].name: x_conv})
             out_r = ref_b.run({ref_b.inputs[0].name: x_ref})
+            check_finite(out_c, conv_b.outputs, path.name)
             c, e = _agreement(out_r, out_c, conv_b.outputs)
             m.add_agreement(c, e)
             m.rows.append({"input": path.name, "fp32_boxes": len(d_ref),
@@ -207,6 +234,7 @@ def evaluate_tensors(
         for i, feeds in enumerate(data.feeds("evaluation")):
             out_r, ms_r = _timed(ref_b, feeds)
             out_c, ms_c = _timed(conv_b, feeds)
+            check_finite(out_c, conv_b.outputs, data.samples[i].origin)
             m.ms_fp32.append(ms_r)
             m.ms_converted.append(ms_c)
             c, e = _agreement(out_r, out_c, conv_b.outputs)

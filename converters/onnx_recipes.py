@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import onnx
 from onnx import version_converter
 
@@ -89,7 +90,9 @@ def check_ops(
 def fix_input_shapes(
     model: onnx.ModelProto, size: tuple[int, int] | None, layout: str = "NCHW"
 ) -> onnx.ModelProto:
-    """Batch → 1 for every input; with ``size`` (w, h), also the spatial dims of 4-D inputs."""
+    """Batch → 1 for every input; with ``size`` (w, h), also the spatial dims of 4-D inputs
+    whose spatial dims are dynamic. A model exported at a fixed size keeps it: its shape
+    constants (nanodet-m's Reshapes) hold that size, and its manifest was made for it."""
     from onnxruntime.tools.onnx_model_utils import make_input_shape_fixed
 
     init_names = {i.name for i in model.graph.initializer}
@@ -101,7 +104,8 @@ def fix_input_shapes(
         if not shape:
             continue
         shape[0] = 1
-        if size is not None and len(shape) == 4:
+        spatial = (2, 3) if layout == "NCHW" else (1, 2)
+        if size is not None and len(shape) == 4 and any(shape[i] < 0 for i in spatial):
             w, h = size
             if layout == "NCHW":
                 shape[2], shape[3] = h, w
@@ -113,6 +117,22 @@ def fix_input_shapes(
             )
         make_input_shape_fixed(model.graph, inp.name, shape)
     return model
+
+
+def static_image_size(path: Path, layout: str = "NCHW") -> tuple[int, int] | None:
+    """(width, height) of a 4-D first input whose spatial dims are fixed, else ``None``."""
+    graph = load(path).graph
+    init = {i.name for i in graph.initializer}
+    inp = next((i for i in graph.input if i.name not in init), None)
+    dims = (
+        [d.dim_value if d.HasField("dim_value") else -1 for d in inp.type.tensor_type.shape.dim]
+        if inp
+        else []
+    )
+    if len(dims) != 4:
+        return None
+    h, w = (dims[2], dims[3]) if layout == "NCHW" else (dims[1], dims[2])
+    return (w, h) if w > 0 and h > 0 else None
 
 
 def upgrade_opset(model: onnx.ModelProto, minimum: int) -> onnx.ModelProto:
@@ -148,9 +168,68 @@ def prepare(src: Path, dst: Path, recipe: Recipe, layout: str, origin: str, prof
     except ImportError as exc:
         raise ConversionError(f"quant_pre_process needs {exc.name}: pip install sympy") from None
     staged.unlink()
+    pre = onnx.load(str(dst))
+    folded = fold_neg_inf_pads(pre)
+    if folded:
+        log.info("folded %d Pad(-inf) node(s) into their MaxPool", folded)
+        onnx.save(pre, str(dst))
     if dynamic:
         strip_value_info(dst)
     return dst
+
+
+def fold_neg_inf_pads(model: onnx.ModelProto) -> int:
+    """Fold each ``Pad(constant, -inf)`` → ``MaxPool`` pair into the MaxPool's own ``pads``.
+
+    TensorFlow exports (tf2onnx: TF.js, Keras) write a MaxPool with "SAME" padding as an
+    explicit Pad with -inf; calibration then sees an infinite range, the scale becomes inf
+    and the quantized model outputs NaN from there on (nanodet-m: box F1 0 vs FP32).
+    A MaxPool's own padding never wins the max, which is the same result. Returns how many
+    were folded (``model`` is changed in place).
+    """
+    from onnx import numpy_helper
+
+    init = {i.name: i for i in model.graph.initializer}
+    consumers: Counter[str] = Counter(i for n in model.graph.node for i in n.input)
+    by_input = {n.input[0]: n for n in model.graph.node if n.op_type == "MaxPool" and n.input}
+    graph_outputs = {o.name for o in model.graph.output}
+    drop: list[onnx.NodeProto] = []
+    for pad in model.graph.node:
+        pool = by_input.get(pad.output[0]) if pad.op_type == "Pad" else None
+        if pool is None or consumers[pad.output[0]] != 1 or pad.output[0] in graph_outputs:
+            continue
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in pad.attribute}
+        pool_attrs = {a.name: onnx.helper.get_attribute_value(a) for a in pool.attribute}
+        if attrs.get("mode", b"constant") not in (b"constant", "constant"):
+            continue
+        if pool_attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            continue
+        if len(pad.input) < 3 or pad.input[1] not in init or pad.input[2] not in init:
+            continue
+        if len(pad.input) > 3 and pad.input[3]:  # explicit axes: leave it
+            continue
+        pads = numpy_helper.to_array(init[pad.input[1]]).astype(int).tolist()
+        value = numpy_helper.to_array(init[pad.input[2]])
+        rank = len(pads) // 2
+        if value.size != 1 or not float(value.ravel()[0]) < -3.0e38 or rank < 3:
+            continue
+        begin, end = pads[:rank], pads[rank:]
+        if begin[:2] != [0, 0] or end[:2] != [0, 0] or min(pads) < 0:
+            continue
+        old = list(pool_attrs.get("pads", [0] * (2 * (rank - 2))))
+        k = rank - 2
+        new = [old[i] + begin[2 + i] for i in range(k)] + [
+            old[k + i] + end[2 + i] for i in range(k)
+        ]
+        for a in list(pool.attribute):
+            if a.name == "pads":
+                pool.attribute.remove(a)
+        pool.attribute.append(onnx.helper.make_attribute("pads", new))
+        pool.input[0] = pad.input[0]
+        drop.append(pad)
+    for node in drop:
+        model.graph.node.remove(node)
+    return len(drop)
 
 
 def strip_value_info(path: Path) -> None:
@@ -168,6 +247,50 @@ def _qtype(name: str) -> object:
     from onnxruntime.quantization import QuantType
 
     return {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}[name]
+
+
+_STEM_OPS = {"Relu", "LeakyRelu", "Clip", "HardSwish", "HardSigmoid", "Sigmoid", "Mul", "MaxPool",
+             "AveragePool", "BatchNormalization", "PRelu", "Pad"}  # fmt: skip
+
+
+def stem_nodes(path: Path, convs: int) -> tuple[str, ...]:
+    """The first ``convs`` Conv nodes (graph order, which ``quant_pre_process`` sorts) and
+    the activations and pools up to the next Conv: the stem a recipe keeps in float."""
+    if convs <= 0:
+        return ()
+    names: list[str] = []
+    seen = 0
+    for node in onnx.load(str(path)).graph.node:
+        if node.op_type == "Conv":
+            if seen == convs:
+                break
+            seen += 1
+        if node.op_type == "Conv" or node.op_type in _STEM_OPS:
+            names.append(node.name)
+    return tuple(names)
+
+
+def float_op_counts(path: Path) -> dict[str, int]:
+    """Nodes of a QDQ model that run in float, by op type: those whose data inputs do not
+    all come from a DequantizeLinear or whose output does not go only into a
+    QuantizeLinear (onnxruntime fuses a node into an INT8 kernel only between the two)."""
+    graph = onnx.load(str(path)).graph
+    producer = {o: n.op_type for n in graph.node for o in n.output}
+    consumers: dict[str, list[str]] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n.op_type)
+    counts: Counter[str] = Counter()
+    for n in graph.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        ins = [i for i in n.input if i in producer]
+        q_in = bool(ins) and all(producer[i] == "DequantizeLinear" for i in ins)
+        outs = consumers.get(n.output[0], []) if n.output else []
+        q_out = bool(outs) and all(op == "QuantizeLinear" for op in outs)
+        if not (q_in and q_out):
+            counts[n.op_type] += 1
+    return dict(sorted(counts.items()))
 
 
 def quantize_static_int8(src: Path, dst: Path, calib: CalibrationSet, opts: QuantOptions) -> Path:
@@ -191,7 +314,30 @@ def quantize_static_int8(src: Path, dst: Path, calib: CalibrationSet, opts: Quan
         extra_options=extra,
     )  # fmt: skip
     strip_value_info(dst)  # the quantizer writes them back
+    check_constants(dst)
     return dst
+
+
+def check_constants(path: Path) -> None:
+    """The numeric check on a converted ONNX file: every float constant (weights, scales,
+    biases) is finite. A calibration range that saw an infinity (a Pad with -inf that was
+    not folded) gives an inf scale, which onnxruntime runs without complaint: the outputs
+    are then wrong everywhere, not NaN, so this is checked on the file itself."""
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    users: dict[str, str] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            users.setdefault(name, node.name or node.op_type)
+    for init in model.graph.initializer:
+        arr = numpy_helper.to_array(init)
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise ConversionError(
+                f"{path.name}: constant {init.name!r} (used by node {users.get(init.name, '?')!r}) "
+                "holds NaN/inf after conversion; calibration saw an infinite range there: keep "
+                "that node in float or fix the model (a Pad with -inf before a MaxPool)"
+            )
 
 
 def quantize_dynamic_int8(src: Path, dst: Path, opts: QuantOptions) -> Path:

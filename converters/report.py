@@ -63,6 +63,9 @@ def to_markdown(r: Report) -> str:
         lines.append(f"- **metric fallback**: {r.metric_fallback}")
     if r.excluded_nodes:
         lines.append(f"- kept in float by --auto-fallback: {', '.join(r.excluded_nodes)}")
+    if r.float_ops:
+        ops = ", ".join(f"{op} {n}" for op, n in sorted(r.float_ops.items()))
+        lines.append(f"- nodes left in float (by op type): {ops}")
     fb = r.auto_fallback
     if fb:
         methods = sorted({str(x["ranked_by"]) for x in fb["rounds"] if "ranked_by" in x})

@@ -10,6 +10,7 @@ is in its working directory, and it fails on dynamic batch (shapes are fixed fir
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -71,6 +72,12 @@ def _output_name(stem: str, recipe: Recipe) -> str:
     return f"{stem}_integer_quant.tflite"
 
 
+def onnx2tf_name(name: str) -> str:
+    """A tensor name as onnx2tf spells it: ``:`` becomes ``__`` (TF.js/tf2onnx names such as
+    nanodet-m's ``input_1:0``); ``-cind`` must use that spelling or onnx2tf raises KeyError."""
+    return name.replace(":", "__")
+
+
 def _vector(values: list[float]) -> str:
     return "[[[[" + ",".join(f"{v:g}" for v in values) + "]]]]"
 
@@ -94,7 +101,7 @@ def convert(
         channels = int(calibration_nhwc.shape[-1])
         # the tensors are already normalized by the manifest's pre-processing
         cmd += ["-oiqt", "-qt", "per-channel" if recipe.per_channel else "per-tensor",
-                "-cind", input_name, str(calib), _vector([0.0] * channels),
+                "-cind", onnx2tf_name(input_name), str(calib), _vector([0.0] * channels),
                 _vector([1.0] * channels)]  # fmt: skip
         if recipe.full_integer:
             cmd += ["-iqd", recipe.activation_type, "-oqd", recipe.activation_type]
@@ -109,4 +116,62 @@ def convert(
             f"onnx2tf failed on {onnx_path.name} (exit {proc.returncode}): "
             f"{(lines or ['no error line'])[-1].strip()[:300]}"
         )
+    restore_output_names(result, onnx_path)
     return result
+
+
+# run by the tool venv's python: rename and reorder the subgraph's outputs in the flatbuffer
+_RENAME = """
+import json, sys
+from tensorflow.lite.tools import flatbuffer_utils as fu
+path, order, names = sys.argv[1], *json.loads(sys.argv[2])
+model = fu.read_model(path)
+sg = model.subgraphs[0]
+sg.outputs = [sg.outputs[i] for i in order]
+for index, name in zip(sg.outputs, names):
+    sg.tensors[index].name = name.encode()
+fu.write_model(model, path)
+"""
+
+
+def _nhwc(shape: list[int]) -> list[int]:
+    return [shape[0], *shape[2:], shape[1]] if len(shape) == 4 else shape
+
+
+def restore_output_names(tflite_path: Path, onnx_path: Path) -> None:
+    """Give the TFLite outputs the ONNX outputs' names and order. onnx2tf without ``flatc``
+    (a GitHub download) names them ``PartitionedCall:N`` in its own order, which the
+    manifest's decoder (nanodet-m: six outputs by name) cannot find. Outputs are matched
+    by shape (NCHW or its NHWC form); shapes that do not tell them apart are an error."""
+    import onnx
+
+    from edge.runtime import BackendOptions, load_backend
+
+    graph = onnx.load(str(onnx_path)).graph
+    want = [(o.name, [d.dim_value for d in o.type.tensor_type.shape.dim]) for o in graph.output]
+    b = load_backend(tflite_path, BackendOptions(threads=1))
+    try:
+        have = [(o.name, list(o.shape)) for o in b.outputs]
+    finally:
+        b.close()
+    if [n for n, _ in have] == [n for n, _ in want]:
+        return
+    order: list[int] = []
+    for name, shape in want:
+        hits = [i for i, (_, s) in enumerate(have) if s in (shape, _nhwc(shape))]
+        if len(hits) != 1 or len(have) != len(want):
+            raise ConversionError(
+                f"onnx2tf renamed the outputs of {onnx_path.name} and their shapes do not tell "
+                f"them apart (ONNX output {name!r} {shape}: {len(hits)} TFLite outputs of that "
+                "shape); give the ONNX outputs distinct shapes or convert to ONNX instead"
+            )
+        order.append(hits[0])
+    arg = json.dumps([order, [n for n, _ in want]])
+    python = tool_dir() / "bin" / "python"
+    proc = subprocess.run(  # noqa: S603  our argv, no shell
+        [str(python), "-c", _RENAME, str(tflite_path), arg],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ConversionError(f"cannot restore the output names of {tflite_path.name} ({tail})")

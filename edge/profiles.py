@@ -80,6 +80,12 @@ class Recipe(_Strict):
     input_size: tuple[int, int] | None = Field(
         default=None, description="(width, height) for image models when static_shape is set"
     )
+    float_stem_convs: int = Field(
+        default=0,
+        ge=0,
+        description="static INT8 (ONNX): keep the first N convolutions, and the activations and "
+        "pools between them, in float (the layers that see the raw image)",
+    )
     min_opset: int = Field(default=13, ge=7, description="upgrade older models first")
     supported_ops: list[str] | None = Field(
         default=None, description="ONNX op types the target can run; None: any the runtime runs"
@@ -106,6 +112,19 @@ class Gate(_Strict):
     max_size_ratio: float = Field(default=1.0, gt=0, description="converted size / FP32 size")
 
 
+class Family(_Strict):
+    """Recipe and gate changes for one model family (``[families.<decoder type>]``): what
+    measured best for those models on this target; the profile's own values elsewhere."""
+
+    why: str = Field(default="", description="what was measured, for the reader")
+    recipe: dict[str, object] = Field(
+        default_factory=dict, description="recipe keys that replace the profile's [recipe] ones"
+    )
+    gate: dict[str, float] = Field(
+        default_factory=dict, description="gate keys that replace the profile's [gate] ones"
+    )
+
+
 class Profile(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     title: str
@@ -115,6 +134,31 @@ class Profile(_Strict):
     runtime: Runtime
     recipe: Recipe
     gate: Gate = Field(default_factory=Gate)
+    families: dict[str, Family] = Field(
+        default_factory=dict,
+        description="per model family (the manifest's decoder type, e.g. gfl): recipe and gate "
+        "changes",
+    )
+
+    @model_validator(mode="after")
+    def _families_valid(self) -> Profile:
+        for name in self.families:
+            self.for_family(name)  # a bad key or value fails when the profile is read
+        return self
+
+    def for_family(self, decoder_type: str) -> Profile:
+        """This profile with the family's recipe and gate changes applied (itself if none)."""
+        fam = self.families.get(decoder_type)
+        if fam is None or not (fam.recipe or fam.gate):
+            return self
+        try:
+            recipe = Recipe.model_validate(self.recipe.model_dump() | fam.recipe)
+            gate = Gate.model_validate(self.gate.model_dump() | fam.gate)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(x) for x in first["loc"])
+            raise ValueError(f"families.{decoder_type}: {where}: {first['msg']}") from None
+        return self.model_copy(update={"recipe": recipe, "gate": gate})
 
     @model_validator(mode="after")
     def _runtime_runs_format(self) -> Profile:
