@@ -30,7 +30,9 @@ from edge.models.manifest import (  # noqa: E402
     AudioInput,
     ImageInput,
     Manifest,
-    Source,
+    NpmSource,
+    PinnedFile,
+    PypiSource,
     UpdateInfo,
 )
 
@@ -114,7 +116,7 @@ def _rows(model: type[BaseModel], prefix: str = "", limits: bool = False) -> lis
     for name, f in model.model_fields.items():
         tp = f.annotation
         nested = tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
-        if nested is not None and nested is not Source:
+        if nested is not None:
             rows.extend(_rows(nested, f"{prefix}{name}.", limits))
             continue
         optional = _optional_table(tp) if limits else None
@@ -127,7 +129,8 @@ def _rows(model: type[BaseModel], prefix: str = "", limits: bool = False) -> lis
             cells.append(_limits(model, f))
         rows.append("| " + " | ".join([*cells, desc]) + " |")
         item = typing.get_args(tp)[0] if typing.get_origin(tp) is list else None
-        if prefix and isinstance(item, type) and issubclass(item, BaseModel) and item is not Source:
+        listed = isinstance(item, type) and issubclass(item, BaseModel) and item is not PinnedFile
+        if prefix and listed:
             rows.extend(_rows(item, f"{prefix}{name}[].", limits))  # `[[streams.zones]]`
     return rows
 
@@ -144,8 +147,13 @@ def manifest_reference() -> str:
     parts = [
         "#### Top-level fields\n",
         table(Manifest).replace("| `input` |", "| `input` |"),
-        "\n#### `source` (zoo models)\n",
-        table(Source, "source."),
+        '\n#### `source` for PyPI wheels (zoo models; `kind = "pypi"`, the default)\n',
+        table(PypiSource, "source."),
+        '\n#### `source` for npm packages plus a conversion recipe (`kind = "npm"`)\n',
+        (NpmSource.__doc__ or "").strip().replace("\n    ", " ") + "\n",
+        table(NpmSource, "source."),
+        "\nEach entry of `source.files`:\n",
+        table(PinnedFile, "source.files[]."),
         "\n#### `update` (signed over-the-air updates: `edge-hub sign-model`, docs/security.md)\n",
         table(UpdateInfo, "update."),
         '\n#### `input` for images (`kind = "image"`)\n',
@@ -172,17 +180,19 @@ def manifest_reference() -> str:
 
 def zoo_table() -> str:
     rows = [
-        "| name | task | format | size | license | from (PyPI wheel, member) |",
+        "| name | task | format | size | license | from (PyPI wheel or npm package, member) |",
         "|---|---|---|---|---|---|",
     ]
     for m in sorted(zoo.zoo().values(), key=lambda m: m.name):
         s = m.source
         assert s is not None
         size = f"{s.size / 1e6:.2f} MB" if s.size else "-"
-        rows.append(
-            f"| `{m.name}` | {m.task} | {m.format} | {size} | {m.license} | "
-            f"`{s.package}=={s.version}`, `{s.member}` |"
-        )
+        if isinstance(s, NpmSource):
+            files = ", ".join(f"`{f.member}`" for f in s.files)
+            where = f"npm `{s.package}@{s.version}`, {files}, converted with `{s.convert.tool}`"
+        else:
+            where = f"`{s.package}=={s.version}`, `{s.member}`"
+        rows.append(f"| `{m.name}` | {m.task} | {m.format} | {size} | {m.license} | {where} |")
     return "\n".join(rows)
 
 

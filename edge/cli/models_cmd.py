@@ -8,6 +8,7 @@ from typing import Any
 
 from edge.cli.output import emit_json, human_size, table
 from edge.models import zoo
+from edge.models.manifest import NpmSource
 
 
 def add_home_option(p: argparse.ArgumentParser) -> None:
@@ -37,6 +38,14 @@ def add_parser(sub: Any) -> None:
     pull.add_argument(
         "--wheel", type=Path, help="take the model from this local wheel file (offline installs)"
     )
+    pull.add_argument(
+        "--from",
+        dest="from_dir",
+        type=Path,
+        metavar="DIR",
+        help="npm-sourced models, offline: a folder holding the package tarball (npm pack), "
+        "the pinned files, or the converted model",
+    )
     pull.add_argument("--json", action="store_true")
     add_home_option(pull)
     pull.set_defaults(handler=run_pull)
@@ -61,6 +70,14 @@ def add_parser(sub: Any) -> None:
 def _row(name: str, home: Path | None) -> dict[str, Any]:
     m = zoo.get(name)
     src = m.source
+    where: str | None
+    member: str | None
+    if isinstance(src, NpmSource):
+        where, member = f"npm:{src.package}@{src.version}", ", ".join(f.member for f in src.files)
+    elif src is not None:
+        where, member = f"{src.package}=={src.version}", src.member
+    else:
+        where = member = None
     return {
         "name": m.name,
         "version": m.version,
@@ -68,8 +85,9 @@ def _row(name: str, home: Path | None) -> dict[str, Any]:
         "format": m.format,
         "size": src.size if src else None,
         "license": m.license,
-        "source": f"{src.package}=={src.version}" if src else None,
-        "member": src.member if src else None,
+        "kind": src.kind if src else None,
+        "source": where,
+        "member": member,
         "sha256": m.sha256,
         "pulled": zoo.is_pulled(m, home),
         "path": str(zoo.cached_file(m, home)),
@@ -95,7 +113,7 @@ def run_list(args: argparse.Namespace) -> int:
                 ]
                 for r in rows
             ],
-            ["NAME", "TASK", "FORMAT", "SIZE", "LICENSE", "SOURCE (PyPI)", "PULLED"],
+            ["NAME", "TASK", "FORMAT", "SIZE", "LICENSE", "SOURCE (PyPI or npm:)", "PULLED"],
         )
     )
     return 0
@@ -109,12 +127,18 @@ def run_pull(args: argparse.Namespace) -> int:
         zoo.get(name)  # fail on an unknown name before downloading anything
     if args.wheel is not None and len(names) != 1:
         raise SystemExit("edge models pull: --wheel takes exactly one model name")
+    if args.from_dir is not None and len(names) != 1:
+        raise SystemExit("edge models pull: --from takes exactly one model name")
     done = []
     for name in names:
-        path = zoo.pull(name, args.home, force=args.force, wheel=args.wheel)
-        done.append({"name": name, "path": str(path), "sha256": zoo.get(name).sha256})
+        path = zoo.pull(name, args.home, force=args.force, wheel=args.wheel, from_dir=args.from_dir)
+        local = zoo.installed(zoo.get(name), args.home)
+        done.append({"name": name, "path": str(path), "sha256": local.sha256})
         if not args.json:
-            print(f"{name}: {path} (sha256 verified)")
+            how = (
+                "numerically checked" if isinstance(local.source, NpmSource) else "sha256 verified"
+            )
+            print(f"{name}: {path} ({how})")
     if args.json:
         emit_json({"pulled": done})
     return 0

