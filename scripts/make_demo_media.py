@@ -6,6 +6,12 @@
 - face_astronaut.jpg: head and shoulders from scikit-image's ``astronaut`` (Eileen
   Collins, NASA, public domain), 200×200.
 - face_camera.jpg: the photographer from scikit-image's ``camera`` (CC0), 200×200.
+- person_astronaut.jpg: the whole ``astronaut`` photo (public domain), 200×200: a person
+  from the hair to the suit, that nanodet-m scores 0.41-0.72 as ``person`` wherever it
+  is pasted on the background at the demo's 640×480.
+- cat_chelsea.jpg: the whole ``chelsea`` photo (Stéfan van der Walt's cat, CC0), 240×160,
+  scored 0.3-0.6 as ``cat`` by nanodet-m the same way (probe: bench-free, by hand in
+  the commit that added it; the integration test checks it end to end).
 - speech_keyword_16k.wav: the first espeak-ng sentence of tests/fixtures/speech_16k.wav,
   1 s of silence, then tests/fixtures/okay_nabu_16k.wav ("okay nabu", en-us, which
   pymicro-wakeword's own detector fires on), then 1 s of silence. 16 kHz mono 16-bit.
@@ -47,6 +53,16 @@ def main() -> int:
         str(OUT / "face_camera.jpg"),
         cv2.resize(cam3, (200, 200), interpolation=cv2.INTER_AREA),
         [cv2.IMWRITE_JPEG_QUALITY, 90],
+    )
+    cv2.imwrite(
+        str(OUT / "person_astronaut.jpg"),
+        cv2.resize(bgr(skimage.data.astronaut()), (200, 200), interpolation=cv2.INTER_AREA),
+        [cv2.IMWRITE_JPEG_QUALITY, 85],
+    )
+    cv2.imwrite(
+        str(OUT / "cat_chelsea.jpg"),
+        cv2.resize(bgr(skimage.data.chelsea()), (240, 160), interpolation=cv2.INTER_AREA),
+        [cv2.IMWRITE_JPEG_QUALITY, 85],
     )
     rate = 16000
     speech = read_audio(ROOT / "tests" / "fixtures" / "speech_16k.wav", rate)
