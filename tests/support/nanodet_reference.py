@@ -136,3 +136,49 @@ def get_bboxes_single(
     padding = np.zeros((all_scores.shape[0], 1), np.float32)
     all_scores = np.concatenate([all_scores, padding], axis=1)
     return multiclass_nms(all_bboxes, all_scores, score_thr=0.05, iou_threshold=0.6, max_num=100)
+
+
+# --- pre-processing: nanodet/data/transform/warp.py + color.py, the validation pipeline ---
+
+
+def get_resize_matrix(
+    raw_shape: tuple[int, int], dst_shape: tuple[int, int], keep_ratio: bool
+) -> npt.NDArray[np.float64]:
+    r_w, r_h = raw_shape
+    d_w, d_h = dst_shape
+    rs = np.eye(3)
+    if keep_ratio:
+        c = np.eye(3)
+        c[0, 2] = -r_w / 2
+        c[1, 2] = -r_h / 2
+        ratio = d_h / r_h if r_w / r_h < d_w / d_h else d_w / r_w
+        rs[0, 0] *= ratio
+        rs[1, 1] *= ratio
+        t = np.eye(3)
+        t[0, 2] = 0.5 * d_w
+        t[1, 2] = 0.5 * d_h
+        out: npt.NDArray[np.float64] = t @ rs @ c
+        return out
+    rs[0, 0] *= d_w / r_w
+    rs[1, 1] *= d_h / r_h
+    return rs
+
+
+def preprocess(
+    bgr: npt.NDArray[np.uint8],
+    dst_shape: tuple[int, int] = (416, 416),
+    mean: tuple[float, float, float] = (103.53, 116.28, 123.675),
+    std: tuple[float, float, float] = (57.375, 57.12, 58.395),
+) -> tuple[F, npt.NDArray[np.float64]]:
+    """The validation pipeline of nanodet-m-416.yml (keep_ratio: True, no augmentation):
+    ``warp_and_resize`` (its centre and translate matrices cancel to the identity, then
+    ``get_resize_matrix``; ``cv2.warpPerspective``, bilinear, zero border) and
+    ``_normalize`` ((img - mean) / std on the BGR image). Returns the NCHW tensor and the
+    warp matrix (image → tensor pixels)."""
+    import cv2
+
+    height, width = bgr.shape[:2]
+    m = get_resize_matrix((width, height), dst_shape, keep_ratio=True)
+    img = cv2.warpPerspective(bgr, m, dsize=dst_shape).astype(np.float32)
+    img = (img - np.array(mean, np.float32)) / np.array(std, np.float32)
+    return np.ascontiguousarray(img.transpose(2, 0, 1)[None]), m
