@@ -10,8 +10,14 @@
   from the hair to the suit, that nanodet-m scores 0.41-0.72 as ``person`` wherever it
   is pasted on the background at the demo's 640×480.
 - cat_chelsea.jpg: the whole ``chelsea`` photo (Stéfan van der Walt's cat, CC0), 240×160,
-  scored 0.3-0.6 as ``cat`` by nanodet-m the same way (probe: bench-free, by hand in
-  the commit that added it; the integration test checks it end to end).
+  scored 0.32-0.64 as ``cat`` by nanodet-m the same way. Smaller cut-outs score less
+  (180×120: 0.00-0.57, missed in 44 % of the places), hence these sizes. Along the
+  demo's own paths (edge/demo/media.py) the person scores 0.35-0.64 and the cat
+  0.46-0.67 in every fifth frame; tests/integration/test_demo.py checks it end to end.
+
+Licences, as the docstrings of ``skimage.data`` state them: astronaut (NASA) "no known
+copyright restrictions, released into the public domain"; camera (Lav Varshney), chelsea
+(Stefan van der Walt) and coffee (Rachel Michetti): CC0.
 - speech_keyword_16k.wav: the first espeak-ng sentence of tests/fixtures/speech_16k.wav,
   1 s of silence, then tests/fixtures/okay_nabu_16k.wav ("okay nabu", en-us, which
   pymicro-wakeword's own detector fires on), then 1 s of silence. 16 kHz mono 16-bit.
