@@ -53,8 +53,8 @@ def device_config(opts: DemoOptions, video: Path, broker: Broker, health_port: i
         f"source = {json.dumps(cam)}",
         'detectors = ["face", "objects"]',
         *(["loop = true", "realtime = true"] if cam_file else []),
-        # nanodet-m costs ~35-45 ms a frame on one thread: at 5 frames/s, not the
-        # video's 15, it takes about a fifth of a core, so the demo stays responsive on 2
+        # nanodet-m costs ~30 ms a frame on one thread: at 5 frames/s, not the video's 15,
+        # the daemon takes 0.21 of a core (0.63 at 15), so the demo stays responsive on 2
         f"fps_limit = {CAMERA_FPS}",
         "",
         "[[streams.zones]]",
