@@ -82,6 +82,25 @@ class ImagePreprocessor:
         self._add4 = (*(float(v) for v in self._add), 0.0)
         self._float: npt.NDArray[np.float32] | None = None
         self._warp = WarpResampler(spec) if spec.resampling == "warp" else None
+        # float NCHW: the affine goes plane by plane straight into the tensor, with no
+        # float HWC intermediate and no transposing copy (half the time and the memory
+        # traffic; bit-identical: the same float32 multiply, then add, per element)
+        self._planar = (
+            spec.layout == "NCHW" and self._clip is None and self._out_dtype == np.float32
+        )
+        self._planes: list[npt.NDArray[np.uint8]] = []
+
+    def _planar_affine(self, canvas: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """(1, 3, H, W) float32 = canvas channel × mul + add, one plane at a time."""
+        h, w = canvas.shape[:2]
+        if not self._planes or self._planes[0].shape != (h, w):
+            self._planes = [np.empty((h, w), np.uint8) for _ in range(3)]
+        cv2.split(canvas, self._planes)
+        out = np.empty((1, 3, h, w), np.float32)  # fresh: callers may keep the tensor
+        for c, plane in enumerate(self._planes):
+            cv2.multiply(plane, float(self._mul[c]), dst=out[0, c], dtype=cv2.CV_32F)
+            cv2.add(out[0, c], float(self._add[c]), dst=out[0, c])
+        return out
 
     def target_size(self, image_w: int, image_h: int) -> tuple[int, int]:
         if self.spec.resize != "limit_side":
@@ -150,6 +169,8 @@ class ImagePreprocessor:
             transform = Transform(tw / iw, th / ih, 0.0, 0.0, tw, th, iw, ih)
         if self.spec.color == "RGB":
             cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB, dst=canvas)
+        if self._planar:
+            return self._planar_affine(canvas), transform
         buf = self._float
         assert buf is not None
         # Scalar tuples: OpenCV applies them per channel. Some cv2 stub releases omit them,
