@@ -39,9 +39,12 @@ from edge.media.audio import read_audio  # noqa: E402
 from edge.models.resolve import resolve  # noqa: E402
 from edge.runtime import BackendOptions, load_backend  # noqa: E402
 from tests.fixtures.kws_clips import COMMITTED, RATE, write_wav16  # noqa: E402
+from tests.support.ref_venv import RefVenvError, ensure_venv  # noqa: E402
 
 SECONDS = 30.0
-REF_PY = Path("/tmp/mww-ref-venv/bin/python")
+# the peer runs in its own pinned venv, built on first use (tests/support/ref_venv.py)
+REF_VENV = "bench-pymicro-wakeword-2.5.0"
+REF_PINS = ["pymicro-wakeword==2.5.0", "pymicro-features==2.0.2"]
 
 PYMICRO = r"""
 import json, statistics, sys, time, wave
@@ -98,13 +101,16 @@ class BareLoop:
 
 
 def pymicro_ms(x: npt.NDArray[np.float32], runs: int) -> dict[str, float] | None:
-    if not REF_PY.exists():
+    try:
+        ref_py = ensure_venv(REF_VENV, REF_PINS)
+    except RefVenvError as exc:
+        print(f"{REF_VENV}: {exc}", file=sys.stderr)
         return None
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "clip.wav"
         write_wav16(wav, to_pcm16(x))
         proc = subprocess.run(
-            [str(REF_PY), "-c", PYMICRO, str(wav), str(runs)],
+            [str(ref_py), "-c", PYMICRO, str(wav), str(runs)],
             capture_output=True,
             text=True,
             check=False,
@@ -172,7 +178,7 @@ def main() -> None:
     )
     ref = pymicro_ms(x, args.runs)
     if ref is None:
-        print("  pymicro-wakeword: not measured (run scripts/make_kws_reference.py)")
+        print("  pymicro-wakeword: its venv could not be built or run (the error is above)")
     else:
         print(
             f"  pymicro-wakeword 2.5.0 own loop {ref['ms']:.1f} ms "

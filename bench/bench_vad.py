@@ -36,9 +36,12 @@ from edge.media.audio import read_audio  # noqa: E402
 from edge.models.resolve import resolve  # noqa: E402
 from edge.runtime import BackendOptions, load_backend  # noqa: E402
 from tests.fixtures.speech import COMMITTED, RATE, write_wav16  # noqa: E402
+from tests.support.ref_venv import RefVenvError, ensure_venv  # noqa: E402
 
 SECONDS = 16.8
-REF_PY = Path("/tmp/silero-ref-venv/bin/python")
+# the peer runs in its own pinned venv, built on first use (tests/support/ref_venv.py)
+REF_VENV = "bench-silero-vad-6.2.3"
+REF_PINS = ["torch==2.13.0", "silero-vad==6.2.3", "numpy", "onnxruntime"]
 
 SILERO = r"""
 import json, statistics, sys, time, wave
@@ -74,13 +77,16 @@ def bare_loop(session: ort.InferenceSession, x: npt.NDArray[np.float32]) -> int:
 
 
 def silero_ms(x: npt.NDArray[np.float32], runs: int) -> dict[str, float] | None:
-    if not REF_PY.exists():
+    try:
+        ref_py = ensure_venv(REF_VENV, REF_PINS)
+    except RefVenvError as exc:
+        print(f"{REF_VENV}: {exc}", file=sys.stderr)
         return None
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "clip.wav"
         write_wav16(wav, x, RATE)
         proc = subprocess.run(
-            [str(REF_PY), "-c", SILERO, str(wav), str(runs)],
+            [str(ref_py), "-c", SILERO, str(wav), str(runs)],
             capture_output=True,
             text=True,
             check=False,
@@ -130,7 +136,7 @@ def main() -> None:
     )
     ref = silero_ms(x, args.runs)
     if ref is None:
-        line += "; silero get_speech_timestamps: not measured (run scripts/make_vad_reference.py)"
+        line += "; silero get_speech_timestamps: its venv could not be built or run (above)"
     else:
         line += (
             f"; silero get_speech_timestamps {ref['ms']:.1f} ms ({int(ref['segments'])} segments): "
