@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cloud_sync.outbox.errors import OutboxError
+from edge.atomic import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -86,21 +86,9 @@ def read_state(path: Path) -> SeqState | None:
 
 def write_state(path: Path, st: SeqState) -> None:
     """Atomically replace the state file (fsync of the file and of its directory)."""
-    tmp = path.with_name(f".{path.name}.tmp")
     data = json.dumps(asdict(st), separators=(",", ":")).encode()
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        tmp.replace(path)
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        write_atomic(path, data)
     except OSError as exc:
         raise OutboxError(
             f"{path}: cannot record the seq high-water mark ({exc.strerror or exc})"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +10,7 @@ from typing import Any
 
 import cv2
 
+from edge.atomic import StagedFile
 from edge.config import parse_config, resolve_paths
 from edge.config.remote import check_remote_config
 from edge.control import DeviceControl
@@ -51,11 +50,7 @@ class Control(Reloading):
         # the file is written first (a config dir that cannot take it fails before
         # anything changes) and put in place only once the new config runs
         try:
-            fd, tmp = tempfile.mkstemp(dir=self.config_path.parent, prefix=".config-")
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
+            staged = StagedFile(self.config_path, text.encode("utf-8"), prefix=".config-")
         except OSError as exc:
             raise ConfigError(
                 f"{self.config_path.parent}: cannot write the new config ({exc.strerror}); "
@@ -63,14 +58,14 @@ class Control(Reloading):
             ) from None
         try:
             self.apply(cfg)
-            Path(tmp).replace(self.config_path)
+            staged.commit()
         except OSError as exc:
             raise ConfigError(
                 f"{self.config_path}: the new config runs but was not saved ({exc.strerror}); "
                 "the next start uses the old file"
             ) from None
         finally:
-            Path(tmp).unlink(missing_ok=True)
+            staged.discard()
 
     def swap_model(self, detector: str, bundle: Path) -> dict[str, Any]:
         """Swap in a signed update's bundle (``cloud_sync.ota`` put it in the models folder

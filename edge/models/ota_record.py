@@ -17,13 +17,12 @@ temporary file, fsync, rename over the record, fsync of the folder.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from edge.atomic import write_atomic
 from edge.errors import ConfigError
 from edge.wire import WireTime
 
@@ -102,25 +101,10 @@ def read_record(path: Path) -> OtaRecord:
 def write_record(path: Path, record: OtaRecord) -> None:
     """Replace the record atomically and durably (tmp + fsync + rename + folder fsync)."""
     data = record.model_dump_json(indent=2) + "\n"
-    tmp: str | None = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        Path(tmp).replace(path)
-        tmp = None
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomic(path, data.encode("utf-8"))
     except OSError as exc:
         raise OtaRecordError(
             f"{path}: cannot write the OTA record ({exc.strerror}); make the config's folder "
             "writable by the daemon"
         ) from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
