@@ -6,6 +6,9 @@ is created on first use (``~/.cache/edgewise/tools/onnx2tf``, ~2.6 GB from PyPI)
 Two traps handled here: onnx2tf downloads a calibration sample for 3-channel
 image inputs unless ``calibration_image_sample_data_20x128x128x3_float32.npy``
 is in its working directory, and it fails on dynamic batch (shapes are fixed first).
+A recipe's ``float_stem_convs`` / ``float_output_convs`` (onnx2tf has no per-op exclusion)
+quantize the saved_model onnx2tf writes with TensorFlow's own converter instead, those ops
+denylisted through ``tf.lite.experimental.QuantizationDebugger``.
 """
 
 from __future__ import annotations
@@ -93,9 +96,15 @@ def convert(
     exe = ensure_onnx2tf()
     out_dir.mkdir(parents=True, exist_ok=True)
     cmd = [str(exe), "-i", str(onnx_path), "-o", str(out_dir), "-b", "1", "-coion"]
-    if recipe.precision == "int8":
-        if calibration_nhwc is None or not len(calibration_nhwc):
-            raise ConversionError("INT8 TFLite needs calibration inputs")
+    if recipe.precision == "int8" and (calibration_nhwc is None or not len(calibration_nhwc)):
+        raise ConversionError("INT8 TFLite needs calibration inputs")
+    # with a float stem onnx2tf writes the float model and its saved_model; TF quantizes it
+    stem_calib = (
+        calibration_nhwc
+        if (recipe.float_stem_convs or recipe.float_output_convs) and recipe.precision == "int8"
+        else None
+    )
+    if recipe.precision == "int8" and calibration_nhwc is not None and stem_calib is None:
         calib = out_dir / "calibration.npy"
         np.save(calib, calibration_nhwc.astype(np.float32))
         channels = int(calibration_nhwc.shape[-1])
@@ -109,15 +118,111 @@ def convert(
     np.save(out_dir / _SAMPLE, np.zeros((20, 128, 128, 3), dtype=np.float32))
     log.info("running onnx2tf: %s", " ".join(cmd))
     proc = subprocess.run(cmd, cwd=out_dir, capture_output=True, text=True, check=False)  # noqa: S603  no shell
-    result = out_dir / _output_name(onnx_path.stem, recipe)
+    result = out_dir / _output_name(
+        onnx_path.stem,
+        recipe.model_copy(update={"precision": "fp32"}) if stem_calib is not None else recipe,
+    )
     if proc.returncode != 0 or not result.is_file():
         lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "rror" in ln]
         raise ConversionError(
             f"onnx2tf failed on {onnx_path.name} (exit {proc.returncode}): "
             f"{(lines or ['no error line'])[-1].strip()[:300]}"
         )
+    if stem_calib is not None:
+        result = quantize_with_float_layers(out_dir, stem_calib, recipe, onnx_path.stem)
     restore_output_names(result, onnx_path)
     return result
+
+
+# run by the tool venv's python: INT8 (float I/O) of onnx2tf's saved_model with the stem (the
+# ops before the (N+1)-th convolution) and optionally the output heads denylisted (in float)
+_QUANTIZE = """
+import json, sys
+import numpy as np, tensorflow as tf
+saved, calib, out, convs, heads, per_channel = sys.argv[1:7]
+x = np.load(calib).astype(np.float32)
+CONV = ("CONV_2D", "DEPTHWISE_CONV_2D")
+def rep():
+    for i in range(len(x)):
+        yield [x[i:i + 1]]
+def converter():
+    c = tf.lite.TFLiteConverter.from_saved_model(saved)
+    c.optimizations = [tf.lite.Optimize.DEFAULT]
+    c.representative_dataset = rep
+    c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                   tf.lite.OpsSet.TFLITE_BUILTINS]
+    c._experimental_disable_per_channel = per_channel != "1"
+    return c
+def interpreter(content):
+    it = tf.lite.Interpreter(model_content=content)
+    return it, {t["index"]: (t["name"], t["dtype"]) for t in it.get_tensor_details()}
+it, names = interpreter(tf.lite.TFLiteConverter.from_saved_model(saved).convert())
+ops = it._get_ops_details()
+keep, seen = [], 0
+for op in ops:  # the stem: everything before the (convs + 1)-th convolution
+    if op["op_name"] in CONV:
+        if seen == int(convs):
+            break
+        seen += 1
+    keep.append(op)
+if heads == "1":  # the output heads: back from each output to the convolution that feeds it
+    producer = {t: op for op in ops for t in op["outputs"]}
+    todo = [o["index"] for o in it.get_output_details()]
+    while todo:
+        op = producer.get(todo.pop())
+        if op is None or op in keep:
+            continue
+        keep.append(op)
+        if op["op_name"] not in CONV:
+            todo += list(op["inputs"])
+deny = [names[t][0] for op in keep for t in op["outputs"]]
+opts = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=deny)
+dbg = tf.lite.experimental.QuantizationDebugger(
+    converter=converter(), debug_dataset=rep, debug_options=opts)
+model = dbg.get_nondebug_quantized_model()
+open(out, "wb").write(model)
+it, names = interpreter(model)
+floats = {}
+for op in it._get_ops_details():
+    name = op["op_name"]
+    if name not in ("QUANTIZE", "DEQUANTIZE") and names[op["outputs"][0]][1] == np.float32:
+        floats[name] = floats.get(name, 0) + 1
+print(json.dumps({"float_ops": floats, "denylisted_convs": sum(
+    op["op_name"] in CONV for op in keep)}))
+"""
+
+
+def quantize_with_float_layers(
+    out_dir: Path, calibration_nhwc: npt.NDArray[np.float32], recipe: Recipe, stem: str
+) -> Path:
+    """INT8 TFLite (float inputs and outputs) of the saved_model onnx2tf wrote to ``out_dir``
+    with layers kept in float: the first ``recipe.float_stem_convs`` convolutions and the ops
+    up to the next one (pads, activations, pools), and with ``recipe.float_output_convs`` the
+    convolutions that feed the outputs and the ops after them (slices, sigmoids, reshapes,
+    transposes). The convolutions left in float are counted, so a denylist that matched
+    nothing is an error, not a silent all-INT8 model."""
+    calib, out = out_dir / "calibration.npy", out_dir / f"{stem}_float_stem_quant.tflite"
+    np.save(calib, calibration_nhwc.astype(np.float32))
+    flags = ["1" if recipe.float_output_convs else "0", "1" if recipe.per_channel else "0"]
+    args = [str(out_dir), str(calib), str(out), str(recipe.float_stem_convs), *flags]
+    proc = subprocess.run(  # noqa: S603  our argv, no shell
+        [str(tool_dir() / "bin" / "python"), "-c", _QUANTIZE, *args],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0 or not out.is_file():
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ConversionError(f"TFLite INT8 with a float stem failed ({tail[:300]})")
+    record = json.loads(proc.stdout.strip().splitlines()[-1])
+    floats, denied = record["float_ops"], int(record["denylisted_convs"])
+    kept = floats.get("CONV_2D", 0) + floats.get("DEPTHWISE_CONV_2D", 0)
+    if denied < recipe.float_stem_convs or kept != denied:
+        raise ConversionError(
+            f"float_stem_convs = {recipe.float_stem_convs}: the TFLite model keeps {kept} of "
+            f"the {denied} convolution(s) asked for in float; set float_stem_convs to at most "
+            "the model's convolutions"
+        )
+    log.info("TFLite ops left in float: %s", floats)
+    return out
 
 
 # run by the tool venv's python: rename and reorder the subgraph's outputs in the flatbuffer

@@ -83,8 +83,14 @@ class Recipe(_Strict):
     float_stem_convs: int = Field(
         default=0,
         ge=0,
-        description="static INT8 (ONNX): keep the first N convolutions, and the activations and "
-        "pools between them, in float (the layers that see the raw image)",
+        description="static INT8 (ONNX QDQ, or TFLite through TF's converter): keep the first N "
+        "convolutions, and the activations and pools between them, in float (the layers that "
+        "see the raw image)",
+    )
+    float_output_convs: bool = Field(
+        default=False,
+        description="static INT8 TFLite: keep the convolutions that feed the model's outputs, "
+        "and the slices, sigmoids, reshapes and transposes after them, in float",
     )
     min_opset: int = Field(default=13, ge=7, description="upgrade older models first")
     supported_ops: list[str] | None = Field(
@@ -95,6 +101,13 @@ class Recipe(_Strict):
     def _consistent(self) -> Recipe:
         if self.full_integer and (self.format != "tflite" or self.precision != "int8"):
             raise ValueError("full_integer needs format = 'tflite' and precision = 'int8'")
+        if self.full_integer and (self.float_stem_convs or self.float_output_convs):
+            raise ValueError(
+                "float_stem_convs / float_output_convs need float inputs and outputs; "
+                "they cannot go with full_integer"
+            )
+        if self.float_output_convs and (self.format, self.precision) != ("tflite", "int8"):
+            raise ValueError("float_output_convs needs format = 'tflite' and precision = 'int8'")
         if self.static_shape and self.input_size is None:
             raise ValueError("static_shape needs input_size = [width, height]")
         if self.precision == "int8-dynamic" and self.format != "onnx":

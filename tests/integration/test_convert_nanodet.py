@@ -158,42 +158,86 @@ def test_non_finite_converted_file_is_a_clear_error(
     assert not out.exists()
 
 
-def test_tflite_int8_for_raspberry_pi_5(
+def _onnx2tf() -> None:
+    try:
+        ensure_onnx2tf()  # the cached tool env in ~/.cache/edgewise/tools, else built once
+    except ToolUnavailableError as exc:
+        pytest.fail(f"onnx2tf tool environment unavailable: {exc}")
+
+
+@pytest.fixture(scope="module")
+def pi5_bundle(
+    photos: tuple[Path, Path],
+    zoo_model: Callable[[str], ResolvedModel],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    _onnx2tf()
+    zoo_model("nanodet-m")
+    out = tmp_path_factory.mktemp("bundle") / "nanodet-pi5"
+    assert _convert(photos, "raspberry-pi-5", out) == 0
+    return out
+
+
+def test_tflite_int8_for_raspberry_pi_5_reaches_the_gate(pi5_bundle: Path) -> None:
+    """TFLite INT8 (onnx2tf's saved_model, quantized by TF with the gfl family's layers
+    denylisted): the first 4 convs and the three output heads stay in float. Measured box F1
+    vs FP32 0.971 at ~4x FP32 ONNX (4 threads); all-INT8 gave 0.82 (README "Convert")."""
+    report = json.loads((pi5_bundle / "report.json").read_text())
+    gate = get_profile("raspberry-pi-5").for_family("gfl").gate
+    assert report["task_metric"] == "box_f1" and report["samples"] == 4 * len(EVALUATION_PHOTOS)
+    assert sum(r["fp32_boxes"] for r in report["per_sample"]) >= 25  # objects were found
+    assert report["task_value"] >= gate.min_task_metric, report["per_sample"]
+    assert report["gate"]["passed"] is True and report["threads"] == 4
+    assert report["speedup"] >= 1.5, report  # LiteRT INT8 vs FP32 ONNX; measured 2.6-4.2x
+    assert report["size_ratio"] <= gate.max_size_ratio
+    recipe = report["recipe"]
+    assert recipe["family"] == "gfl" and recipe["float_stem_convs"] == 4
+    assert recipe["float_output_convs"] is True
+    manifest = json.loads((pi5_bundle / "manifest.json").read_text())
+    assert manifest["format"] == "tflite" and manifest["input"]["width"] == 416
+    assert manifest["input"]["layout"] == "NHWC"
+
+
+@pytest.mark.parametrize("name", sorted(TRUTH))
+def test_edge_detect_runs_the_tflite_bundle(pi5_bundle: Path, tmp_path: Path, name: str) -> None:
+    """LiteRT runs the bundle (the ONNX output names restored: the gfl decoder finds its six
+    outputs by name) and finds the person in astronaut and the cat in chelsea."""
+    label, truth = TRUTH[name]
+    path = tmp_path / f"{name}.png"
+    cv2.imwrite(str(path), photo(name))
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge.cli.main", "detect", str(pi5_bundle), str(path), "--json"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    found = [d for d in json.loads(proc.stdout)["detections"] if d["label"] == label]
+    assert found, f"{name}: the TFLite bundle found no {label}: {proc.stdout}"
+    assert max(iou(truth, tuple(d["box"])) for d in found) >= 0.5, (name, truth, found)
+
+
+def test_tflite_gate_refuses_below_the_profiles_limit(
     photos: tuple[Path, Path],
     zoo_model: Callable[[str], ResolvedModel],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """TFLite INT8 through onnx2tf (every op in INT8: onnx2tf keeps no node in float).
-    Measured box F1 vs FP32 0.82 here, under the Pi 5 gate (0.95): the gate refuses in one
-    line, and the bundle it still writes has the ONNX output names (the gfl decoder finds
-    its six outputs by name), runs in LiteRT and finds the cat."""
-    try:
-        ensure_onnx2tf()  # the cached tool env in ~/.cache/edgewise/tools, else built once
-    except ToolUnavailableError as exc:
-        pytest.fail(f"onnx2tf tool environment unavailable: {exc}")
+    """A Pi 5 profile override without the gfl family (every op INT8, as onnx2tf writes it:
+    box F1 0.82 measured) and a gate of F1 1.0: exit 3, one error line, the report written."""
+    _onnx2tf()
     zoo_model("nanodet-m")
-    out = tmp_path / "pi5"
-    rc = _convert(photos, "raspberry-pi-5", out)
+    text = (PROFILES_DIR / "raspberry-pi-5.toml").read_text()
+    text = re.sub(r"(?ms)^\[families\.gfl\].*?(?=^\[gate\])", "", text)
+    assert "[families" not in text
+    text = re.sub(r"min_task_metric = [0-9.]+", "min_task_metric = 1.0", text)
+    override = tmp_path / "raspberry-pi-5.toml"  # a profile's name must equal its file name
+    override.write_text(text)
+    out = tmp_path / "refused"
+    assert _convert(photos, str(override), out) == 3
+    err = _errors(capsys.readouterr().err)
+    assert len(err) == 1, err
+    assert "raspberry-pi-5: accuracy gate failed: box_f1 0." in err[0], err
+    assert "< 1.0 required" in err[0] and "report.md" in err[0], err
     report = json.loads((out / "report.json").read_text())
-    gate = get_profile("raspberry-pi-5").for_family("gfl").gate
-    assert report["task_metric"] == "box_f1" and report["samples"] == 4 * len(EVALUATION_PHOTOS)
-    assert report["task_value"] >= 0.7, report["per_sample"]  # 0.0 if the numerics broke
-    if report["task_value"] < gate.min_task_metric:
-        assert rc == 3
-        err = _errors(capsys.readouterr().err)
-        assert len(err) == 1 and "raspberry-pi-5: accuracy gate failed: box_f1" in err[0], err
-    else:
-        assert rc == 0
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["format"] == "tflite" and manifest["input"]["width"] == 416
-    assert manifest["input"]["layout"] == "NHWC"
-    path = tmp_path / "chelsea.png"
-    cv2.imwrite(str(path), photo("chelsea"))
-    proc = subprocess.run(
-        [sys.executable, "-m", "edge.cli.main", "detect", str(out), str(path), "--json"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    cats = [d for d in json.loads(proc.stdout)["detections"] if d["label"] == "cat"]
-    assert cats and max(iou(TRUTH["chelsea"][1], tuple(d["box"])) for d in cats) >= 0.5
+    assert 0.7 <= report["task_value"] < 0.95, report["per_sample"]  # 0.0 if numerics broke
+    assert report["recipe"]["float_stem_convs"] == 0
+    assert report["recipe"]["float_output_convs"] is False
