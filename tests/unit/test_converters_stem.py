@@ -122,3 +122,58 @@ def test_box_f1_needs_the_same_label() -> None:
     assert match_counts([box], [box]) == (1, 0, 0)
     assert match_counts([box], [box], labels=(["cat"], ["cat"])) == (1, 0, 0)
     assert match_counts([box], [box], labels=(["cat"], ["dog"])) == (0, 1, 1)  # a swap misses
+
+
+def test_pi5_gfl_family_keeps_the_stem_and_heads_in_float() -> None:
+    pi5 = get_profile("raspberry-pi-5")
+    gfl = pi5.for_family("gfl")
+    assert (gfl.recipe.float_stem_convs, gfl.recipe.float_output_convs) == (4, True)
+    assert (pi5.recipe.float_stem_convs, pi5.recipe.float_output_convs) == (0, False)
+    assert pi5.for_family("db_text") is pi5  # ppocr-det keeps the all-INT8 TFLite recipe
+
+
+@pytest.mark.parametrize(
+    ("family_recipe", "words"),
+    [
+        ("{ float_output_convs = true, full_integer = true }", "full_integer"),
+        ("{ float_stem_convs = 2, full_integer = true }", "full_integer"),
+        ("{ float_output_convs = true, format = 'onnx' }", "format = 'tflite'"),
+    ],
+)
+def test_float_layers_need_a_float_io_tflite_int8_recipe(
+    tmp_path: Path, family_recipe: str, words: str
+) -> None:
+    """Float layers in a TFLite model need float inputs and outputs; the output heads in
+    float are a TFLite recipe (ONNX has --auto-fallback and per-node exclusion)."""
+    text = (PROFILES_DIR / "raspberry-pi-5.toml").read_text()
+    text = text.replace("recipe = { float_stem_convs = 4, float_output_convs = true }", "")
+    bad = tmp_path / "raspberry-pi-5.toml"
+    bad.write_text(text.replace("[gate]", f"[families.yolo]\nrecipe = {family_recipe}\n\n[gate]"))
+    with pytest.raises(ProfileError) as exc:
+        read_profile(bad)
+    msg = str(exc.value)
+    assert "\n" not in msg and "families.yolo" in msg and words in msg, msg
+
+
+def test_a_denylist_that_missed_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TF's converter ignores denylisted names it does not know: a model whose float
+    convolutions do not match what was asked is refused, not shipped as all-INT8."""
+    import subprocess
+
+    from converters import tflite
+
+    recipe = get_profile("raspberry-pi-5").for_family("gfl").recipe
+
+    def fake_run(cmd: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        Path(cmd[5]).write_bytes(b"tflite")  # the output path
+        out = '{"float_ops": {"PAD": 2}, "denylisted_convs": 7}'
+        return subprocess.CompletedProcess(cmd, 0, out, "")
+
+    monkeypatch.setattr(tflite.subprocess, "run", fake_run)
+    calib = np.zeros((1, 8, 8, 3), np.float32)
+    with pytest.raises(ConversionError) as exc:
+        tflite.quantize_with_float_layers(tmp_path, calib, recipe, "m")
+    msg = str(exc.value)
+    assert "\n" not in msg and "keeps 0 of the 7 convolution(s)" in msg, msg
