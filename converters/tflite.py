@@ -201,7 +201,7 @@ def quantize_with_float_layers(
     convolutions that feed the outputs and the ops after them (slices, sigmoids, reshapes,
     transposes). The convolutions left in float are counted, so a denylist that matched
     nothing is an error, not a silent all-INT8 model."""
-    calib, out = out_dir / "calibration.npy", out_dir / f"{stem}_float_stem_quant.tflite"
+    calib, out = out_dir / "calibration.npy", out_dir / f"{stem}_float_layers_quant.tflite"
     np.save(calib, calibration_nhwc.astype(np.float32))
     flags = ["1" if recipe.float_output_convs else "0", "1" if recipe.per_channel else "0"]
     args = [str(out_dir), str(calib), str(out), str(recipe.float_stem_convs), *flags]
@@ -211,7 +211,7 @@ def quantize_with_float_layers(
     )  # fmt: skip
     if proc.returncode != 0 or not out.is_file():
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ConversionError(f"TFLite INT8 with a float stem failed ({tail[:300]})")
+        raise ConversionError(f"TFLite INT8 with float layers failed ({tail[:300]})")
     record = json.loads(proc.stdout.strip().splitlines()[-1])
     floats, denied = record["float_ops"], int(record["denylisted_convs"])
     kept = floats.get("CONV_2D", 0) + floats.get("DEPTHWISE_CONV_2D", 0)
