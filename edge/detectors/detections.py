@@ -23,11 +23,12 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.detectors.base import BackendDetector, Detection, Image, StageTimes
+from edge.detectors.base import Detection, Image
+from edge.detectors.image_model import ImageModel
 from edge.detectors.outputs import as_float, output_index, shape_text, to_detections
-from edge.detectors.preprocess import ImagePreprocessor, Transform
+from edge.detectors.preprocess import Transform
 from edge.errors import ManifestError, ModelError
-from edge.models.manifest import ImageInput, Manifest
+from edge.models.manifest import Manifest
 from edge.runtime.base import Array, Backend
 
 Floats = npt.NDArray[np.float32]
@@ -83,26 +84,19 @@ def _role_index(backend: Backend, params: Params, role: str, origin: str) -> int
     )
 
 
-class DetectionsDetector(BackendDetector):
+class DetectionsDetector(ImageModel):
     """Image → the model's own final boxes in image pixels. ``times``: pre / invoke / post."""
 
     def __init__(self, manifest: Manifest, backend: Backend, params: Params) -> None:
         origin = manifest.name
-        if not isinstance(manifest.input, ImageInput):
-            raise ManifestError(f"{origin}: input.kind: detections needs an image input")
-        self.manifest = manifest
-        self.times = StageTimes()
+        self._bind(manifest, backend, "detections")
         self.params = params
         e2e = params.style == "end_to_end"
         self._order = params.box_order or ("xyxy" if e2e else "yxyx")
         self._normalized = (not e2e) if params.normalized is None else params.normalized
         default_offset = 1 if params.style == "tf_od_api" else 0
         self._offset = default_offset if params.label_offset is None else params.label_offset
-        self._backend = backend
-        self._input_name = backend.inputs[0].name
-        self._pre = ImagePreprocessor(manifest.input, backend.inputs[0])
         self._labels = manifest.labels
-        self._quant = [o.quantization for o in backend.outputs]
         if e2e:
             self._idx = [output_index(backend, params.output, "output", origin)]
         else:

@@ -22,12 +22,13 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edge.detectors.base import BackendDetector, Detection, Image, StageTimes
+from edge.detectors.base import Detection, Image
+from edge.detectors.image_model import ImageModel
 from edge.detectors.nms import batched_nms
 from edge.detectors.outputs import output_index
-from edge.detectors.preprocess import ImagePreprocessor, Transform
+from edge.detectors.preprocess import Transform
 from edge.errors import ManifestError
-from edge.models.manifest import ImageInput, Manifest
+from edge.models.manifest import Manifest
 from edge.runtime.base import Array, Backend
 
 Floats = npt.NDArray[np.float32]
@@ -156,19 +157,13 @@ _EMPTY_SCORES: Floats = np.zeros(0, np.float32)
 _EMPTY_CLASSES: Ints = np.zeros(0, np.intp)
 
 
-class GflDetector(BackendDetector):
+class GflDetector(ImageModel):
     """Image → detections in image pixels. ``times``: pre / invoke / post."""
 
     def __init__(self, manifest: Manifest, backend: Backend, params: Params) -> None:
         origin = manifest.name
-        if not isinstance(manifest.input, ImageInput):
-            raise ManifestError(f"{origin}: input.kind: gfl needs an image input")
-        self.manifest = manifest
-        self.times = StageTimes()
-        self._backend = backend
-        self._input_name = backend.inputs[0].name
-        self._pre = ImagePreprocessor(manifest.input, backend.inputs[0])
-        if manifest.input.resize == "limit_side" or self._pre.fixed_w is None:
+        image = self._bind(manifest, backend, "gfl")
+        if image.resize == "limit_side" or self._pre.fixed_w is None:
             raise ManifestError(f"{origin}: input.resize: gfl needs a fixed input size")
         assert self._pre.fixed_h is not None
         width, height = self._pre.fixed_w, self._pre.fixed_h
@@ -182,7 +177,6 @@ class GflDetector(BackendDetector):
         ]
         self._check_shapes(params, width, height, origin)
         self._decoder = GflDecoder(params, width, height)
-        self._dequant = [o.quantization for o in backend.outputs]
         self._labels = manifest.labels
         self.score_threshold = manifest.thresholds.get("score", 0.35)
 
@@ -217,13 +211,6 @@ class GflDetector(BackendDetector):
     @score_threshold.setter
     def score_threshold(self, value: float) -> None:
         self._decoder.score_threshold = float(value)
-
-    def _output(self, outs: list[Array], i: int) -> Floats:
-        arr = outs[i]
-        q = self._dequant[i]
-        if q is not None and np.issubdtype(arr.dtype, np.integer):
-            return ((arr.astype(np.float32) - q.zero_point) * q.scale).astype(np.float32)
-        return arr.astype(np.float32, copy=False)
 
     def raw(self, outs: list[Array]) -> tuple[Floats, Floats]:
         """The model's outputs as concatenated (N, C) scores and (N, 4 (R+1)) distributions."""

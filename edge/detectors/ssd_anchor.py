@@ -16,13 +16,14 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edge.detectors.base import BackendDetector, Detection, Image, StageTimes
+from edge.detectors.base import Detection, Image
+from edge.detectors.image_model import ImageModel
 from edge.detectors.labels import check_label_count
 from edge.detectors.nms import nms, weighted_nms
 from edge.detectors.outputs import output_index
-from edge.detectors.preprocess import ImagePreprocessor, Transform
+from edge.detectors.preprocess import Transform
 from edge.errors import ManifestError
-from edge.models.manifest import ImageInput, Manifest
+from edge.models.manifest import Manifest
 from edge.runtime.base import Array, Backend
 
 Floats = npt.NDArray[np.float32]
@@ -257,7 +258,7 @@ _EMPTY_SCORES: Floats = np.zeros(0, np.float32)
 _EMPTY_CLASSES: Ints = np.zeros(0, np.intp)
 
 
-class SsdAnchorDetector(BackendDetector):
+class SsdAnchorDetector(ImageModel):
     """Image → detections in image pixels, with keypoints. ``times``: pre / invoke / post."""
 
     def __init__(
@@ -268,20 +269,13 @@ class SsdAnchorDetector(BackendDetector):
         score_threshold: float | None = None,
     ) -> None:
         origin = manifest.name
-        if not isinstance(manifest.input, ImageInput):
-            raise ManifestError(f"{origin}: input.kind: ssd_anchor needs an image input")
-        self.manifest = manifest
-        self.times = StageTimes()
-        self._backend = backend
-        self._input_name = backend.inputs[0].name
-        self._pre = ImagePreprocessor(manifest.input, backend.inputs[0])
+        self._bind(manifest, backend, "ssd_anchor")
         self._boxes_i = output_index(backend, params.boxes_output, "boxes_output", origin)
         self._scores_i = output_index(backend, params.scores_output, "scores_output", origin)
         anchors = generate_anchors(params.anchors)
         self._check_counts(anchors.shape[0], params, origin)
         self._check_classes(anchors.shape[0], manifest, origin)
         self._decoder = SsdAnchorDecoder(params, anchors)
-        self._dequant = [o.quantization for o in backend.outputs]
         self._nms = params.nms
         self._labels = manifest.labels
         self._num_keypoints = params.num_keypoints
@@ -316,13 +310,6 @@ class SsdAnchorDetector(BackendDetector):
     @score_threshold.setter
     def score_threshold(self, value: float) -> None:
         self._decoder.score_threshold = float(value)
-
-    def _output(self, outs: list[Array], i: int) -> Floats:
-        arr = outs[i]
-        q = self._dequant[i]
-        if q is not None and np.issubdtype(arr.dtype, np.integer):
-            return ((arr.astype(np.float32) - q.zero_point) * q.scale).astype(np.float32)
-        return arr.astype(np.float32, copy=False)
 
     def detect(self, image: Image) -> list[Detection]:
         with self.times.stage("pre"):

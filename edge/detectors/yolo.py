@@ -25,12 +25,13 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.detectors.base import BackendDetector, Detection, Image, StageTimes
+from edge.detectors.base import Detection, Image
+from edge.detectors.image_model import ImageModel
 from edge.detectors.nms import batched_nms
 from edge.detectors.outputs import as_float, output_index, shape_text, to_detections
-from edge.detectors.preprocess import ImagePreprocessor, Transform
+from edge.detectors.preprocess import Transform
 from edge.errors import ManifestError, ModelError
-from edge.models.manifest import ImageInput, Manifest
+from edge.models.manifest import Manifest
 from edge.runtime.base import Backend
 
 Floats = npt.NDArray[np.float32]
@@ -197,23 +198,17 @@ class YoloDecoder:
         return boxes[keep], scores[keep], classes[keep]
 
 
-class YoloDetector(BackendDetector):
+class YoloDetector(ImageModel):
     """Image → YOLO detections in image pixels. ``times``: pre / invoke / post."""
 
     def __init__(self, manifest: Manifest, backend: Backend, params: Params) -> None:
         origin = manifest.name
-        if not isinstance(manifest.input, ImageInput):
-            raise ManifestError(f"{origin}: input.kind: yolo needs an image input")
         if params.num_classes and manifest.labels and len(manifest.labels) != params.num_classes:
             raise ManifestError(
                 f"{origin}: labels has {len(manifest.labels)} entries, decoder.num_classes is "
                 f"{params.num_classes}; give one label per class"
             )
-        self.manifest = manifest
-        self.times = StageTimes()
-        self._backend = backend
-        self._input_name = backend.inputs[0].name
-        self._pre = ImagePreprocessor(manifest.input, backend.inputs[0])
+        self._bind(manifest, backend, "yolo")
         self._out = output_index(backend, params.output, "output", origin)
         spec = backend.outputs[self._out]
         nc = params.num_classes or (len(manifest.labels) or None)
@@ -233,7 +228,7 @@ class YoloDetector(BackendDetector):
                     f"[1, {cells}, {5 + nc}]; fix decoder.strides"
                 )
         self._decoder = YoloDecoder(params, layout, nc)
-        self._quant = spec.quantization
+        self._out_quant = spec.quantization
         self._labels = manifest.labels
         self.score_threshold = manifest.thresholds.get("score", 0.25)
 
@@ -255,7 +250,7 @@ class YoloDetector(BackendDetector):
         with self.times.stage("invoke"):
             raw = self._backend.run({self._input_name: tensor})[self._out]
         with self.times.stage("post"):
-            dets = self.postprocess(as_float(raw, self._quant), transform)
+            dets = self.postprocess(as_float(raw, self._out_quant), transform)
         return dets
 
     def postprocess(self, raw: Floats, transform: Transform) -> list[Detection]:
