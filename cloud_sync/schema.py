@@ -21,12 +21,16 @@ from edge.wire import (
     COMMAND_PATTERN,
     DEVICE_ID_PATTERN,
     MAX_REGIONS,
+    MAX_SNAPSHOT_BYTES,
+    MAX_SNAPSHOT_HEADER,
+    SNAPSHOT_MAGIC,
     Count,
     DeviceId,
     Finite,
     JsonObject,
     Label,
     NonNegative,
+    SnapshotKind,
     StreamName,
     Unit,
     WireTime,
@@ -46,7 +50,7 @@ Uuid = Annotated[
     str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ]
 Name = Label
-TopicKind = Literal["status", "events", "telemetry", "cmd", "ack"]
+TopicKind = Literal["status", "events", "telemetry", "cmd", "ack", "snapshots"]
 EventPhase = Literal["start", "update", "end", "enter", "exit", "cross"]
 PHASES: tuple[str, ...] = get_args(EventPhase)
 """A track's lifecycle (start, update, end), and what it did in a named zone or line."""
@@ -107,6 +111,11 @@ class EventV1(_Wire):
     direction: Literal["in", "out"] | None = Field(
         default=None, description="cross: in (from the line's left to its right) or out"
     )
+    snapshots: Annotated[list[SnapshotKind], Field(min_length=1, max_length=4)] | None = Field(
+        default=None,
+        description="the snapshots the device took for this event (start / start_crop on a "
+        "start event, best / best_crop on an end event); they follow on the snapshots topic",
+    )
 
     @model_validator(mode="after")
     def _region(self) -> EventV1:
@@ -116,6 +125,68 @@ class EventV1(_Wire):
         if (self.line is not None) != cross or (self.direction is not None) != cross:
             raise ValueError("line and direction are given with phase cross, and only then")
         return self
+
+
+class SnapshotHeaderV1(_Versioned):
+    """The header of a binary snapshot message (``…/<device>/snapshots``): ``EWS1``, a
+    big-endian uint16 header length, this header as JSON, then the JPEG (``bytes`` long).
+
+    A header in the payload rather than MQTT v5 user properties: it works on MQTT 3.1.1
+    brokers (the demo's fallback broker) and survives bridges that drop properties."""
+
+    device_id: DeviceId
+    event_id: Uuid = Field(description="the event this picture belongs to")
+    stream: StreamName
+    kind: SnapshotKind
+    content_type: Literal["image/jpeg"] = "image/jpeg"
+    ts: WireTime = Field(description="capture time of the frame")
+    width: Annotated[int, Field(ge=1, le=8192, strict=True)]
+    height: Annotated[int, Field(ge=1, le=8192, strict=True)]
+    bytes: Annotated[int, Field(ge=4, le=MAX_SNAPSHOT_BYTES, strict=True)]
+    box: Annotated[list[Unit], Field(min_length=4, max_length=4)] | None = Field(
+        default=None, description="the object's box, normalized x1, y1, x2, y2 in this image"
+    )
+
+
+class SnapshotError(ValueError):
+    """A snapshot message that is not one: the reason names the part that is wrong."""
+
+
+def encode_snapshot(header: SnapshotHeaderV1, jpeg: bytes) -> bytes:
+    """The wire bytes of one snapshot; refuses (``SnapshotError``) what the hub would."""
+    if len(jpeg) != header.bytes:
+        raise SnapshotError(f"header says {header.bytes} bytes, the JPEG has {len(jpeg)}")
+    check_jpeg(jpeg)
+    head = header.model_dump_json(exclude_none=True).encode()
+    if len(head) > MAX_SNAPSHOT_HEADER:
+        raise SnapshotError(f"header is {len(head)} bytes, over {MAX_SNAPSHOT_HEADER}")
+    return SNAPSHOT_MAGIC + len(head).to_bytes(2, "big") + head + jpeg
+
+
+def decode_snapshot(payload: bytes) -> tuple[SnapshotHeaderV1, bytes]:
+    """``(header, jpeg)`` of a snapshot message; ``SnapshotError`` for anything else."""
+    if len(payload) > len(SNAPSHOT_MAGIC) + 2 + MAX_SNAPSHOT_HEADER + MAX_SNAPSHOT_BYTES:
+        raise SnapshotError(f"message is {len(payload)} bytes, over the snapshot limit")
+    if not payload.startswith(SNAPSHOT_MAGIC) or len(payload) < 6:
+        raise SnapshotError("not a snapshot message (no EWS1 magic)")
+    n = int.from_bytes(payload[4:6], "big")
+    if n > MAX_SNAPSHOT_HEADER or 6 + n > len(payload):
+        raise SnapshotError(f"header length {n} is out of bounds")
+    try:
+        header = SnapshotHeaderV1.model_validate_json(payload[6 : 6 + n])
+    except ValueError as exc:
+        raise SnapshotError(f"bad header: {str(exc).splitlines()[0]}") from None
+    jpeg = payload[6 + n :]
+    if len(jpeg) != header.bytes:
+        raise SnapshotError(f"header says {header.bytes} bytes, the message has {len(jpeg)}")
+    check_jpeg(jpeg)
+    return header, jpeg
+
+
+def check_jpeg(data: bytes) -> None:
+    """A cheap structural check without an image library: SOI and a marker, EOI at the end."""
+    if not (data.startswith(b"\xff\xd8\xff") and data.rstrip(b"\x00").endswith(b"\xff\xd9")):
+        raise SnapshotError("not a JPEG (no SOI / EOI markers)")
 
 
 class EventBatchV1(_Versioned):
@@ -330,7 +401,7 @@ def parse_topic(prefix: str, t: str) -> tuple[str, str, str | None] | None:
     if not t.startswith(prefix + "/"):
         return None
     parts = t[len(prefix) + 1 :].split("/")
-    if len(parts) == 2 and parts[1] in ("status", "events", "telemetry", "ack"):
+    if len(parts) == 2 and parts[1] in ("status", "events", "telemetry", "ack", "snapshots"):
         return parts[0], parts[1], None
     if len(parts) == 3 and parts[1] == "cmd":
         return parts[0], "cmd", parts[2]
@@ -347,6 +418,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "command-reply.v1": CommandReplyV1,
     "hub-ack.v1": HubAckV1,
     "hub-online.v1": HubOnlineV1,
+    "snapshot-header.v1": SnapshotHeaderV1,
 }
 
 

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from edge.supervise import ComponentHealth
+from edge.wire import SnapshotKind
 
 Kind = Literal["vision", "audio"]
 Phase = Literal["start", "update", "end", "enter", "exit", "cross"]
@@ -99,6 +100,7 @@ class Event:
     zone: str | None = None  # enter / exit: which zone
     line: str | None = None  # cross: which line
     direction: Literal["in", "out"] | None = None  # cross: which way (edge.zones)
+    snapshots: tuple[SnapshotKind, ...] | None = None  # JPEGs sent for this event (edge.snapshots)
     id: str = field(default_factory=uuid7)
 
     def __post_init__(self) -> None:
@@ -139,6 +141,8 @@ class Event:
             out["line"] = self.line
         if self.direction is not None:
             out["direction"] = self.direction
+        if self.snapshots:
+            out["snapshots"] = list(self.snapshots)
         return out
 
     def wire(self, device_id: str, boot_id: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import json
 import math
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, Field
 
@@ -190,6 +190,18 @@ JsonObject = Annotated[dict[str, Any], AfterValidator(check_json_value)]
 # ``edge validate-config`` must never be one the broker refuses.
 
 DEFAULT_PREFIX = "edgewise/v1"
+
+SnapshotKind = Literal["start", "start_crop", "best", "best_crop"]
+"""An event snapshot: the frame at a track's start (``start``, attached to its ``start``
+event) and the best-scoring frame by its end (``best``, attached to its ``end`` event),
+each with a crop around the box (``*_crop``)."""
+SNAPSHOT_KINDS: tuple[str, ...] = ("start", "start_crop", "best", "best_crop")
+SNAPSHOT_MAGIC = b"EWS1"
+"""A snapshot message: ``EWS1``, a big-endian uint16 header length, the header (JSON,
+``cloud_sync.schema.SnapshotHeaderV1``), then the JPEG bytes."""
+MAX_SNAPSHOT_BYTES = 512 * 1024
+"""The largest JPEG a snapshot message may carry (device config bounds it lower)."""
+MAX_SNAPSHOT_HEADER = 2048
 """The topic prefix a device publishes under and the hub subscribes to by default."""
 
 MAX_BATCH_EVENTS = 1000

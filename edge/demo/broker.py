@@ -4,6 +4,7 @@ broker, MQTT 3.1.1 only), each on a free loopback port, stopped by PID."""
 from __future__ import annotations
 
 import importlib.util
+import random
 import shutil
 import socket
 import subprocess
@@ -16,8 +17,30 @@ from typing import IO
 from edge.errors import EdgeError
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A loopback TCP port that nothing listens on, chosen outside the kernel's ephemeral
+    range: a port the kernel handed out (``bind(0)``) can be given again, between our
+    check and the server's bind, to any outgoing connection on the machine as its local
+    port (the server's own MQTT or database client included), and the bind then fails
+    with "address already in use". Outside that range only another server can take it."""
+    low, high = _ephemeral_range()
+    pool = [p for p in range(20000, 32768) if not low <= p <= high] or list(range(1024, low))
+    for port in random.sample(pool, min(200, len(pool))):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # nothing free in the pool: let the kernel choose
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 

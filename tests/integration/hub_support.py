@@ -143,25 +143,34 @@ class HubProc:
         self, db: str, mqtt_port: int, prefix: str, log: Path, *extra: str,
         env: dict[str, str] | None = None, http_port: int | None = None, wait: bool = True,
     ) -> None:  # fmt: skip
-        self.port = http_port or free_port()
         self.log = log
-        exe = Path(sys.executable).with_name("edge-hub")
-        self.p = subprocess.Popen(
-            [str(exe), "serve", "--db", db, "--mqtt-port", str(mqtt_port), "--prefix", prefix,
-             "--http-port", str(self.port), *extra],
-            stdout=subprocess.DEVNULL, stderr=log.open("w"), env=env,
-        )  # fmt: skip
-        if not wait:
-            return
+        for attempt in range(3):
+            self.port = http_port or free_port()
+            exe = Path(sys.executable).with_name("edge-hub")
+            self.p = subprocess.Popen(
+                [str(exe), "serve", "--db", db, "--mqtt-port", str(mqtt_port), "--prefix", prefix,
+                 "--http-port", str(self.port), *extra],
+                stdout=subprocess.DEVNULL, stderr=log.open("w"), env=env,
+            )  # fmt: skip
+            if not wait or self._came_up():
+                return
+            if http_port is None and attempt < 2 and "address already in use" in log.read_text():
+                continue  # another test's server took the port between free_port and bind
+            raise RuntimeError(f"edge-hub did not come up: {log.read_text()[-2000:]}")
+
+    def _came_up(self) -> bool:
         t0 = time.monotonic()
         while True:
             try:
                 if self.health()[1]["mqtt_connected"]:
-                    break
+                    return True
             except (OSError, TypeError, KeyError):
                 pass
-            if self.p.poll() is not None or time.monotonic() - t0 > 20:
-                raise RuntimeError(f"edge-hub did not come up: {log.read_text()[-2000:]}")
+            if self.p.poll() is not None:
+                return False
+            if time.monotonic() - t0 > 20:
+                self.stop()
+                return False
             time.sleep(0.1)
 
     def url(self, path: str) -> str:
