@@ -21,6 +21,7 @@ from edge.config import DeviceConfig, JsonlSinkConfig, SinkConfig, StdoutSinkCon
 from edge.control import DeviceControl, ReplyRoute
 from edge.errors import ConfigError
 from edge.events import Event, EventSink
+from edge.snapshots import Snapshot, SnapshotSink
 from edge.supervise import ComponentHealth
 
 log = logging.getLogger(__name__)
@@ -186,8 +187,10 @@ class SinkStats:
 
     failures: int = 0  # calls into the sink that raised
     lost: int = 0  # events a sink failed on or refused
+    snapshots_lost: int = 0  # snapshots whose emit_snapshot raised
     last_error: str | None = None
     failing: bool = False  # the last call into the sink failed
+    snapshot_failing: bool = False  # the last emit_snapshot into it failed
     _logged: dict[str, float] = field(default_factory=dict)  # error text -> when logged
 
     def should_log(self, error: str, now: float) -> bool:
@@ -206,6 +209,11 @@ class SinkFanout:
     A failure is counted (``failures``, and the events of that call as ``lost``),
     logged once per distinct error per minute, and turns that sink's health red
     until a later call into it succeeds.
+
+    Snapshots (``emit_snapshot``, from the snapshot encoder's thread) go to the sinks that
+    implement ``edge.snapshots.SnapshotSink``, with the same failure handling (counted in
+    ``snapshots_lost``); ``takes_snapshots`` says whether any does, and so whether the
+    pipeline takes snapshots at all.
     """
 
     def __init__(
@@ -217,6 +225,22 @@ class SinkFanout:
         for name, _ in self.named:
             self.stats.setdefault(name, SinkStats())
         self.emitted = 0
+        self.snapshot_sinks = [(n, s) for n, s in self.named if isinstance(s, SnapshotSink)]
+        self._fail_lock = threading.Lock()  # failures come from post and encoder threads
+
+    @property
+    def takes_snapshots(self) -> bool:
+        return bool(self.snapshot_sinks)
+
+    def emit_snapshot(self, snapshot: Snapshot) -> None:
+        """To every snapshot sink; never raises (the encoder's thread calls it)."""
+        for name, s in self.snapshot_sinks:
+            try:
+                s.emit_snapshot(snapshot)
+            except Exception as exc:  # a sink's own failure must not stop the encoder
+                self._failed(name, "snapshot", exc, 0, snapshot=True)
+                continue
+            self.stats[name].snapshot_failing = False
 
     def emit_many(self, events: Sequence[Event]) -> None:
         """One call per sink: the outbox commits a frame's events in one transaction."""
@@ -246,13 +270,21 @@ class SinkFanout:
             except Exception as exc:  # as above
                 self._failed(name, "close", exc, 0)
 
-    def _failed(self, name: str, what: str, exc: Exception, lost: int) -> None:
+    def _failed(
+        self, name: str, what: str, exc: Exception, lost: int, *, snapshot: bool = False
+    ) -> None:
         st = self.stats[name]
-        st.failures += 1
-        st.lost += lost
-        st.failing = True
-        st.last_error = f"{type(exc).__name__}: {exc}"
-        if st.should_log(f"{what}|{st.last_error}", time.monotonic()):
+        with self._fail_lock:
+            st.failures += 1
+            st.lost += lost
+            if snapshot:
+                st.snapshots_lost += 1
+                st.snapshot_failing = True
+            else:
+                st.failing = True
+            st.last_error = f"{type(exc).__name__}: {exc}"
+            should = st.should_log(f"{what}|{st.last_error}", time.monotonic())
+        if should:
             log.error(
                 "sink %s: %s failed: %s (%d failure(s), %d event(s) lost so far; "
                 "the same error is logged at most once a minute)",
@@ -266,11 +298,14 @@ class SinkFanout:
         for name, s in self.named:
             st = self.stats[name]
             reason = (
-                f"{st.failures} failure(s), {st.lost} event(s) lost; last: {st.last_error}"
+                f"{st.failures} failure(s), {st.lost} event(s) lost"
+                + (f", {st.snapshots_lost} snapshot(s) lost" if st.snapshots_lost else "")
+                + f"; last: {st.last_error}"
                 if st.failures
                 else None
             )
-            out.append(ComponentHealth(f"sink.{name}", not st.failing, reason))
+            ok = not (st.failing or st.snapshot_failing)
+            out.append(ComponentHealth(f"sink.{name}", ok, reason))
             try:
                 out.extend(s.health())
             except Exception as exc:  # a health probe that fails is itself a bad sign

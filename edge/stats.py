@@ -68,6 +68,19 @@ class SinkStats:
 
     failures: int = 0
     events_lost: int = 0
+    snapshots_lost: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotStats:
+    """Event snapshots over the process's life (``edge.snapshots``; counters only grow)."""
+
+    taken: int = 0  # JPEGs handed to the sinks
+    # JPEGs not taken, by why: queue_full, too_big, encode_error, no_frame, held_full,
+    # stopped (the daemon stopped or reloaded before they were encoded)
+    dropped: Mapping[str, int] = field(default_factory=dict)
+    encode_ms: float = 0.0  # median time to encode one event's set (frame + crop), last 256
+    queue_depth: int = 0  # encode jobs waiting now
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +93,7 @@ class DeviceStats:
     streams: Mapping[str, StreamStats] = field(default_factory=dict)
     detectors: Mapping[str, DetectorStats] = field(default_factory=dict)
     sinks: Mapping[str, SinkStats] = field(default_factory=dict)  # sink name -> figures
+    snapshots: SnapshotStats = field(default_factory=SnapshotStats)
     # the OTA record cannot be read: the config's models run and model updates are refused
     ota_error: str | None = None
 

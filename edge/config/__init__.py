@@ -7,6 +7,7 @@ Validated with pydantic, unknown keys rejected. ``load_config`` raises
 - ``edge.config.streams``: ``[[streams]]``
 - ``edge.config.regions``: ``[[streams.zones]]`` and ``[[streams.lines]]`` (named regions)
 - ``edge.config.sinks``: ``[[sinks]]``, one model per ``type`` (a discriminated union)
+- ``edge.config.snapshots``: ``[snapshots]`` (event JPEGs)
 - ``edge.config.sync``: ``[sync]`` (broker, identity, outbox), used by ``cloud_sync``
 - ``edge.config.lines``: the TOML line of a key (``find_line``)
 - ``edge.config.env``: ``${NAME}`` in string values, from the environment
@@ -37,6 +38,7 @@ from edge.config.sinks import (
     SinkConfig,
     StdoutSinkConfig,
 )
+from edge.config.snapshots import SnapshotsConfig
 from edge.config.streams import MotionGateConfig, SourceType, StreamConfig, infer_source_type
 from edge.config.sync import OutboxConfig, SyncConfig, TLSConfig
 
@@ -52,6 +54,7 @@ __all__ = [
     "MqttSinkConfig",
     "OutboxConfig",
     "SinkConfig",
+    "SnapshotsConfig",
     "SourceType",
     "StdoutSinkConfig",
     "StreamConfig",

@@ -1,4 +1,4 @@
-"""The device config: identity, streams, detectors, tracking, sinks, health, sync.
+"""The device config: identity, streams, detectors, tracking, sinks, health, snapshots, sync.
 
 ``DeviceConfig`` is the whole file; ``edge.config.load`` reads and validates it.
 """
@@ -12,6 +12,7 @@ from pydantic import Field, ValidationInfo, model_validator
 
 from edge.config.base import Section
 from edge.config.sinks import MqttSinkConfig, SinkConfig, StdoutSinkConfig
+from edge.config.snapshots import SnapshotsConfig
 from edge.config.streams import StreamConfig
 from edge.config.sync import SyncConfig
 from edge.errors import ProfileError
@@ -226,6 +227,9 @@ class DeviceConfig(Section):
         description="[[sinks]]: each table's `type` picks its keys (below)",
     )
     health: HealthConfig = Field(default_factory=HealthConfig, title="Health listener")
+    snapshots: SnapshotsConfig = Field(
+        default_factory=SnapshotsConfig, title="Snapshots", description="JPEGs of vision events"
+    )
     sync: SyncConfig | None = Field(default=None, title="Sync", description="MQTT to the hub")
 
     def reference_problems(self) -> list[tuple[tuple[str, ...], str]]:

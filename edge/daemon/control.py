@@ -181,8 +181,11 @@ class Control(Reloading):
             streams={r.cfg.name: r.stats() for r in runners},
             detectors=detectors,
             sinks={  # over the process's life, across reloads (counters only grow)
-                name: SinkFigures(failures=st.failures, events_lost=st.lost)
+                name: SinkFigures(
+                    failures=st.failures, events_lost=st.lost, snapshots_lost=st.snapshots_lost
+                )
                 for name, st in self._sink_stats.items()
             },
             ota_error=self._ota.error,
+            snapshots=self._snapshot_stats(),
         )

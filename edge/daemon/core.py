@@ -42,8 +42,7 @@ class Daemon(Control):
             with self._state_lock:
                 self._running = running
             self._ota.commit(self.cfg)  # entries whose model the owner changed: dropped
-            for r in running.runners:
-                r.start()
+            running.start()
             self._health = self._health_server(self.cfg)
             if self._health is not None:
                 self._health.start()

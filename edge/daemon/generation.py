@@ -23,6 +23,7 @@ from edge.lock import DataDirLock
 from edge.pipeline import DetectorSlot, StreamRunner, load_slot
 from edge.profiles import Profile, get_profile
 from edge.sinks import DaemonContext, SinkFanout, SinkStats, build_sink, sink_names
+from edge.snapshots.encoder import SnapshotCounters, SnapshotEncoder
 
 log = logging.getLogger("edge.daemon")  # one logger for the package, as before the split
 
@@ -89,11 +90,22 @@ class Generation:
     all) carry over to the next generation."""
 
     def __init__(
-        self, runners: list[StreamRunner], fanout: SinkFanout, sinks: list[KeyedSink]
+        self,
+        runners: list[StreamRunner],
+        fanout: SinkFanout,
+        sinks: list[KeyedSink],
+        encoder: SnapshotEncoder | None = None,
     ) -> None:
         self.runners = runners
         self.fanout = fanout
         self.sinks = sinks
+        self.encoder = encoder  # None: snapshots off, or no sink takes them
+
+    def start(self) -> None:
+        if self.encoder is not None:
+            self.encoder.start()
+        for r in self.runners:
+            r.start()
 
     def slots(self) -> Slots:
         return {r.cfg.name: r.slots for r in self.runners}
@@ -108,6 +120,8 @@ class Generation:
             if not r.join(max(0.0, deadline - time.monotonic())):
                 log.warning("%s: did not finish in time", r.cfg.name)
                 finished = False
+        if self.encoder is not None:  # the ended tracks' best pictures, before sinks close
+            self.encoder.close(max(0.5, deadline - time.monotonic()))
         self.fanout.flush()
         if close_sinks:
             self.fanout.close()
@@ -133,6 +147,7 @@ class DaemonBase:
         self._lock: DataDirLock | None = None
         self._replies = ReplyRoute()
         self._sink_stats: dict[str, SinkStats] = {}
+        self._snapshot_counters = SnapshotCounters()  # across reloads, like sink stats
         self.reloads = 0
         self.reload_failures = 0
         self._ota = OtaBook(config_path)  # the OTA record beside the config
@@ -214,8 +229,11 @@ class DaemonBase:
             def emit(events: list[Event]) -> None:
                 self._emit(events, fanout)
 
+            encoder = self._encoder(cfg, fanout)
             for s in cfg.streams:
-                runners.append(StreamRunner(s, slots[s.name], cfg.tracking, emit))
+                runners.append(
+                    StreamRunner(s, slots[s.name], cfg.tracking, emit, snapshots=encoder)
+                )
         except BaseException:
             for r in runners:
                 r.source.close()
@@ -227,7 +245,16 @@ class DaemonBase:
             if own_slots:
                 close_slots(slots)
             raise
-        return Generation(runners, fanout, keyed)
+        return Generation(runners, fanout, keyed, encoder)
+
+    def _encoder(self, cfg: DeviceConfig, fanout: SinkFanout) -> SnapshotEncoder | None:
+        """The generation's snapshot encoder (not started): only when snapshots are on, a
+        sink takes them and some stream is video; otherwise they cost nothing."""
+        if not (cfg.snapshots.enabled and fanout.takes_snapshots):
+            return None
+        if all(s.is_audio for s in cfg.streams):
+            return None
+        return SnapshotEncoder(cfg.snapshots, fanout.emit_snapshot, self._snapshot_counters)
 
     def _emit(self, events: list[Event], fanout: SinkFanout) -> None:
         """Events of one generation go to that generation's sinks (ends arrive while stopping)."""

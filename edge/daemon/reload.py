@@ -125,8 +125,7 @@ class Reloading(Reporting):
         built: Generation | None = None
         try:
             running = built = self._build(new, slots, pool)
-            for r in running.runners:
-                r.start()
+            running.start()
         except Exception as exc:  # of any type
             self.reload_failures += 1
             if built is not None:  # built, but a stream would not start: undo it
@@ -139,8 +138,7 @@ class Reloading(Reporting):
                 lock.release()
             try:
                 running = self._build(self.cfg, old.slots(), pool, own_slots=False)
-                for r in running.runners:
-                    r.start()
+                running.start()
             except Exception as again:
                 self._running = None  # run() sees nothing running and exits non-zero
                 log.critical("the old config could not be restarted either: %s", describe(again))

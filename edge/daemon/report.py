@@ -12,7 +12,7 @@ from edge.health import HealthServer
 from edge.pipeline import prometheus
 from edge.runtime import accelerator_fallbacks
 from edge.sinks import SinkStats
-from edge.stats import ModelSource
+from edge.stats import ModelSource, SnapshotStats
 from edge.supervise import ComponentHealth
 from edge.supervisor import Verdict
 
@@ -36,6 +36,8 @@ class Reporting(DaemonBase):
             for r in running.runners:
                 out.extend(r.health())
             out.extend(running.fanout.health())
+            if running.encoder is not None:
+                out.extend(running.encoder.health())
         health = self._health
         if health is not None:
             out.extend(health.health())
@@ -93,7 +95,17 @@ class Reporting(DaemonBase):
         text = prometheus(
             [r.metrics for r in runners], {r.cfg.name: r.healthy() for r in runners}, extra
         )
-        return text + supervisor_metrics(tuple(self.components()), self._sink_stats)
+        shots = self._snapshot_stats()
+        return (
+            text
+            + supervisor_metrics(tuple(self.components()), self._sink_stats)
+            + snapshot_metrics(shots)
+        )
+
+    def _snapshot_stats(self) -> SnapshotStats:
+        running = self._running
+        encoder = running.encoder if running is not None else None
+        return self._snapshot_counters.stats(encoder.queue_depth if encoder is not None else 0)
 
 
 def _esc(v: str) -> str:
@@ -117,4 +129,26 @@ def supervisor_metrics(comps: tuple[ComponentHealth, ...], sinks: dict[str, Sink
            [("sink", n, float(st.failures)) for n, st in sorted(sinks.items())])  # fmt: skip
     family("edgewise_events_lost_total", "counter", "Events a sink failed on or refused",
            [("sink", n, float(st.lost)) for n, st in sorted(sinks.items())])  # fmt: skip
+    family("edgewise_snapshots_lost_total", "counter", "Snapshots a sink failed on",
+           [("sink", n, float(st.snapshots_lost)) for n, st in sorted(sinks.items())])  # fmt: skip
     return "\n".join(out) + "\n"
+
+
+def snapshot_metrics(s: SnapshotStats) -> str:
+    """Event snapshots (``edge.snapshots``) in the Prometheus text format."""
+    rows = [
+        "# HELP edgewise_snapshots_taken_total Snapshot JPEGs handed to the sinks",
+        "# TYPE edgewise_snapshots_taken_total counter",
+        f"edgewise_snapshots_taken_total {s.taken}",
+        "# HELP edgewise_snapshots_dropped_total Snapshot JPEGs not taken, by reason",
+        "# TYPE edgewise_snapshots_dropped_total counter",
+        *(f'edgewise_snapshots_dropped_total{{reason="{_esc(r)}"}} {n}'
+          for r, n in sorted(s.dropped.items())),
+        "# HELP edgewise_snapshot_encode_ms Median time to encode one event's snapshots (ms)",
+        "# TYPE edgewise_snapshot_encode_ms gauge",
+        f"edgewise_snapshot_encode_ms {s.encode_ms:.6g}",
+        "# HELP edgewise_snapshot_queue_depth Snapshot encode jobs waiting",
+        "# TYPE edgewise_snapshot_queue_depth gauge",
+        f"edgewise_snapshot_queue_depth {s.queue_depth}",
+    ]  # fmt: skip
+    return "\n".join(rows) + "\n"

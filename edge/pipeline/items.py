@@ -59,6 +59,11 @@ class EventBatch:
         self._metrics = metrics
         self._emit = emit
         self._pending: list[Event] = []
+        self._after: list[Callable[[], None]] = []
+
+    def after_flush(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once the events added so far were handed over (snapshots wait for it)."""
+        self._after.append(fn)
 
     def add(self, event: Event) -> None:
         ev = self._metrics.events
@@ -66,9 +71,14 @@ class EventBatch:
         self._pending.append(event)
 
     def flush(self) -> None:
-        if self._pending:
-            events, self._pending = self._pending, []
-            self._emit(events)
+        try:
+            if self._pending:
+                events, self._pending = self._pending, []
+                self._emit(events)
+        finally:
+            after, self._after = self._after, []
+            for fn in after:
+                fn()
 
 
 class Pipeline(ABC):

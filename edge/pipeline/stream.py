@@ -49,6 +49,7 @@ from edge.pipeline.metrics import StreamMetrics
 from edge.pipeline.slots import DetectorSlot
 from edge.pipeline.vision import VisionPipeline
 from edge.redact import redact
+from edge.snapshots.encoder import SnapshotEncoder
 from edge.sources import Source, open_source
 from edge.sources.base import Image
 from edge.stats import StreamStats
@@ -70,6 +71,7 @@ class StreamRunner:
         emit: Callable[[list[Event]], None],
         source: Source | None = None,
         *,
+        snapshots: SnapshotEncoder | None = None,
         max_restarts: int = 5,
         window_s: float = 300.0,
     ) -> None:
@@ -89,7 +91,7 @@ class StreamRunner:
         if cfg.is_audio:
             self.pipeline = AudioPipeline(cfg, slots, tracking, self.metrics)
         else:
-            self._vision = VisionPipeline(cfg, slots, tracking, self.metrics)
+            self._vision = VisionPipeline(cfg, slots, tracking, self.metrics, snapshots)
             self.pipeline = self._vision
         self.stop_event = threading.Event()  # stop capturing (then drain)
         self._halt = threading.Event()  # stop restarting infer/post (after the drain)

@@ -5,6 +5,10 @@ an ``Observation``/``Track``/``Event`` box is normalized ``x1, y1, x2, y2`` in [
 the wire's convention. ``normalize_box`` is the one place pixels become normalized;
 zones and lines (given normalized in the config) are tested on normalized boxes, at
 each one's anchor point (``edge.zones``).
+
+Snapshots (``edge.snapshots.tracks``), when the daemon passes an encoder: a track's
+``start`` and ``end`` events queue JPEG jobs of the frame the detector saw; enter, exit
+and cross events carry none.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from edge.pipeline.frames import FrameChecker, MotionGate
 from edge.pipeline.items import EndOfStream, EventBatch, Inferred, Pipeline
 from edge.pipeline.metrics import StreamMetrics
 from edge.pipeline.slots import DetectorSlot
+from edge.snapshots.encoder import SnapshotEncoder
+from edge.snapshots.tracks import TrackSnapshots
 from edge.sources import Frame
 from edge.sources.base import Image
 from edge.tracking import Box, Observation, Step, Track, Tracker
@@ -50,6 +56,7 @@ def normalize_box(box: tuple[float, float, float, float], width: int, height: in
 class VisionResult(Inferred):
     size: tuple[int, int]  # width, height of the image the detectors saw
     detections: dict[str, list[Detection]]  # per detector slot, boxes in pixels
+    image: Image | None = None  # the (BGR) image the detectors saw: snapshots keep it
 
 
 class VisionPipeline(Pipeline):
@@ -59,8 +66,10 @@ class VisionPipeline(Pipeline):
         slots: list[DetectorSlot],
         tracking: TrackingConfig,
         metrics: StreamMetrics,
+        snapshots: SnapshotEncoder | None = None,
     ) -> None:
         super().__init__(cfg, slots, metrics)
+        self.snapshots = TrackSnapshots(cfg.name, snapshots) if snapshots is not None else None
         self._checker = FrameChecker(cfg.name)
         self._gate = (
             MotionGate(cfg.motion_gate) if cfg.motion_gate and cfg.motion_gate.enabled else None
@@ -71,6 +80,7 @@ class VisionPipeline(Pipeline):
         self._publish_counts()
         self._last: dict[str, list[Detection]] = {}
         self.last_image: Image | None = None
+        self._image: Image | None = None  # post thread: the frame being posted
 
     # -- infer thread --------------------------------------------------------------------
 
@@ -106,7 +116,7 @@ class VisionPipeline(Pipeline):
             self._last = results
             m.processed += 1
             m.rate_processed.mark()
-        return VisionResult(frame, (image.shape[1], image.shape[0]), results)
+        return VisionResult(frame, (image.shape[1], image.shape[0]), results, image)
 
     def flush(self) -> EndOfStream:
         return EndOfStream()
@@ -116,9 +126,12 @@ class VisionPipeline(Pipeline):
     def post(self, item: Inferred, latency_ms: float, out: EventBatch) -> None:
         assert isinstance(item, VisionResult)
         ts = item.frame.ts
+        self._image = item.image
         for name, dets in item.detections.items():
             tracker = self._trackers[name]
             steps = tracker.update(self._observations(dets, item.size), ts)
+            if self.snapshots is not None:
+                self._seen(name, tracker, steps, ts, item.image)
             regions = self._regions[name]
             if regions.empty:
                 if steps:  # the common case, every frame: nothing to do
@@ -136,11 +149,31 @@ class VisionPipeline(Pipeline):
                 regions.keep_only({t.id for t in tracker.tracks})
         if any(not r.empty for r in self._regions.values()):
             self._publish_counts()
+        if self.snapshots is not None:
+            out.after_flush(self.snapshots.release)
 
     def finish(self, end: EndOfStream, out: EventBatch) -> None:
+        self._image = None  # tracks end on their best frame, not a current one
         for name, tracker in self._trackers.items():
             self._events(name, tracker.finish(), [], 0.0, out)
         self._publish_counts()
+        if self.snapshots is not None:
+            out.after_flush(self.snapshots.release)
+
+    def _seen(
+        self, name: str, tracker: Tracker, steps: list[Step], ts: float, image: Image | None
+    ) -> None:
+        """Offer this frame to each started track it matched (the best frame is kept)."""
+        shots = self.snapshots
+        assert shots is not None
+        if image is None:
+            return
+        for t in tracker.tracks:
+            if t.started and t.missing == 0 and t.last_ts == ts:
+                shots.seen((name, t.id), t.score, t.box, ts, image)
+        if len(shots.held) > len(tracker.tracks):  # a track left without an end: forget it
+            ending = {st.track.id for st in steps if st.phase == "end"}  # _events takes those
+            shots.keep_only(name, {t.id for t in tracker.tracks} | ending)
 
     def _publish_counts(self) -> None:
         """Objects in each zone now and crossings so far, summed over the detectors
@@ -201,9 +234,13 @@ class VisionPipeline(Pipeline):
                 direction=direction,
             )
 
+        shots = self.snapshots
         for st in steps:
             if st.phase != "end":
-                out.add(event(st.track, st.phase, st.ts))
+                e = event(st.track, st.phase, st.ts)
+                if shots is not None and st.phase == "start":
+                    shots.started((name, st.track.id), e, self._image)
+                out.add(e)
         for rs in region_steps:
             t = by_id.get(rs.track_id) or ended.get(rs.track_id)
             if t is None:  # cannot happen: a region step is about a track of this frame
@@ -220,4 +257,6 @@ class VisionPipeline(Pipeline):
                     out.add(event(t, "exit", rs.ts, zone=rs.region))
                 e = event(t, "end", st.ts)
                 e.zones = tuple(last) if last is not None else None  # where it was last seen
+                if shots is not None:
+                    shots.ended((name, t.id), e)
                 out.add(e)
