@@ -12,6 +12,7 @@ encoder's thread (``edge.snapshots.encoder``), never on capture or inference.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -91,10 +92,11 @@ def crop_region(box: Box, width: int, height: int, padding: float) -> tuple[int,
     its size on each side, clipped to the frame; at least one pixel each way."""
     x1, y1, x2, y2 = box
     bw, bh = max(x2 - x1, 0.0), max(y2 - y1, 0.0)
-    px1 = int(np.floor(max(0.0, x1 - padding * bw) * width))
-    py1 = int(np.floor(max(0.0, y1 - padding * bh) * height))
-    px2 = int(np.ceil(min(1.0, x2 + padding * bw) * width))
-    py2 = int(np.ceil(min(1.0, y2 + padding * bh) * height))
+    eps = 1e-6  # 0.1 + 0.05 is 0.15000000000000002: no pixel for float noise
+    px1 = math.floor(max(0.0, x1 - padding * bw) * width + eps)
+    py1 = math.floor(max(0.0, y1 - padding * bh) * height + eps)
+    px2 = math.ceil(min(1.0, x2 + padding * bw) * width - eps)
+    py2 = math.ceil(min(1.0, y2 + padding * bh) * height - eps)
     px1, py1 = min(max(px1, 0), width - 1), min(max(py1, 0), height - 1)
     px2, py2 = max(min(px2, width), px1 + 1), max(min(py2, height), py1 + 1)
     return px1, py1, px2, py2
