@@ -57,8 +57,11 @@ class Recording:
         return [x for x in self.log if isinstance(x, Snapshot)]
 
 
+Run = tuple[Recording, SnapshotEncoder, ImageDetector]
+
+
 def run(video: Path, detector: str, model: str, threshold: float, cfg: SnapshotsConfig,
-        labels: list[str] | None = None) -> tuple[Recording, SnapshotEncoder, ImageDetector]:  # fmt: skip
+        labels: list[str] | None = None) -> Run:  # fmt: skip
     stream = StreamConfig(name="cam", source=str(video), detectors=[detector])
     dcfg = DetectorConfig(model=model, labels=labels, threads=1)
     slot = load_slot(detector, dcfg, threshold, None)
@@ -152,7 +155,7 @@ def test_blazeface_finds_the_face_again_in_each_snapshot(faces: Path) -> None:
 
 def test_a_small_max_bytes_still_finds_the_face(faces: Path) -> None:
     cfg = SnapshotsConfig(max_bytes=8_000, max_dim=480, kinds=["start", "start_crop"])
-    rec, enc, det = run(faces, "face", "blazeface-short", 0.6, cfg)
+    rec, _enc, det = run(faces, "face", "blazeface-short", 0.6, cfg)
     starts = [e for e in rec.events if e.phase == "start"]
     assert [e.snapshots for e in starts] == [("start", "start_crop")] * 2
     assert all(e.snapshots is None for e in rec.events if e.phase == "end")

@@ -46,8 +46,12 @@ def decode(data: bytes) -> np.ndarray:
     return np.asarray(img)
 
 
-def job(image: np.ndarray, box: tuple[float, float, float, float] = (0.25, 0.25, 0.75, 0.75),
-        kinds: tuple[str, ...] = ("start", "start_crop"), released: bool = True) -> SnapshotJob:  # fmt: skip
+Box = tuple[float, float, float, float]
+MIDDLE: Box = (0.25, 0.25, 0.75, 0.75)
+
+
+def job(image: np.ndarray, box: Box = MIDDLE, kinds: tuple[str, ...] = ("start", "start_crop"),
+        released: bool = True) -> SnapshotJob:  # fmt: skip
     j = SnapshotJob("ev-1", "cam", kinds, 1_700_000_000.0, image, box)  # type: ignore[arg-type]
     if released:
         j.released.set()
@@ -57,8 +61,11 @@ def job(image: np.ndarray, box: tuple[float, float, float, float] = (0.25, 0.25,
 # -- JPEGs and crops -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("w", "h", "want"), [(1920, 1080, (640, 360)), (480, 640, (480, 640)),
-                                              (1081, 1919, (361, 640)), (640, 640, (640, 640))])  # fmt: skip
+SIZES = [(1920, 1080, (640, 360)), (480, 640, (480, 640)), (1081, 1919, (361, 640)),
+         (640, 640, (640, 640))]  # fmt: skip
+
+
+@pytest.mark.parametrize(("w", "h", "want"), SIZES)
 def test_the_frame_is_downsized_to_max_dim_never_enlarged(
     w: int, h: int, want: tuple[int, int]
 ) -> None:
@@ -321,7 +328,8 @@ def test_only_the_configured_kinds_and_only_what_the_queue_took() -> None:
 
 
 def test_at_most_max_held_tracks_hold_a_frame_and_the_rest_are_counted() -> None:
-    enc = SnapshotEncoder(SnapshotsConfig(kinds=["best", "best_crop"], queue=64), Recorder().emit_snapshot)  # fmt: skip
+    cfg = SnapshotsConfig(kinds=["best", "best_crop"], queue=64)
+    enc = SnapshotEncoder(cfg, Recorder().emit_snapshot)
     shots = TrackSnapshots("cam", enc, max_held=2)
     for i in range(4):
         shots.started(("face", i), event("start"), scene(8, 8))
@@ -343,7 +351,7 @@ def test_at_most_max_held_tracks_hold_a_frame_and_the_rest_are_counted() -> None
 
 def test_sources_do_not_reuse_frame_buffers(tmp_path: Path) -> None:
     path = tmp_path / "v.avi"
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10, (64, 48))
     for i in range(4):
         w.write(np.full((48, 64, 3), i * 60, np.uint8))
     w.release()
