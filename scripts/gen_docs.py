@@ -201,6 +201,7 @@ def config_reference() -> str:
         DetectorConfig,
         DeviceConfig,
         HealthConfig,
+        SnapshotsConfig,
         StreamConfig,
         SyncConfig,
         TrackingConfig,
@@ -216,7 +217,11 @@ def config_reference() -> str:
     for kind, sink_model in zip(SINK_TYPES, SINK_MODELS, strict=True):
         doc = (sink_model.__doc__ or "").strip().splitlines()[0]
         sections.append((f'`[[sinks]]` with `type = "{kind}"`: {doc}', sink_model, "sinks[]."))
-    sections += [("`[health]`", HealthConfig, "health."), ("`[sync]`", SyncConfig, "sync.")]
+    sections += [
+        ("`[health]`", HealthConfig, "health."),
+        ("`[snapshots]`", SnapshotsConfig, "snapshots."),
+        ("`[sync]`", SyncConfig, "sync."),
+    ]
     parts = [
         "<details><summary>Every device-config key (generated from edge/config/)</summary>\n",
         "Floats are finite everywhere (TOML's `inf` and `nan` are refused); "
@@ -227,7 +232,8 @@ def config_reference() -> str:
     for title, model, prefix in sections:
         rows = table(model, prefix, limits=True).splitlines()
         if model is DeviceConfig:  # the nested tables have their own sections
-            rows = [r for r in rows if not r.startswith(("| `tracking.", "| `health.", "| `sync."))]
+            nested = ("| `tracking.", "| `health.", "| `snapshots.", "| `sync.")
+            rows = [r for r in rows if not r.startswith(nested)]
         parts.append(f"\n**{title}**\n\n" + "\n".join(rows))
     parts.append("\n</details>")
     return "\n".join(parts)
