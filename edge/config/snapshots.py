@@ -1,8 +1,9 @@
 """``[snapshots]``: the JPEGs a vision event carries (``edge.snapshots``).
 
-The defaults suit a Raspberry Pi on a metered link: a 640 px frame and a 320 px crop
-at quality 70 are ~45-50 kB and ~15 kB on the 640×480 demo video, four per track at most. Snapshots cost nothing
-unless a sink takes them (the MQTT sink does; ``jsonl`` and ``stdout`` do not).
+The defaults suit a Raspberry Pi on a metered link: on the 640×480 demo video a 640 px
+frame at quality 70 is ~45-50 kB and a 320 px crop ~15 kB, four per track at most.
+Snapshots cost nothing unless a sink takes them (the MQTT sink does; ``jsonl`` and
+``stdout`` do not).
 """
 
 from __future__ import annotations
