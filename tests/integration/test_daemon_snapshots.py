@@ -148,3 +148,33 @@ def test_a_dead_encoder_makes_the_daemon_unhealthy(
         assert not ok and "encoder bug" in comp["reason"]
     finally:
         d.shutdown()
+
+
+def test_a_reload_drains_the_old_encoder_and_keeps_the_counters(
+    tmp_path: Path, pictures: list[Snapshot]
+) -> None:
+    path = config(tmp_path, loop=True)
+    d = Daemon(path, load_config(path))
+    d.start()
+    try:
+        old = d._running
+        assert old is not None and old.encoder is not None
+        deadline = time.monotonic() + 30
+        while d.stats().snapshots.taken < 2:  # the first track's start pictures
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        path.write_text(path.read_text().replace("face = 0.6", "face = 0.65"))
+        assert d.reload()
+        new = d._running
+        assert new is not None and new.encoder is not None and new.encoder is not old.encoder
+        assert not old.encoder._thread.is_alive()  # drained and ended with its generation
+        before = d.stats().snapshots.taken
+        assert before >= 2 and before == len(pictures)  # the old one's counts carry over
+        _ok, body = d.health()
+        assert body["components"]["snapshots.encoder"]["ok"]
+    finally:
+        d.shutdown()
+    assert d.stats().snapshots.taken == len(pictures) >= before
+    # every picture belongs to an event the sink got before it
+    listed = {(e["id"], k) for e in events(tmp_path) for k in e.get("snapshots", [])}  # type: ignore[attr-defined]
+    assert {(s.event_id, s.kind) for s in pictures} <= listed

@@ -413,3 +413,25 @@ def test_the_fanout_forwards_snapshots_to_the_sinks_that_take_them() -> None:
     assert health["sink.pics"].ok and health["sink.stdout"].ok
     fan.emit_many([])  # an event write that works does not hide the failing snapshots
     assert not {h.name: h for h in fan.health()}["sink.mqtt"].ok
+
+
+# -- pictures are released only once their events went out ---------------------------------
+
+
+def test_after_flush_runs_once_after_the_events_even_when_the_emit_fails() -> None:
+    from edge.pipeline.items import EventBatch
+    from edge.pipeline.metrics import StreamMetrics
+
+    order: list[str] = []
+
+    def emit(events: list[Event]) -> None:
+        order.append(f"emit {len(events)}")
+        raise OSError("sink down")
+
+    batch = EventBatch(StreamMetrics("cam"), emit)
+    batch.add(event("start"))
+    batch.after_flush(lambda: order.append("release"))
+    with pytest.raises(OSError):
+        batch.flush()
+    batch.flush()  # nothing pending, nothing registered: nothing runs again
+    assert order == ["emit 1", "release"]
