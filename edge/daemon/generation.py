@@ -249,8 +249,9 @@ class DaemonBase:
 
     def _encoder(self, cfg: DeviceConfig, fanout: SinkFanout) -> SnapshotEncoder | None:
         """The generation's snapshot encoder (not started): only when snapshots are on, a
-        sink takes them and some stream is video; otherwise they cost nothing."""
-        if not (cfg.snapshots.enabled and fanout.takes_snapshots):
+        sink takes them, some kind is asked for and some stream is video; otherwise they
+        cost nothing (no thread, no frame held)."""
+        if not (cfg.snapshots.enabled and cfg.snapshots.kinds and fanout.takes_snapshots):
             return None
         if all(s.is_audio for s in cfg.streams):
             return None

@@ -121,8 +121,11 @@ def test_snapshots_off_or_no_sink_that_takes_them_cost_nothing(
     assert d.stats().snapshots.taken == 0
 
 
-def test_snapshots_disabled_in_the_config(tmp_path: Path, pictures: list[Snapshot]) -> None:
-    _d, _metrics, names = run_to_end(config(tmp_path, "[snapshots]\nenabled = false\n"))
+@pytest.mark.parametrize("key", ["enabled = false", "kinds = []"])
+def test_snapshots_turned_off_in_the_config(
+    key: str, tmp_path: Path, pictures: list[Snapshot]
+) -> None:
+    _d, _metrics, names = run_to_end(config(tmp_path, f"[snapshots]\n{key}\n"))
     assert "snapshots.encoder" not in names and pictures == []
     assert not any("snapshots" in e for e in events(tmp_path))
 
