@@ -130,6 +130,7 @@ def test_snapshots_turned_off_in_the_config(
     assert not any("snapshots" in e for e in events(tmp_path))
 
 
+@pytest.mark.faults
 def test_a_dead_encoder_makes_the_daemon_unhealthy(
     tmp_path: Path, pictures: list[Snapshot], monkeypatch: pytest.MonkeyPatch
 ) -> None:

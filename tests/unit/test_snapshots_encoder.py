@@ -182,6 +182,7 @@ def wait_for(cond: object, timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.faults
 def test_a_full_queue_drops_and_counts_without_waiting() -> None:
     enc = SnapshotEncoder(SnapshotsConfig(queue=2), Recorder().emit_snapshot)  # not started
     t0 = time.perf_counter()
@@ -223,6 +224,7 @@ def test_a_snapshot_waits_for_its_event_to_be_emitted() -> None:
     enc.close(2.0)
 
 
+@pytest.mark.faults
 def test_an_unencodable_frame_is_counted_and_the_thread_goes_on() -> None:
     rec = Recorder()
     enc = SnapshotEncoder(SnapshotsConfig(), rec.emit_snapshot)
@@ -238,6 +240,7 @@ def test_an_unencodable_frame_is_counted_and_the_thread_goes_on() -> None:
     enc.close(2.0)
 
 
+@pytest.mark.faults
 def test_pictures_that_cannot_fit_are_counted_as_too_big() -> None:
     rec = Recorder()
     fits = SnapshotsConfig(max_bytes=2000)  # the smallest a config allows
@@ -255,6 +258,7 @@ def test_pictures_that_cannot_fit_are_counted_as_too_big() -> None:
     assert s.taken == 0 and s.dropped["too_big"] == 2 and len(rec.got) == 2
 
 
+@pytest.mark.faults
 def test_a_crashing_encoder_thread_turns_health_red() -> None:
     def broken(s: Snapshot) -> None:
         raise RuntimeError("boom")  # an emit that raises (the fanout never does)
@@ -268,6 +272,7 @@ def test_a_crashing_encoder_thread_turns_health_red() -> None:
     enc.close(1.0)
 
 
+@pytest.mark.faults
 def test_a_stalled_encoder_turns_health_red_and_recovers() -> None:
     gate = threading.Event()
 
@@ -397,6 +402,7 @@ def shot() -> Snapshot:
     return Snapshot("ev", "cam", "start", 1.0, b"\xff\xd8\xff", 1, 1, None)
 
 
+@pytest.mark.faults
 def test_the_fanout_forwards_snapshots_to_the_sinks_that_take_them() -> None:
     pics, broken = Pictures(), BrokenPictures()
     assert isinstance(pics, SnapshotSink) and not isinstance(EventsOnly(), SnapshotSink)
@@ -418,6 +424,7 @@ def test_the_fanout_forwards_snapshots_to_the_sinks_that_take_them() -> None:
 # -- pictures are released only once their events went out ---------------------------------
 
 
+@pytest.mark.faults
 def test_after_flush_runs_once_after_the_events_even_when_the_emit_fails() -> None:
     from edge.pipeline.items import EventBatch
     from edge.pipeline.metrics import StreamMetrics
