@@ -8,8 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import cv2
-
 from edge.atomic import StagedFile
 from edge.config import parse_config, resolve_paths
 from edge.config.remote import check_remote_config
@@ -20,6 +18,7 @@ from edge.errors import ConfigError, EdgeError, InputError
 from edge.models.update_check import check_update
 from edge.pipeline import DetectorSlot
 from edge.pipeline.slots import open_detector
+from edge.snapshots.encode import fit_jpeg
 from edge.stats import DetectorStats, DeviceStats
 from edge.stats import SinkStats as SinkFigures
 
@@ -129,20 +128,10 @@ class Control(Reloading):
         image = pick[0].last_image
         if image is None:
             raise InputError(f"snapshot: stream {pick[0].cfg.name!r} has no frame yet")
-        scale = 1.0
-        while True:
-            img = (
-                image
-                if scale == 1.0
-                else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            )
-            for quality in (90, 75, 60, 45, 30):
-                ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
-                if ok and buf.size <= max_bytes:
-                    return bytes(buf.tobytes())
-            if min(img.shape[:2]) < 16:
-                raise InputError(f"snapshot: cannot fit a JPEG in {max_bytes} bytes")
-            scale *= 0.7
+        jpeg = fit_jpeg(image, max(image.shape[:2]), 90, max_bytes)  # full size first
+        if jpeg is None:
+            raise InputError(f"snapshot: cannot fit a JPEG in {max_bytes} bytes")
+        return jpeg.data
 
     def stats(self) -> DeviceStats:
         """A snapshot of every stream, detector and sink (``edge.stats``), for telemetry."""

@@ -6,6 +6,7 @@ encoder's thread (``edge.snapshots.encoder``), never on capture or inference.
 - Downsizing uses ``INTER_AREA`` (no aliasing) and never enlarges.
 - ``fit_jpeg`` keeps a JPEG under ``max_bytes``: the configured quality first, then
   lower qualities, then smaller sizes; ``None`` when even the smallest does not fit.
+  The ``snapshot`` command (``edge.daemon.control``) uses it too.
 - A crop is the box grown by ``padding`` × its size on each side, clipped to the frame;
   the box it returns is normalized to the crop, as ``Snapshot.box`` is to its JPEG.
 """
@@ -22,7 +23,7 @@ from edge.snapshots import Box
 from edge.sources.base import Image
 
 # qualities tried below the configured one before the image is made smaller
-FALLBACK_QUALITIES = (50, 35, 20)
+FALLBACK_QUALITIES = (75, 60, 45, 30, 20)
 SHRINK = 0.75  # each smaller size: this fraction of the last one's sides
 MIN_SIDE = 16  # no JPEG is made smaller than this on its longest side
 
