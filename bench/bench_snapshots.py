@@ -6,7 +6,8 @@ Prints, medians over runs in the same process:
   on the same frame (the work every frame already pays), as a ratio;
 - the pipeline's frames/s on the face video (BlazeFace short, 1 thread) with snapshots
   on (a recording sink, all four kinds) vs off, runs interleaved, as a ratio, and the
-  snapshots each run made.
+  snapshots each run made; and the process's CPU time per frame, on vs off (frames/s
+  swings ±30 % on a shared 2-core machine, CPU time much less).
 Encoding runs on its own thread (edge.snapshots.encoder): on 2 cores it competes with
 decode and inference only for CPU, never for the post thread.
 """
@@ -69,29 +70,33 @@ def infer_ms(image: np.ndarray, n: int) -> float:
     return statistics.median(times)
 
 
-def pipeline_fps(video: Path, snapshots: bool) -> tuple[float, int]:
+def pipeline_fps(video: Path, snapshots: bool) -> tuple[float, float, int]:
+    """Frames/s (wall), CPU ms a frame (every thread of the process: less sensitive to
+    what else runs on the machine) and the snapshots made."""
     cfg = StreamConfig(name="b", source=str(video), detectors=["face"])
     slot = load_slot("face", DetectorConfig(model="blazeface-short", threads=1), 0.6, None)
     got: list[Snapshot] = []
     enc = SnapshotEncoder(SnapshotsConfig(), got.append) if snapshots else None
     r = StreamRunner(cfg, [slot], TrackingConfig(min_hits=3, max_missing=5), lambda e: None,
                      snapshots=enc)  # fmt: skip
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if enc is not None:
         enc.start()
     r.start()
     r.done.wait(120)
     dt = time.perf_counter() - t0  # the pipeline's time: its last event is out
     if enc is not None:
-        enc.close(10.0)  # the last track's best pictures, counted below
+        enc.close(10.0)  # the last track's best pictures, counted below (and their CPU)
+    cpu = time.process_time() - c0
     r.join(5)
     slot.close()
-    return r.metrics.processed / dt, len(got)
+    n = r.metrics.processed
+    return n / dt, cpu * 1000 / n, len(got)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=5, help="pipeline runs per variant (median)")
+    ap.add_argument("--runs", type=int, default=9, help="pipeline runs per variant (median)")
     args = ap.parse_args()
     with TemporaryDirectory() as tmp:
         video, _ = face_video(Path(tmp) / "faces.avi", 300, DEFAULT_SPANS)
@@ -105,17 +110,21 @@ def main() -> None:
                 f"{i:.2f} ms for one BlazeFace short inference: {e / i:.2f}x"
             )
         pipeline_fps(video, True)  # warm-up (model load, file cache)
-        on, off, made = [], [], []
-        for _ in range(args.runs):  # interleaved, so drift hits both alike
-            fps, n = pipeline_fps(video, True)
-            on.append(fps)
-            made.append(n)
-            off.append(pipeline_fps(video, False)[0])
-        a, b = statistics.median(on), statistics.median(off)
+        runs: dict[bool, list[tuple[float, float, int]]] = {True: [], False: []}
+        for i in range(args.runs):  # interleaved, each order in turn, so drift hits both alike
+            for on in (True, False) if i % 2 else (False, True):
+                runs[on].append(pipeline_fps(video, on))
+        fps = {k: statistics.median(r[0] for r in v) for k, v in runs.items()}
+        cpu = {k: statistics.median(r[1] for r in v) for k, v in runs.items()}
+        made = statistics.median(r[2] for r in runs[True])
         print(
             f"pipeline, face video 300 frames, median of {args.runs}: snapshots on "
-            f"{a:.1f} frames/s ({statistics.median(made):.0f} snapshots a run) vs off "
-            f"{b:.1f} frames/s: {a / b:.3f}x"
+            f"{fps[True]:.1f} frames/s ({made:.0f} snapshots a run) vs off "
+            f"{fps[False]:.1f} frames/s: {fps[True] / fps[False]:.3f}x"
+        )
+        print(
+            f"pipeline CPU (all threads) per frame, median of {args.runs}: snapshots on "
+            f"{cpu[True]:.3f} ms vs off {cpu[False]:.3f} ms: {cpu[True] / cpu[False]:.3f}x"
         )
 
 
