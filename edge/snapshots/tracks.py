@@ -5,8 +5,10 @@ held as the track's best so far; each later frame that matches the track with a
 higher score replaces it; at its ``end`` event the best is submitted (``best``,
 ``best_crop``) under the end event's id. Held frames are references to the frames the
 detector saw (sources allocate a new array per frame and nothing writes to one after
-capture), so holding costs no copy; at most ``max_held`` tracks hold one (the memory
-bound: a frame each), and a track past that gets no best pictures (``held_full``).
+capture), so holding costs no copy. The memory bound: at most ``max_held`` tracks hold
+one, and the distinct frames held stay under ``max_held_bytes`` (tracks seen in one
+frame share it); a track started past either gets no best pictures (``held_full``), and
+a better frame that would break the byte bound is passed over.
 
 ``Event.snapshots`` is set to the kinds of a job the encoder's queue accepted. Jobs
 are released to the sinks only after the post step handed its events to the sinks
@@ -25,6 +27,9 @@ from edge.wire import SnapshotKind
 
 MAX_HELD = 32
 """Tracks holding a best frame at once, per stream (each holds one frame by reference)."""
+MAX_HELD_BYTES = 128 * 1024 * 1024
+"""Distinct frames held at once, per stream, in bytes: 32 VGA frames are 29 MB, but 32
+distinct 1080p ones would be 199 MB, too much for a Raspberry Pi."""
 
 TrackKey = tuple[str, int]  # detector slot, track id
 
@@ -40,7 +45,13 @@ class Held:
 class TrackSnapshots:
     """Per video stream; called on the post thread only."""
 
-    def __init__(self, stream: str, encoder: SnapshotEncoder, max_held: int = MAX_HELD) -> None:
+    def __init__(
+        self,
+        stream: str,
+        encoder: SnapshotEncoder,
+        max_held: int = MAX_HELD,
+        max_held_bytes: int = MAX_HELD_BYTES,
+    ) -> None:
         self.stream = stream
         self._submit = encoder.submit
         self.counters: SnapshotCounters = encoder.counters
@@ -52,6 +63,7 @@ class TrackSnapshots:
             k for k in ("best", "best_crop") if k in kinds
         )
         self.max_held = max_held
+        self.max_held_bytes = max_held_bytes
         self.held: dict[TrackKey, Held] = {}
         self._unheld: set[TrackKey] = set()  # started while max_held tracks held a frame
         self._pending: list[SnapshotJob] = []
@@ -61,7 +73,7 @@ class TrackSnapshots:
             self.counters.drop("no_frame", len(self.start_kinds) + len(self.best_kinds))
             return
         if self.best_kinds:
-            if len(self.held) < self.max_held:
+            if len(self.held) < self.max_held and self._fits(image, None):
                 self.held[key] = Held(image, event.box, event.score, event.ts)
             else:
                 self._unheld.add(key)
@@ -71,8 +83,18 @@ class TrackSnapshots:
     def seen(self, key: TrackKey, score: float, box: Box, ts: float, image: Image) -> None:
         """A frame that matched the track: kept if it scores higher than the best so far."""
         h = self.held.get(key)
-        if h is not None and score > h.score:
+        if h is not None and score > h.score and self._fits(image, h):
             h.image, h.box, h.score, h.ts = image, box, score, ts
+
+    def held_bytes(self) -> int:
+        """Bytes of the distinct frames held now."""
+        return sum({id(h.image): h.image.nbytes for h in self.held.values()}.values())
+
+    def _fits(self, image: Image, instead_of: Held | None) -> bool:
+        """Whether holding ``image`` (in place of ``instead_of``'s frame) stays in bounds."""
+        frames = {id(h.image): h.image.nbytes for h in self.held.values() if h is not instead_of}
+        frames[id(image)] = image.nbytes
+        return sum(frames.values()) <= self.max_held_bytes
 
     def ended(self, key: TrackKey, event: Event) -> None:
         h = self.held.pop(key, None)

@@ -442,3 +442,26 @@ def test_after_flush_runs_once_after_the_events_even_when_the_emit_fails() -> No
         batch.flush()
     batch.flush()  # nothing pending, nothing registered: nothing runs again
     assert order == ["emit 1", "release"]
+
+
+def test_held_frames_stay_under_the_byte_bound_and_a_shared_frame_counts_once() -> None:
+    cfg = SnapshotsConfig(kinds=["best"], queue=64)
+    enc = SnapshotEncoder(cfg, Recorder().emit_snapshot)
+    frame_bytes = 480 * 640 * 3
+    shots = TrackSnapshots("cam", enc, max_held_bytes=2 * frame_bytes)
+    a, b, c = scene(640, 480), scene(640, 480), scene(640, 480)
+    shots.started(("face", 1), event("start"), a)
+    shots.started(("face", 2), event("start"), a)  # the same frame: no more bytes
+    shots.started(("face", 3), event("start"), b)
+    assert len(shots.held) == 3 and shots.held_bytes() == 2 * frame_bytes
+    shots.started(("face", 4), event("start"), c)  # a third distinct frame: over the bound
+    assert ("face", 4) not in shots.held
+    shots.seen(("face", 1), 0.99, (0.1, 0.1, 0.2, 0.2), 5.0, c)  # better, but over the bound
+    assert shots.held[("face", 1)].image is a
+    shots.seen(("face", 3), 0.99, (0.1, 0.1, 0.2, 0.2), 5.0, a)  # better, already held
+    assert shots.held[("face", 3)].image is a and shots.held_bytes() == frame_bytes
+    shots.seen(("face", 1), 0.995, (0.1, 0.1, 0.2, 0.2), 6.0, c)  # now it fits
+    assert shots.held[("face", 1)].image is c and shots.held_bytes() <= 2 * frame_bytes
+    end = event("end")
+    shots.ended(("face", 4), end)
+    assert end.snapshots is None and enc.stats().dropped["held_full"] == 1
