@@ -77,7 +77,8 @@ class SnapshotStats:
 
     taken: int = 0  # JPEGs handed to the sinks
     # JPEGs not taken, by why: queue_full, too_big, encode_error, no_frame, held_full,
-    # stopped (the daemon stopped or reloaded before they were encoded)
+    # stopped (the daemon stopped or reloaded before they were encoded, or their event
+    # never went out)
     dropped: Mapping[str, int] = field(default_factory=dict)
     encode_ms: float = 0.0  # median time to encode one event's set (frame + crop), last 256
     queue_depth: int = 0  # encode jobs waiting now
