@@ -21,7 +21,9 @@ from tests.support.snapshots import header, jpeg, message, raw_message
     [("astronaut", 320, 240, False), ("astronaut", 320, 240, True), ("camera", 101, 77, False),
      ("chelsea", 1920, 1080, True), ("coffee", 1, 1, False), ("moon", 8, 4000, False)],
 )  # fmt: skip
-def test_the_parser_reads_the_size_of_real_jpegs(name: str, w: int, h: int, progressive: bool) -> None:
+def test_the_parser_reads_the_size_of_real_jpegs(
+    name: str, w: int, h: int, progressive: bool
+) -> None:
     assert jpeg_size(jpeg(name, w, h, progressive=progressive)) == (w, h)
 
 

@@ -2,9 +2,9 @@
 
 It walks the marker segments from SOI to the first scan, reading the SOF (the frame
 header, which holds the image's height and width), checks every segment length stays
-inside the data, and that the data ends in EOI. It does not decode the entropy-coded scan: a JPEG that passes
-can still show garbage, but it cannot be a different file type, a truncated upload, or
-one whose size disagrees with what the header told the hub.
+inside the data, and that the data ends in EOI. It does not decode the entropy-coded
+scan: a JPEG that passes can still show garbage, but it cannot be a different file
+type, a file cut short, or one whose size disagrees with what the header told the hub.
 """
 
 from __future__ import annotations
