@@ -201,3 +201,48 @@ def test_a_store_that_fails_is_red_counted_and_recovers(store: Store, tmp_path: 
     (tmp_path / "snaps").unlink()
     intake.handle(DEV, message(DEV, end, "best", PICS[1]))
     assert intake.health().ok and m.snapshots_stored == 1
+
+
+def test_a_full_disk_leaves_no_half_file_and_recovers(store: Store, tmp_path: Path) -> None:
+    from tests.support.tmpfs import tmpfs
+
+    big = jpeg("chelsea", 1920, 1080, quality=95)  # ~300 KiB: does not fit in 128 KiB
+    with tmpfs(tmp_path / "small", "128k") as d:
+        m = HubMetrics()
+        intake = SnapshotIntake(SnapshotConfig(dir=d), store, m)
+        start, end = _events(store)
+        intake.handle(DEV, message(DEV, end, "best", big, width=1920, height=1080))
+        assert m.snapshots_rejected == {"store_failed": 1}
+        assert not intake.health().ok and "No space" in (intake.health().reason or "")
+        assert [p for p in d.rglob("*") if p.is_file()] == []  # no half JPEG, no temp file
+        assert store.snapshot_totals() == (0, 0)
+        intake.handle(DEV, message(DEV, start, "start", PICS[0]))  # a small one fits
+        assert m.snapshots_stored == 1 and intake.health().ok
+
+
+def test_a_crash_before_the_rename_serves_nothing_and_a_resend_heals(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snaps = SnapshotStore(store, tmp_path / "snaps")
+    start, _ = _events(store)
+    ref = store.event_ref(start)
+    assert ref is not None
+    s = _snap(start, "start", PICS[0])
+
+    def crash(self: Path, target: Path) -> Path:
+        raise KeyboardInterrupt("killed between fsync and rename")
+
+    monkeypatch.setattr(Path, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        snaps.put(s.header, s.jpeg, ref)
+    monkeypatch.undo()
+    assert [p for p in (tmp_path / "snaps").rglob("*") if p.is_file()] == []
+    assert store.snapshots_of(ref) == []
+    # a crash after the rename but before the index: the file is there, unindexed,
+    # so nothing serves it; a resend replaces it atomically and indexes it
+    final = tmp_path / "snaps" / relpath(start, "start")
+    final.write_bytes(PICS[0][: len(PICS[0]) // 2])
+    assert store.snapshots_of(ref) == []
+    assert snaps.put(s.header, s.jpeg, ref) == "stored"
+    assert final.read_bytes() == PICS[0]
+    assert snaps.read(store.snapshots_of(ref)[0]) == PICS[0]

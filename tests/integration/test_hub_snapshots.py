@@ -73,26 +73,15 @@ def test_snapshots_are_stored_once_served_and_hostile_ones_refused(
                 best, best,  # a resend: stored once
             ])  # fmt: skip
             head = json.loads(header(DEV, end.id, "best_crop", BCROP).model_dump_json())
-            cut = BEST[: len(BEST) // 2]
+            traversal = json.dumps({**head, "event_id": "../../../etc/passwd"}).encode()
+            cut = BEST[: len(BEST) // 2]  # a truncated JPEG, its header honest about the bytes
+            cut_head = json.dumps({**head, "bytes": len(cut), "width": 320, "height": 240})
             hostile = [
                 (t_other, message("cam-o", end.id, "best_crop", BCROP, width=96, height=96)),
-                (
-                    t_dev,
-                    raw_message(
-                        json.dumps({**head, "event_id": "../../../etc/passwd"}).encode(), BCROP
-                    ),
-                ),  # fmt: skip
-                (t_dev, b"EWS1" + b"\x00" * (10 * 1024 * 1024)),
+                (t_dev, raw_message(traversal, BCROP)),
+                (t_dev, b"EWS1" + b"\x00" * (10 * 1024 * 1024)),  # 10 MB
                 (t_dev, message(DEV, end.id, "best_crop", BCROP)),  # 96x96, header says 320x240
-                (
-                    t_dev,
-                    raw_message(
-                        json.dumps(
-                            {**head, "bytes": len(cut), "width": 320, "height": 240}
-                        ).encode(),
-                        cut,
-                    ),
-                ),  # fmt: skip
+                (t_dev, raw_message(cut_head.encode(), cut)),
                 (t_dev, message("cam-o", end.id, "best_crop", BCROP, width=96, height=96)),
                 (t_dev, b'{"v": 1, "device_id": "cam-s"}'),
                 (t_dev, message(DEV, str(uuid.uuid4()), "best", BEST)),  # an event never sent
