@@ -172,7 +172,7 @@ def snapshot_config(args: argparse.Namespace) -> SnapshotConfig:
         ("--snapshot-sweep-s", args.snapshot_sweep_s),
     ):
         if not math.isfinite(v) or v <= 0:
-            raise HubError(f"{flag}: {v} must be > 0")
+            raise HubError(f"{flag}: {v} must be a finite number > 0")
     d = default_dir(args.db, args.snapshot_dir)
     if args.snapshot_dir is not None and not args.snapshot_dir.is_dir():
         raise HubError(f"--snapshot-dir {args.snapshot_dir}: no such folder")

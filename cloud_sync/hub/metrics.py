@@ -33,6 +33,7 @@ class HubMetrics:
     snapshots_deleted: Counter[str] = field(default_factory=Counter)  # retention: age, size
     snapshots_damaged: int = 0
     snapshots_pending: int = 0
+    snapshots_waited: int = 0
     snapshots_pending_bytes: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -156,6 +157,11 @@ class HubMetrics:
             "snapshots_damaged_total", "counter",
             "stored snapshots not served: file missing or not matching its sha256",
             {"": self.snapshots_damaged},
+        )  # fmt: skip
+        metric(
+            "snapshots_waited_total", "counter",
+            "snapshots that arrived before their event and waited for it",
+            {"": self.snapshots_waited},
         )  # fmt: skip
         metric("snapshots_pending", "gauge", "snapshots waiting for their event",
                {"": self.snapshots_pending})  # fmt: skip

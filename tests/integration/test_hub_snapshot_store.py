@@ -146,7 +146,7 @@ def test_a_snapshot_before_its_event_waits_and_is_stored_when_it_comes(
     start, end = track(DEV, BOOT, 5)
     intake.handle(DEV, message(DEV, start.id, "start", PICS[0]))
     intake.handle(DEV, message(DEV, start.id, "start", PICS[0]))  # resent while waiting
-    assert len(intake.pending) == 1 and m.snapshots_pending == 1
+    assert len(intake.pending) == 1 and m.snapshots_pending == 1 and m.snapshots_waited == 1
     assert m.snapshots_stored == 0
     intake.retry()
     assert len(intake.pending) == 1  # still no event

@@ -65,6 +65,7 @@ def test_snapshots_are_stored_once_served_and_hostile_ones_refused(
         try:
             # the start picture before its event: it waits, then is stored
             pub.publish(t_dev, [message(DEV, start.id, "start", FRAME)])
+            wait_for(lambda: metric(hub, "snapshots_pending") == 1)
             pub.publish(topic(prefix, DEV, "events"), [batch(start, end)])
             pub.publish(topic(prefix, "cam-o", "events"), [batch(other_start)])
             best = message(DEV, end.id, "best", BEST)
@@ -93,6 +94,7 @@ def test_snapshots_are_stored_once_served_and_hostile_ones_refused(
             wait_for(lambda: metric(hub, 'snapshots_rejected_total{reason="unknown_event"}'), 10)
             assert metric(hub, "snapshots_stored_total") == 4
             assert metric(hub, "snapshots_duplicate_total") == 1
+            assert metric(hub, "snapshots_waited_total") >= 2  # the start one, the unknown one
             for reason, n in (("event_device_mismatch", 1), ("bad_header", 1), ("too_large", 1),
                               ("dims_mismatch", 1), ("not_jpeg", 1), ("device_mismatch", 1),
                               ("not_snapshot", 1), ("unknown_event", 1)):  # fmt: skip
@@ -171,3 +173,53 @@ def test_retention_by_size_then_by_age(db_url: str, tmp_path: Path) -> None:
         finally:
             pub.close()
             hub.stop()
+
+
+def test_two_workers_store_each_snapshot_once_even_before_its_event(tmp_path: Path) -> None:
+    """One shared subscription, two workers, one PostgreSQL: the pictures go out before
+    their events, so a worker may hold one whose event the other is storing."""
+    from .hub_support import pg_database
+
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    pics = [jpeg(n, 160, 120) for n in ("astronaut", "camera", "chelsea", "coffee", "moon")]
+    tracks = [track(DEV, BOOT, i, seq0=2 * i) for i in range(10)]
+    with pg_database() as url, mosquitto(tmp_path) as port:
+        a = HubProc(url, port, prefix, tmp_path / "a.log", "--group", "g1")
+        b = HubProc(url, port, prefix, tmp_path / "b.log", "--group", "g1")
+        pub = Publisher(port)
+        try:
+            sent: dict[tuple[str, str], bytes] = {}
+            for i, (start, end) in enumerate(tracks):
+                for ev, kind in ((start, "start"), (end, "best")):
+                    pic = pics[(i + (kind == "best")) % len(pics)]
+                    sent[(ev.id, kind)] = pic
+                    msg = message(DEV, ev.id, kind, pic, width=160, height=120)
+                    pub.publish(topic(prefix, DEV, "snapshots"), [msg, msg])
+
+            def total(name: str) -> float:
+                return metric(a, name) + metric(b, name)
+
+            # every picture waits (for an event no worker has yet), split between the two;
+            # the two copies of one may wait in both workers
+            wait_for(lambda: total('messages_received_total{kind="snapshots"}') == 2 * len(sent))
+            waiting = total("snapshots_pending")
+            assert len(sent) <= waiting <= 2 * len(sent)
+            assert metric(a, "snapshots_pending") > 0 < metric(b, "snapshots_pending")
+            for i in range(0, len(tracks), 5):  # two batches: either worker may take either
+                pub.publish(topic(prefix, DEV, "events"),
+                            [batch(*[e for t in tracks[i : i + 5] for e in t])])  # fmt: skip
+
+            wait_for(lambda: total("snapshots_stored_total") >= len(sent), timeout=15)
+            assert total("snapshots_stored_total") == len(sent) == 20
+            assert total("snapshots_duplicate_total") == 20  # each was sent twice
+            assert metric(a, "snapshots_stored_total") > 0 < metric(b, "snapshots_stored_total")
+            for (eid, kind), pic in sent.items():
+                for hub in (a, b):  # any worker serves any snapshot: they are in the database
+                    assert fetch(snap_url(hub, eid, kind))[2] == pic
+            assert total('snapshots_rejected_total{reason="unknown_event"}') == 0
+            assert total("snapshots_waited_total") == waiting
+            wait_for(lambda: total("snapshots_pending") == 0)
+        finally:
+            pub.close()
+            a.stop()
+            b.stop()

@@ -75,12 +75,17 @@ class SnapshotIntake:
         if not isinstance(m, SnapAccepted):
             self._reject(m.reason, m.detail, topic_device)
             return
-        if not self._try(m) and not self.pending.add(m):
-            self._reject(
-                "pending_full",
-                f"event {m.header.event_id} unknown and {len(self.pending)} snapshots wait",
-                topic_device,
-            )
+        if not self._try(m):
+            before = len(self.pending)
+            if not self.pending.add(m):
+                self._reject(
+                    "pending_full",
+                    f"event {m.header.event_id} unknown and {before} snapshots wait",
+                    topic_device,
+                )
+            elif len(self.pending) > before:
+                with self.metrics.lock:
+                    self.metrics.snapshots_waited += 1
         self._gauge()
 
     def _try(self, m: SnapAccepted) -> bool:
