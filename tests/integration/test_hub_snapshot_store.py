@@ -246,3 +246,32 @@ def test_a_crash_before_the_rename_serves_nothing_and_a_resend_heals(
     assert snaps.put(s.header, s.jpeg, ref) == "stored"
     assert final.read_bytes() == PICS[0]
     assert snaps.read(store.snapshots_of(ref)[0]) == PICS[0]
+
+
+def test_a_database_outage_keeps_the_snapshot_waiting_then_stores_it(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cloud_sync.hub.errors import StoreError
+
+    intake, m = _intake(store, tmp_path, pending_s=30.0)
+    start, end = _events(store)
+
+    def down(*_a: object) -> bool:
+        raise StoreError("connection lost")  # what both engines call a database failure
+
+    monkeypatch.setattr(store, "snapshot_insert", down)
+    intake.handle(DEV, message(DEV, start, "start", PICS[0]))
+    intake.handle(DEV, message(DEV, end, "best", PICS[1]))
+    assert len(intake.pending) == 2 and not m.snapshots_rejected
+    assert not intake.health().ok and "connection lost" in (intake.health().reason or "")
+    intake.retry()
+    assert len(intake.pending) == 2
+    monkeypatch.undo()
+    intake.retry()
+    assert m.snapshots_stored == 2 and len(intake.pending) == 0 and intake.health().ok
+    # an outage longer than the wait: refused as store_failed, not as an unknown event
+    monkeypatch.setattr(store, "snapshot_insert", down)
+    start2, _ = _events(store, track_id=2, seq0=2)
+    intake.handle(DEV, message(DEV, start2, "start", PICS[2]))
+    intake.retry(now=time.monotonic() + 31)
+    assert m.snapshots_rejected == {"store_failed": 1} and len(intake.pending) == 0

@@ -137,6 +137,9 @@ class SnapshotIntake:
                 self.pending.drop(s)
             elif id(s) in expired:
                 self.pending.drop(s)
+                if self._failing is not None:  # the database, not the event, kept it waiting
+                    self._reject("store_failed", self._failing, s.header.device_id)
+                    continue
                 self._reject(
                     "unknown_event",
                     f"event {s.header.event_id} did not arrive within {self.cfg.pending_s:g} s",
