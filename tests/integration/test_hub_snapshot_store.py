@@ -147,6 +147,7 @@ def test_a_snapshot_before_its_event_waits_and_is_stored_when_it_comes(
     intake.handle(DEV, message(DEV, start.id, "start", PICS[0]))
     intake.handle(DEV, message(DEV, start.id, "start", PICS[0]))  # resent while waiting
     assert len(intake.pending) == 1 and m.snapshots_pending == 1 and m.snapshots_waited == 1
+    assert m.snapshots_duplicate == 1  # the resend
     assert m.snapshots_stored == 0
     intake.retry()
     assert len(intake.pending) == 1  # still no event

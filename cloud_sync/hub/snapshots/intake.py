@@ -83,9 +83,12 @@ class SnapshotIntake:
                     f"event {m.header.event_id} unknown and {before} snapshots wait",
                     topic_device,
                 )
-            elif len(self.pending) > before:
+            else:
                 with self.metrics.lock:
-                    self.metrics.snapshots_waited += 1
+                    if len(self.pending) > before:
+                        self.metrics.snapshots_waited += 1
+                    else:  # a resend of one that waits already
+                        self.metrics.snapshots_duplicate += 1
         self._gauge()
 
     def _try(self, m: SnapAccepted) -> bool:
