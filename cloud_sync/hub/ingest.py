@@ -1,10 +1,10 @@
 """MQTT ingest: a paho client feeding a bounded queue, drained by one database writer.
 
-Events, telemetry and command replies come through an MQTT v5 shared
-subscription (``$share/<group>/…``) so several hub workers split them; status is
-subscribed by every worker without sharing, because brokers do not send retained
-messages to shared subscriptions and the registry needs them. Messages are
-acknowledged (manual PUBACK) only after their transaction commits, so a hub
+Events, telemetry, command replies and snapshots (binary, ``cloud_sync.hub.snapshots``)
+come through an MQTT v5 shared subscription (``$share/<group>/…``) so several hub
+workers split them; status is subscribed by every worker without sharing, because
+brokers do not send retained messages to shared subscriptions and the registry needs
+them. Messages are acknowledged (manual PUBACK) only after their transaction commits, so a hub
 crash loses nothing the broker handed over. On an MQTT 3.1.1 broker the hub
 subscribes without sharing and must run as a single worker.
 
@@ -171,7 +171,8 @@ class Ingest(Writer):
 
     # --- health ----------------------------------------------------------------------------
     def health(self) -> list[ComponentHealth]:
-        """The writer thread, the broker connection and the database, as the writer sees it."""
+        """The writer thread, snapshot storage, the broker connection and the database, as
+        the writer sees it."""
         out = [self._writer.health(), self.snapshots.health()]
         where = f"{self.cfg.host}:{self.cfg.port}"
         if self.metrics.mqtt_connected:
