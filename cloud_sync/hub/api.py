@@ -30,6 +30,8 @@ from cloud_sync.hub.feed import Feed
 from cloud_sync.hub.ingest import Ingest
 from cloud_sync.hub.metrics import HubMetrics
 from cloud_sync.hub.openapi import openapi_document
+from cloud_sync.hub.snapshots.http import snapshot_response
+from cloud_sync.hub.snapshots.storage import SnapshotStore, default_dir
 from cloud_sync.schema import PHASES, CommandV1, topic
 from edge.supervise import ComponentHealth
 from edge.wire import COMMAND_RE, DEVICE_ID_RE, INT64_MAX, loads
@@ -83,8 +85,12 @@ class Hub:
         feed_settle_s: float | None = None,
         on_fatal: Callable[[str], None] | None = None,
         cookie_secure: bool = False,
+        snapshots: SnapshotStore | None = None,
     ) -> None:
         self.store = store
+        self.snapshots = snapshots or (
+            ingest.snapshots.store if ingest else SnapshotStore(store, default_dir(store.url, None))
+        )
         self.on_fatal = on_fatal
         self.fatal: str | None = None
         self.closing = threading.Event()
@@ -111,6 +117,7 @@ class Hub:
             Route("/api/devices/{device_id}/commands", self.commands, methods=["GET"]),
             Route("/api/devices/{device_id}/commands", self.send_command, methods=["POST"]),
             Route("/api/events", self.events),
+            Route("/api/events/{event_id}/snapshot", self.snapshot),
             Route("/api/stream", self.stream),
             Route("/api/gaps", self.gaps),
             Route("/api/quarantine", self.quarantine),
@@ -202,6 +209,7 @@ class Hub:
             "db": db_ok,
             "mqtt_connected": self.metrics.mqtt_connected,
             "queue_depth": len(self.ingest.queue) if self.ingest else 0,
+            "snapshots": self.metrics.snapshot_counts(),
         }
         return JSONResponse(body, status_code=200 if ok else 503)
 
@@ -216,8 +224,11 @@ class Hub:
                 "queue_blocked_seconds": q.blocked_s,
             }
         devs = await run_in_threadpool(self.store.devices)
+        n_snaps, snap_bytes = await run_in_threadpool(self.store.snapshot_totals)
+        gauges |= {"snapshots_stored": n_snaps, "snapshots_stored_bytes": snap_bytes}
         with self.metrics.lock:
             self.metrics.unreadable = self.store.unreadable.copy()
+            self.metrics.snapshots_damaged = self.snapshots.damaged
         gauges["devices"] = len(devs)
         gauges["devices_online"] = sum(d["state"] == "online" for d in devs)
         return PlainTextResponse(
@@ -270,6 +281,10 @@ class Hub:
             raise QueryError("until: is before since")
         page, nxt = await run_in_threadpool(self.store.events, q)
         return JSONResponse({"events": page, "next_cursor": nxt})
+
+    async def snapshot(self, req: Request) -> Response:
+        """The event's picture (or its track's): ``cloud_sync.hub.snapshots.serve``."""
+        return await snapshot_response(self, req)
 
     async def gaps(self, req: Request) -> Response:
         dev = _device(req.query_params.get("device"))

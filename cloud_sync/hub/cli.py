@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import math
 import os
 import signal
 import socket
@@ -20,6 +21,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from cloud_sync.hub import keys_cli
 from cloud_sync.hub.errors import HubError
@@ -27,6 +29,9 @@ from cloud_sync.mqtt_auth import HUB_TLS, TLSFiles, read_secret_file, tls_contex
 from edge import redact
 from edge.errors import run_cli
 from edge.wire import DEFAULT_PREFIX
+
+if TYPE_CHECKING:
+    from cloud_sync.hub.snapshots.intake import SnapshotConfig
 
 log = logging.getLogger("edge_hub")
 
@@ -91,6 +96,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--http-port", type=int, default=8080)
     s.add_argument("--retention-days", type=float, default=None, help="delete older events")
     s.add_argument("--max-payload", type=int, default=1024 * 1024, help="bytes per message")
+    g = s.add_argument_group("snapshots")
+    g.add_argument(
+        "--snapshot-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="store snapshot JPEGs as files here (default: <db file>.snapshots/ beside a"
+        " SQLite database; in the database itself for PostgreSQL)",
+    )
+    g.add_argument(
+        "--snapshot-max-age-days", type=float, default=30.0, help="delete older snapshots"
+    )
+    g.add_argument(
+        "--snapshot-max-bytes",
+        type=int,
+        default=2 * 1024**3,
+        help="delete the oldest snapshots past this total (default 2 GiB)",
+    )
+    g.add_argument(
+        "--snapshot-pending-s",
+        type=float,
+        default=30.0,
+        help="how long a snapshot waits for its event to arrive",
+    )
+    g.add_argument(
+        "--snapshot-sweep-s", type=float, default=60.0, help="seconds between retention sweeps"
+    )
     s.add_argument(
         "--device-rate-mb", type=float, default=16.0, help="per-device payload MB/s before refusing"
     )
@@ -126,6 +158,31 @@ def broker_tls(args: argparse.Namespace) -> TLSFiles | None:
     if tls.insecure:
         log.warning("--mqtt-tls-insecure: the broker's host name is not checked (testing only)")
     return tls
+
+
+def snapshot_config(args: argparse.Namespace) -> SnapshotConfig:
+    """The snapshot flags, checked (one line naming the flag when one is wrong)."""
+    from cloud_sync.hub.snapshots.intake import SnapshotConfig
+    from cloud_sync.hub.snapshots.storage import default_dir
+
+    for flag, v in (
+        ("--snapshot-max-age-days", args.snapshot_max_age_days),
+        ("--snapshot-max-bytes", args.snapshot_max_bytes),
+        ("--snapshot-pending-s", args.snapshot_pending_s),
+        ("--snapshot-sweep-s", args.snapshot_sweep_s),
+    ):
+        if not math.isfinite(v) or v <= 0:
+            raise HubError(f"{flag}: {v} must be a finite number > 0")
+    d = default_dir(args.db, args.snapshot_dir)
+    if args.snapshot_dir is not None and not args.snapshot_dir.is_dir():
+        raise HubError(f"--snapshot-dir {args.snapshot_dir}: no such folder")
+    return SnapshotConfig(
+        dir=d,
+        max_age_days=args.snapshot_max_age_days,
+        max_bytes=args.snapshot_max_bytes,
+        pending_s=args.snapshot_pending_s,
+        sweep_s=args.snapshot_sweep_s,
+    )
 
 
 def broker_password(args: argparse.Namespace, env: Mapping[str, str]) -> str | None:
@@ -183,6 +240,7 @@ def serve(args: argparse.Namespace) -> int:
 
     if args.retention_days is not None and args.retention_days <= 0:
         raise HubError(f"--retention-days: {args.retention_days} must be > 0")
+    snapshots = snapshot_config(args)
     token = api_token(args, os.environ)
     check_exposure(args.http_host, token, args.no_token)
     password = broker_password(args, os.environ)
@@ -206,6 +264,7 @@ def serve(args: argparse.Namespace) -> int:
         retention_days=args.retention_days,
         device_rate_bytes=args.device_rate_mb * 1024 * 1024,
         device_burst_bytes=args.device_rate_mb * 4 * 1024 * 1024,
+        snapshots=snapshots,
     )
     fatal: list[str] = []
     server: uvicorn.Server | None = None

@@ -1,10 +1,10 @@
 """MQTT ingest: a paho client feeding a bounded queue, drained by one database writer.
 
-Events, telemetry and command replies come through an MQTT v5 shared
-subscription (``$share/<group>/…``) so several hub workers split them; status is
-subscribed by every worker without sharing, because brokers do not send retained
-messages to shared subscriptions and the registry needs them. Messages are
-acknowledged (manual PUBACK) only after their transaction commits, so a hub
+Events, telemetry, command replies and snapshots (binary, ``cloud_sync.hub.snapshots``)
+come through an MQTT v5 shared subscription (``$share/<group>/…``) so several hub
+workers split them; status is subscribed by every worker without sharing, because
+brokers do not send retained messages to shared subscriptions and the registry needs
+them. Messages are acknowledged (manual PUBACK) only after their transaction commits, so a hub
 crash loses nothing the broker handed over. On an MQTT 3.1.1 broker the hub
 subscribes without sharing and must run as a single worker.
 
@@ -22,7 +22,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -38,6 +38,8 @@ from cloud_sync.hub.errors import HubError
 from cloud_sync.hub.identity import worker_label
 from cloud_sync.hub.metrics import HubMetrics
 from cloud_sync.hub.ratelimit import DeviceRateLimit
+from cloud_sync.hub.snapshots.intake import SnapshotConfig, SnapshotIntake
+from cloud_sync.hub.snapshots.validate import MAX_MESSAGE as MAX_SNAPSHOT_MESSAGE
 from cloud_sync.hub.validate import DEFAULT_MAX_PAYLOAD, Rejected
 from cloud_sync.hub.writer import Item, Writer
 from cloud_sync.mqtt_auth import (
@@ -90,6 +92,8 @@ class IngestConfig:
     writer_max_restarts: int = 5
     """Writer crashes (a bug, not bad data: that is quarantined) restarted within 5 min;
     one more and the writer is fatal: health says so and ``edge-hub serve`` exits 1."""
+    snapshots: SnapshotConfig = field(default_factory=SnapshotConfig)
+    """Where snapshots go, their retention and how long one waits for its event."""
 
 
 def subscriptions(prefix: str, group: str, shared: bool) -> list[str]:
@@ -102,6 +106,7 @@ def subscriptions(prefix: str, group: str, shared: bool) -> list[str]:
         f"{share}{prefix}/+/events",
         f"{share}{prefix}/+/telemetry",
         f"{share}{prefix}/+/cmd/+/reply",
+        f"{share}{prefix}/+/snapshots",
     ]
 
 
@@ -127,6 +132,7 @@ class Ingest(Writer):
         self.on_stored = on_stored
         self.limit = DeviceRateLimit(cfg.device_rate_bytes, cfg.device_burst_bytes)
         self.queue: BoundedQueue[Item] = BoundedQueue(cfg.queue_items, cfg.queue_bytes)
+        self.snapshots = SnapshotIntake(cfg.snapshots, store, self.metrics)
         # A named worker keeps its broker session across restarts; an anonymous one cannot
         # (``edge-hub serve`` always names it: ``cloud_sync.hub.identity``).
         self.client_id = cfg.client_id or f"edge-hub-{secrets.token_hex(12)}"
@@ -165,8 +171,9 @@ class Ingest(Writer):
 
     # --- health ----------------------------------------------------------------------------
     def health(self) -> list[ComponentHealth]:
-        """The writer thread, the broker connection and the database, as the writer sees it."""
-        out = [self._writer.health()]
+        """The writer thread, snapshot storage, the broker connection and the database, as
+        the writer sees it."""
+        out = [self._writer.health(), self.snapshots.health()]
         where = f"{self.cfg.host}:{self.cfg.port}"
         if self.metrics.mqtt_connected:
             out.append(ComponentHealth("mqtt", True))
@@ -368,12 +375,18 @@ class Ingest(Writer):
         # Runs in paho's thread: no parsing here, only the size cap and the queue.
         payload = msg.payload
         size = len(payload)
-        if size > self.cfg.max_payload:  # quarantined (its head) by the writer
+        parsed = parse_topic(self.cfg.prefix, msg.topic)
+        snapshot = parsed is not None and parsed[1] == "snapshots"
+        if snapshot and size > MAX_SNAPSHOT_MESSAGE:
+            # binary and past any snapshot's size: counted, never queued nor quarantined
+            self.snapshots.refuse_too_large(msg.topic, size)
+            self._ack(msg.mid, msg.qos)
+            return
+        if size > self.cfg.max_payload and not snapshot:  # quarantined (its head) by the writer
             item = Item(msg.mid, msg.qos, msg.topic, bytes(payload[:QUARANTINE_PAYLOAD_MAX]),
                         size, too_large=True)  # fmt: skip
             self.queue.put(item, len(item.payload) + 200)
             return
-        parsed = parse_topic(self.cfg.prefix, msg.topic)
         if parsed is not None and not self.limit.allow(parsed[0], size):
             # Acknowledged to the broker but NOT hub-acked: the device keeps the batch and
             # sends it again later, when it is under its rate (no flood into the quarantine).

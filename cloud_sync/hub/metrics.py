@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -26,6 +27,14 @@ class HubMetrics:
     sse_sent: int = 0
     mqtt_connected: bool = False
     mqtt_shared: bool = False
+    snapshots_stored: int = 0
+    snapshots_duplicate: int = 0
+    snapshots_rejected: Counter[str] = field(default_factory=Counter)  # by reason
+    snapshots_deleted: Counter[str] = field(default_factory=Counter)  # retention: age, size
+    snapshots_damaged: int = 0
+    snapshots_pending: int = 0
+    snapshots_waited: int = 0
+    snapshots_pending_bytes: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def render(self, gauges: dict[str, float]) -> str:
@@ -110,6 +119,51 @@ class HubMetrics:
                 "1 when a v5 shared subscription is used",
                 {"": int(self.mqtt_shared)},
             )
+            self._render_snapshots(metric)
         for name, v in sorted(gauges.items()):
             metric(name, "gauge", name.replace("_", " "), {"": v})
         return "\n".join(lines) + "\n"
+
+    def snapshot_counts(self) -> dict[str, object]:
+        """The snapshot counters, for ``/healthz``."""
+        with self.lock:
+            return {
+                "stored": self.snapshots_stored,
+                "duplicate": self.snapshots_duplicate,
+                "rejected": dict(sorted(self.snapshots_rejected.items())),
+                "deleted": dict(sorted(self.snapshots_deleted.items())),
+                "damaged": self.snapshots_damaged,
+                "pending": self.snapshots_pending,
+            }
+
+    def _render_snapshots(self, metric: Callable[[str, str, str, dict[str, float]], None]) -> None:
+        """The snapshot counters (issue 13); the caller holds the lock."""
+        metric("snapshots_stored_total", "counter", "snapshots stored (new)",
+               {"": self.snapshots_stored})  # fmt: skip
+        metric(
+            "snapshots_duplicate_total", "counter",
+            "snapshots already stored (a resend; nothing written)", {"": self.snapshots_duplicate},
+        )  # fmt: skip
+        metric(
+            "snapshots_rejected_total", "counter", "snapshot messages refused, by reason",
+            {f'{{reason="{k}"}}': v for k, v in sorted(self.snapshots_rejected.items())}
+            or {"": 0},
+        )  # fmt: skip
+        metric(
+            "snapshots_deleted_total", "counter", "snapshots deleted by retention (age or size)",
+            {f'{{reason="{k}"}}': self.snapshots_deleted[k] for k in ("age", "size")},
+        )  # fmt: skip
+        metric(
+            "snapshots_damaged_total", "counter",
+            "stored snapshots not served: file missing or not matching its sha256",
+            {"": self.snapshots_damaged},
+        )  # fmt: skip
+        metric(
+            "snapshots_waited_total", "counter",
+            "snapshots that arrived before their event and waited for it",
+            {"": self.snapshots_waited},
+        )  # fmt: skip
+        metric("snapshots_pending", "gauge", "snapshots waiting for their event",
+               {"": self.snapshots_pending})  # fmt: skip
+        metric("snapshots_pending_bytes", "gauge", "bytes of the snapshots waiting",
+               {"": self.snapshots_pending_bytes})  # fmt: skip

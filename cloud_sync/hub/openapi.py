@@ -29,6 +29,32 @@ def _get(summary: str, params: list[dict[str, Any]] | None = None) -> dict[str, 
     return {"get": {"summary": summary, "parameters": params or [], "responses": ok}}
 
 
+def _snapshot_op() -> dict[str, Any]:
+    kinds = ["start", "start_crop", "best", "best_crop", "crop", "frame"]
+    return {"get": {
+        "summary": "the event's snapshot as image/jpeg; any event of a track gets the track's"
+                   " picture (default: the event's own frame, else the track's best, start,"
+                   " then crops). ETag (sha256 prefix), Cache-Control private immutable for"
+                   " the first choice (max-age=60 for a fallback); X-Snapshot-Event and"
+                   " X-Snapshot-Kind say which one was served",
+        "parameters": [
+            {"name": "event_id", "in": "path", "required": True,
+             "schema": {"type": "string", "format": "uuid"}},
+            {**_q("kind", "start, start_crop, best, best_crop (exact, this event's else its"
+                  " track's), crop (best_crop else start_crop) or frame (best / start)"),
+             "schema": {"type": "string", "enum": kinds}},
+        ],
+        "responses": {
+            "200": {"description": "the JPEG", "content": {"image/jpeg": {
+                "schema": {"type": "string", "format": "binary"}}}},
+            "304": {"description": "If-None-Match matched the ETag"},
+            "400": {**_ERR, "description": "a bad kind, or an event id that is not a UUID"},
+            "401": _401,
+            "404": {**_ERR, "description": "no such event, or no snapshot of it or its track"},
+        },
+    }}  # fmt: skip
+
+
 def openapi_document() -> dict[str, Any]:
     schemas: dict[str, Any] = {
         "Error": {"type": "object", "properties": {"error": {"type": "string"}},
@@ -100,6 +126,7 @@ def openapi_document() -> dict[str, Any]:
                 _q("phase", _PHASE), _q("since", _TIME), _q("until", _TIME),
                 _q("cursor", "next_cursor of the previous page", "integer"),
                 _q("limit", "1..1000", "integer"), _q("order", "desc (default) or asc")]),
+            "/api/events/{event_id}/snapshot": _snapshot_op(),
             "/api/stream": _get(
                 "Server-Sent Events: `event: event`, `id:` the event's number; send"
                 " Last-Event-ID to resume; EventSource authenticates with the session cookie",

@@ -27,6 +27,7 @@ from cloud_sync.hub.bounded import BoundedQueue
 from cloud_sync.hub.db import Store
 from cloud_sync.hub.db.quarantine import QuarantineItem
 from cloud_sync.hub.metrics import HubMetrics
+from cloud_sync.hub.snapshots.intake import SnapshotIntake
 from cloud_sync.hub.validate import Accepted, Rejected, Reply, decode, salvage_batch
 from cloud_sync.schema import (
     MAX_BATCH_EVENTS,
@@ -93,6 +94,7 @@ class Writer:
     _db_error: str | None
     _db_error_since: float
     _last_prune: float
+    snapshots: SnapshotIntake
 
     def _ack(self, mid: int, qos: int) -> None:
         if qos > 0 and self._client is not None:
@@ -114,6 +116,7 @@ class Writer:
                     self._write(items)
                 except _StoppingError:
                     return  # unacknowledged: the broker redelivers them to the next session
+            self.snapshots.tick()
             self._maybe_prune()
 
     def _retry(self, fn: Callable[[], Any]) -> Any:
@@ -165,9 +168,14 @@ class Writer:
         quarantine: list[QuarantineItem] = []
         acked: dict[str, list[int]] = {}  # device → seqs quarantined (hub-acked too)
         kinds: dict[str, int] = {}
+        snaps: list[tuple[str, bytes]] = []  # stored after this write's events
         for it in items:
             parsed = parse_topic(self.cfg.prefix, it.topic)
             dev = parsed[0] if parsed else None
+            if parsed is not None and parsed[1] == "snapshots":
+                snaps.append((parsed[0], it.payload))
+                kinds["snapshots"] = kinds.get("snapshots", 0) + 1
+                continue
             if it.too_large:
                 r = Rejected("too_large", it.topic, f"{it.size} bytes > {self.cfg.max_payload}")
                 self._reject(r)
@@ -208,6 +216,8 @@ class Writer:
                         len(got), type(e).__name__, e)  # fmt: skip
             stored, dups = self._store_each(got, quarantine, acked)
         self._quarantine(quarantine)
+        for device, payload in snaps:
+            self.snapshots.handle(device, payload)
         with self.metrics.lock:
             self.metrics.write_seconds += time.perf_counter() - t0
             self.metrics.batches_written += 1

@@ -24,7 +24,7 @@ def test_each_event_is_stored_once_across_redeliveries(store: Store) -> None:
     r = store.write([b1, b2])  # b1 redelivered alongside the next batch
     assert (r.stored, r.duplicates) == (5, 5)
     assert store.count_events() == 10
-    assert store.migrate() == 4  # idempotent
+    assert store.migrate() == 5  # idempotent
 
 
 def test_gaps_show_and_close_when_late_batches_arrive(store: Store) -> None:
@@ -158,11 +158,45 @@ def test_migration_4_keeps_the_events_stored_before_it(
     old.close()
     monkeypatch.undo()
     new = open_store(url)
-    assert new.migrate() == 4
+    assert new.migrate() == 5
     new.write([_region_batch("d2")])
     page, _ = new.events(EventQuery(order="asc"))
     assert [(e["device_id"], e["zones"], e["zone"]) for e in page][:2] == [
         ("d1", None, None),
         ("d2", ["driveway"], None),
     ]
+    new.close()
+
+
+def test_migration_5_keeps_the_events_stored_before_it(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hub at schema 4 upgrades in place (both engines): old rows read back with no
+    snapshots, and the new snapshot index works on them."""
+    from cloud_sync.hub.db import engine
+
+    old = open_store(db_url)
+    monkeypatch.setattr(engine, "MIGRATIONS", engine.MIGRATIONS[:4])
+    assert old.migrate() == 4
+    t = datetime.now(UTC).timestamp()
+    eid = str(uuid.uuid4())
+    with old._tx() as cur:
+        cur.execute(
+            old._sql(
+                "INSERT INTO events (id, device_id, boot_id, seq, stream, kind, label, score,"
+                " phase, started_at, ts, box, track_id, model_name, model_version,"
+                " model_sha256, latency_ms, received_at) VALUES (?, 'd1', ?, 0, 'cam0',"
+                " 'vision', 'face', 0.5, 'start', ?, ?, NULL, 1, 'm', '1', 'abcdef', 1.0, ?)"
+            ),
+            (eid, BOOT, t, t, t),
+        )
+    old.close()
+    monkeypatch.undo()
+    new = open_store(db_url)
+    assert new.migrate() == 5
+    page, _ = new.events(EventQuery(order="asc"))
+    assert [(e["id"], e["snapshots"], e["snapshots_stored"]) for e in page] == [(eid, None, [])]
+    ref = new.event_ref(eid)
+    assert ref is not None and ref.track_id == 1 and new.snapshots_of(ref) == []
+    assert new.snapshot_totals() == (0, 0)
     new.close()

@@ -66,6 +66,12 @@ def test_password_from_a_file_or_the_environment_not_both(tmp_path: Path) -> Non
         (["--mqtt-username", "hub", "--mqtt-password-file", "{d}/none"],
          "--mqtt-password-file {d}/none: cannot read"),
         (["--token", "a", "--token-file", "{d}/ca.crt"], "--token and --token-file are both"),
+        (["--snapshot-dir", "{d}/nope"], "--snapshot-dir {d}/nope: no such folder"),
+        (["--snapshot-max-bytes", "0"], "--snapshot-max-bytes: 0 must be"),
+        (["--snapshot-max-age-days", "-1"], "--snapshot-max-age-days: -1.0 must be"),
+        (["--snapshot-max-age-days", "nan"], "--snapshot-max-age-days: nan must be"),
+        (["--snapshot-pending-s", "0"], "--snapshot-pending-s: 0.0 must be"),
+        (["--snapshot-sweep-s", "inf"], "--snapshot-sweep-s: inf must be"),
     ],
 )  # fmt: skip
 def test_serve_stops_at_a_bad_flag_with_one_line(

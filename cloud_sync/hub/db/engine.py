@@ -99,13 +99,31 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "ALTER TABLE events ADD COLUMN direction TEXT",
         ],
     ),
+    (
+        5,
+        [
+            # Event snapshots (issue 13): the kinds the device said it took (a JSON list),
+            # and the index of what the hub stored, one row per (event, kind). The JPEG is
+            # a file (``path``, SQLite) or ``jpeg`` (PostgreSQL: TOASTed out of line, so the
+            # index scans of retention stay small); see ``cloud_sync.hub.snapshots``.
+            "ALTER TABLE events ADD COLUMN snapshots TEXT",
+            """CREATE TABLE snapshots (
+                event_id TEXT NOT NULL, kind TEXT NOT NULL, device_id TEXT NOT NULL,
+                boot_id TEXT NOT NULL, stream TEXT NOT NULL, track_id {big},
+                bytes {big} NOT NULL, sha256 TEXT NOT NULL, width INTEGER NOT NULL,
+                height INTEGER NOT NULL, ts {real} NOT NULL, created {real} NOT NULL,
+                path TEXT, jpeg {blob}, PRIMARY KEY (event_id, kind))""",
+            "CREATE INDEX snapshots_track ON snapshots (device_id, boot_id, stream, track_id)",
+            "CREATE INDEX snapshots_created ON snapshots (created)",
+        ],
+    ),
 ]
 
 
 EVENT_COLS = (
     "n, id, device_id, boot_id, seq, stream, kind, label, score, phase, started_at, ts, box,"
     " track_id, model_name, model_version, model_sha256, latency_ms, received_at,"
-    " zones, zone, line, direction"
+    " zones, zone, line, direction, snapshots"
 )
 """The events table's columns, in order (``n`` first)."""
 

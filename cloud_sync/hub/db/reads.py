@@ -12,8 +12,9 @@ from typing import Any
 
 from cloud_sync.hub.db import gaps as gapsmod
 from cloud_sync.hub.db import render
-from cloud_sync.hub.db.engine import EVENT_COLS, Engine
+from cloud_sync.hub.db.engine import EVENT_COLS
 from cloud_sync.hub.db.render import iso, num
+from cloud_sync.hub.db.snapshots import SnapshotRows
 from cloud_sync.hub.errors import QueryError
 
 MAX_PAGE = 1000
@@ -74,10 +75,11 @@ def event_row(r: Sequence[Any]) -> dict[str, Any]:
         "zone": r[20],
         "line": r[21],
         "direction": r[22],
+        "snapshots": render.doc(r[23]),
     }
 
 
-class Reads(Engine):
+class Reads(SnapshotRows):
     """Reads: pages of rows, each row rendered or skipped (``render.rows``)."""
 
     def count_events(self, device: str | None = None) -> int:
@@ -165,6 +167,7 @@ class Reads(Engine):
         sql += f" ORDER BY n {q.order.upper()} LIMIT ?"
         rows = self._rows(sql, (*params, q.limit + 1))
         page = render.rows(rows[: q.limit], event_row, self._skipper("events"))
+        self.mark_stored(page)
         # the cursor is the last row's number, readable or not, so paging moves past it
         nxt = int(rows[q.limit - 1][0]) if len(rows) > q.limit else None
         return page, nxt

@@ -48,7 +48,7 @@ class Writes(Engine):
                         json.dumps(e.box) if e.box is not None else None, e.track_id,
                         e.model.name, e.model.version, e.model.sha256, e.latency_ms, t,
                         json.dumps(e.zones) if e.zones is not None else None, e.zone, e.line,
-                        e.direction,
+                        e.direction, json.dumps(e.snapshots) if e.snapshots is not None else None,
                     )
                 )  # fmt: skip
                 k = (e.device_id, e.boot_id)
@@ -74,7 +74,7 @@ class Writes(Engine):
                 cur.executemany(
                     self._sql(
                         f"INSERT INTO events ({EVENT_COLS.split(', ', 1)[1]}) VALUES"
-                        f" ({', '.join('?' * 22)}) ON CONFLICT (id) DO NOTHING"
+                        f" ({', '.join('?' * 23)}) ON CONFLICT (id) DO NOTHING"
                     ),
                     rows,
                 )

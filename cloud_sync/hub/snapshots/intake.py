@@ -1,0 +1,169 @@
+"""The writer's side of snapshots: check, match to the event, store, count.
+
+Runs in the hub's writer thread, after the events of the same write are committed (so
+a snapshot sent right behind its event finds it). Every refusal is counted by reason
+(``HubMetrics.snapshots_rejected``) and logged (rate-limited); nothing here raises into
+the writer. A store that fails (disk full, folder not writable) turns the
+``snapshots`` health component red until a store succeeds again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cloud_sync.hub.db import Store
+from cloud_sync.hub.metrics import HubMetrics
+from cloud_sync.hub.snapshots.pending import Pending
+from cloud_sync.hub.snapshots.storage import SnapshotStore
+from cloud_sync.hub.snapshots.validate import SnapAccepted, SnapReason, check
+from edge.supervise import ComponentHealth
+
+log = logging.getLogger("edge_hub.snapshots")
+
+
+@dataclass(frozen=True)
+class SnapshotConfig:
+    dir: Path | None = None
+    """Files here; None: JPEGs in the database (``storage.default_dir`` picks)."""
+    max_age_days: float | None = 30.0
+    max_bytes: int | None = 2 * 1024**3
+    pending_s: float = 30.0
+    pending_items: int = 256
+    pending_bytes: int = 32 * 1024 * 1024
+    retry_s: float = 0.5
+    sweep_s: float = 60.0
+
+
+class SnapshotIntake:
+    def __init__(self, cfg: SnapshotConfig, store: Store, metrics: HubMetrics) -> None:
+        self.cfg = cfg
+        self.metrics = metrics
+        self.store = SnapshotStore(store, cfg.dir)
+        self.pending = Pending(cfg.pending_items, cfg.pending_bytes, cfg.pending_s)
+        self._failing: str | None = None
+        self._last_retry = 0.0
+        self._last_sweep = 0.0
+
+    def health(self) -> ComponentHealth:
+        if self._failing is None:
+            return ComponentHealth("snapshots", True)
+        return ComponentHealth(
+            "snapshots", False, f"storing in {self.store.where}: {self._failing}"
+        )
+
+    def _reject(self, reason: SnapReason, detail: str, where: str) -> None:
+        with self.metrics.lock:
+            self.metrics.snapshots_rejected[reason] += 1
+            n = self.metrics.snapshots_rejected[reason]
+        if n <= 10 or n % 1000 == 0:
+            log.warning("snapshot rejected (%s, %d so far) from %s: %s", reason, n, where, detail)
+
+    def refuse_too_large(self, topic: str, size: int) -> None:
+        """Called from the MQTT thread for a message too big to be a snapshot."""
+        self._reject("too_large", f"{size} bytes", topic)
+
+    def handle(self, topic_device: str, payload: bytes) -> None:
+        """One message from ``<prefix>/<topic_device>/snapshots``."""
+        try:
+            m = check(topic_device, payload)
+        except Exception as e:  # a bug in a check must not kill the writer
+            self._reject("not_snapshot", f"check failed: {type(e).__name__}: {e}", topic_device)
+            return
+        if not isinstance(m, SnapAccepted):
+            self._reject(m.reason, m.detail, topic_device)
+            return
+        if not self._try(m):
+            before = len(self.pending)
+            if not self.pending.add(m):
+                self._reject(
+                    "pending_full",
+                    f"event {m.header.event_id} unknown and {before} snapshots wait",
+                    topic_device,
+                )
+            else:
+                with self.metrics.lock:
+                    if len(self.pending) > before:
+                        self.metrics.snapshots_waited += 1
+                    else:  # a resend of one that waits already
+                        self.metrics.snapshots_duplicate += 1
+        self._gauge()
+
+    def _try(self, m: SnapAccepted) -> bool:
+        """Store ``m`` if its event is known: True when done with it (stored, duplicate or
+        refused), False to keep it waiting (event not there yet, or the database down)."""
+        h = m.header
+        try:
+            ref = self.store.store.event_ref(h.event_id)
+            if ref is None:
+                return False
+            if ref.device_id != h.device_id:
+                self._reject(
+                    "event_device_mismatch",
+                    f"event {h.event_id} belongs to {ref.device_id!r}", h.device_id,
+                )  # fmt: skip
+                return True
+            got = self.store.put(h, m.jpeg, ref)
+        except Exception as e:
+            why = f"{type(e).__name__}: {str(e).strip()[:200]}"
+            if self.store.store.is_transient(e):
+                self._failing = why
+                return False  # retried while it may wait
+            self._failing = why
+            self._reject("store_failed", why, h.device_id)
+            return True
+        self._failing = None
+        with self.metrics.lock:
+            if got == "stored":
+                self.metrics.snapshots_stored += 1
+            else:
+                self.metrics.snapshots_duplicate += 1
+        return True
+
+    def tick(self, now: float | None = None) -> None:
+        """Called by the writer loop: retry what waits, refuse what waited too long, and
+        run retention now and then."""
+        t = time.monotonic() if now is None else now
+        if len(self.pending) and t - self._last_retry >= self.cfg.retry_s:
+            self.retry(t)
+        if t - self._last_sweep >= self.cfg.sweep_s:
+            self._last_sweep = t
+            self.sweep()
+
+    def retry(self, now: float | None = None) -> None:
+        self._last_retry = time.monotonic() if now is None else now
+        expired = {id(s) for s in self.pending.expired(now)}
+        for s in self.pending.waiting():
+            if self._try(s):
+                self.pending.drop(s)
+            elif id(s) in expired:
+                self.pending.drop(s)
+                if self._failing is not None:  # the database, not the event, kept it waiting
+                    self._reject("store_failed", self._failing, s.header.device_id)
+                    continue
+                self._reject(
+                    "unknown_event",
+                    f"event {s.header.event_id} did not arrive within {self.cfg.pending_s:g} s",
+                    s.header.device_id,
+                )
+        self._gauge()
+
+    def sweep(self) -> None:
+        age = None if self.cfg.max_age_days is None else self.cfg.max_age_days * 86400
+        try:
+            by_age, by_size = self.store.sweep(age, self.cfg.max_bytes)
+        except Exception as e:  # best effort; the next round retries
+            log.error("snapshot retention failed: %s: %s", type(e).__name__, e)
+            return
+        if by_age or by_size:
+            log.info("snapshot retention: deleted %d for age, %d for size", by_age, by_size)
+        with self.metrics.lock:
+            self.metrics.snapshots_deleted["age"] += by_age
+            self.metrics.snapshots_deleted["size"] += by_size
+
+    def _gauge(self) -> None:
+        with self.metrics.lock:
+            self.metrics.snapshots_pending = len(self.pending)
+            self.metrics.snapshots_pending_bytes = self.pending.nbytes
