@@ -16,14 +16,19 @@ events' ``max_bytes``: when a new snapshot does not fit, the oldest snapshots go
 (counted, logged at most every 5 s). A picture can never push out an event.
 
 ``put`` never raises: a failed commit (disk full, I/O error) counts the snapshot as lost and
-turns ``health()`` red (not fatal) until a commit succeeds again. Unique by
+turns ``health()`` red (not fatal) until a commit succeeds again. Pictures never take the
+last free space of the disk from the events: a put that would leave less than
+``DISK_RESERVE`` free is not tried (lost, counted), and the WAL a failed commit grew is
+truncated again (best effort: a checkpoint that itself needs space cannot). Unique by
 ``(event_id, kind)``: a second put of one is ignored (the hub keeps the first one too).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
+import shutil
 import sqlite3
 import threading
 import time
@@ -42,6 +47,9 @@ from edge.supervise import ComponentHealth
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+DISK_RESERVE = 1024 * 1024
+"""Free bytes a snapshot commit leaves on the disk (beyond twice its own size: WAL, then
+checkpoint), for the events outbox beside it."""
 REOPEN_EVERY_S = 10.0
 """A store that could not be opened at all is tried again on a put at most this often."""
 
@@ -118,6 +126,7 @@ class SnapshotStore:
         self.path = path
         self.device_id = device_id
         self.max_bytes = max_bytes
+        self.disk_reserve = DISK_RESERVE  # 0: no check (tests of a real SQLITE_FULL)
         self._lock = threading.Lock()
         self._rlock = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
@@ -161,6 +170,10 @@ class SnapshotStore:
                 "it opens; events are not affected", self.path, _cause(exc),
             )  # fmt: skip
             return
+        try:  # an empty WAL: a failed commit's frames are then all a checkpoint takes back
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            log.debug("%s: no checkpoint at open: %s", self.path, exc)
         self._db, self._rdb = db, rdb
         self._queued, self._bytes = int(count), int(nbytes)
         self._base = {k: int(meta.get(f"{k}_total", 0)) for k in _TOTALS}
@@ -201,9 +214,11 @@ class SnapshotStore:
                 self._count["lost"] += 1
                 return False
             try:
+                self._check_room(len(message))
                 added = self._commit(snapshot, message)
             except (sqlite3.Error, OSError) as exc:
                 self._failed(exc)
+                self._shrink_wal()
                 return False
             self.last_error = None
         if added:
@@ -248,6 +263,26 @@ class SnapshotStore:
             log.debug("%s: snapshot %s/%s is stored already", self.path, snapshot.event_id,
                       snapshot.kind)  # fmt: skip
         return added
+
+    def _check_room(self, size: int) -> None:
+        if self.disk_reserve <= 0:
+            return
+        free = shutil.disk_usage(self.path.parent).free
+        if free < 2 * size + self.disk_reserve:
+            raise OSError(
+                errno.ENOSPC,
+                f"disk nearly full ({free} bytes free; snapshots leave "
+                f"{self.disk_reserve} for the events)",
+            )
+
+    def _shrink_wal(self) -> None:
+        """A failed commit leaves the WAL grown by its frames: give that space back."""
+        if self._db is None:
+            return
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            log.debug("%s: cannot truncate the WAL after a failed put: %s", self.path, exc)
 
     def _make_room(self, db: sqlite3.Connection, need: int) -> None:
         """Drop the oldest snapshots until ``need`` more bytes fit (lock held, in the
