@@ -22,6 +22,7 @@ from cloud_sync.sink import MqttSink
 from edge.config import SyncConfig
 from edge.config.sync import SNAPSHOT_MIN_BYTES
 from edge.events import uuid7
+from edge.wire import SnapshotKind
 from tests.support.mosquitto import Broker, free_port, start_broker
 from tests.support.mqtt_sub import Subscriber
 from tests.support.publisher_proc import make_events
@@ -69,8 +70,8 @@ def test_snapshots_arrive_byte_exact_after_the_events_and_are_deleted_on_puback(
     try:
         with MqttSink(cfg(b.port), "cam1", tmp_path / "data") as sink:
             assert sink.publisher.connected.wait(10)
-            shots = [snapshot(kind=k, seed=i) for i, k in enumerate(["start", "start_crop",
-                                                                     "best", "best_crop"])]  # fmt: skip
+            kinds: list[SnapshotKind] = ["start", "start_crop", "best", "best_crop"]
+            shots = [snapshot(kind=k, seed=i) for i, k in enumerate(kinds)]
             events = make_events(300)
             sink.emit_many(events)  # a backlog of events first ...
             for s in shots:
@@ -176,8 +177,8 @@ def test_kill9_mid_write_keeps_every_returned_put(tmp_path: Path) -> None:
     """The bare store, SIGKILLed mid-commit: WAL keeps every snapshot a put returned for."""
     committed: set[str] = set()
     for delay in (0.3, 0.6, 0.9):
-        proc = subprocess.Popen([sys.executable, "-m", "tests.support.snapshot_data",
-                                 str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, text=True)  # fmt: skip
+        cmd = [sys.executable, "-m", "tests.support.snapshot_data", str(tmp_path)]
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None and proc.stdout.readline().strip() == "open"
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)

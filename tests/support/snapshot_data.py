@@ -56,8 +56,8 @@ def main() -> int:
         from cloud_sync.sink import MqttSink
         from edge.config import SyncConfig
 
-        cfg = SyncConfig.model_validate({"port": a.port, "delivery": "broker",
-                                         "reconnect_min_s": 0.05, "reconnect_max_s": 0.2})  # fmt: skip
+        quick = {"reconnect_min_s": 0.05, "reconnect_max_s": 0.2}
+        cfg = SyncConfig.model_validate({"port": a.port, "delivery": "broker", **quick})
         sink = MqttSink(cfg, "cam1", a.dir)
         put = sink.snapshots.put
     else:
