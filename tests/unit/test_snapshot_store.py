@@ -3,6 +3,7 @@ its size bound, and its files going wrong at open."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import sqlite3
@@ -210,3 +211,42 @@ def test_telemetry_carries_the_snapshot_figures_and_stays_backward_compatible(
     assert raw is not None
     got = TelemetryV1.model_validate_json(raw)
     assert got.snapshots is None and any("snapshots.stats()" in e for e in got.errors)
+
+
+def test_edge_outbox_shows_the_snapshots_beside_a_live_writer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cloud_sync.outbox import Outbox
+    from edge.cli.main import main
+
+    d = ["outbox", "--data-dir", str(tmp_path)]
+    with Outbox(tmp_path / "outbox.db", "cam1", uuid7(), state_path=tmp_path / "state.json"):
+        assert main([*d, "stats", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["snapshots"] is None  # none taken yet
+        with SnapshotStore(tmp_path / "snapshots.db", "cam1", max_bytes=60_000) as store:
+            shots = [snapshot(seed=i) for i in range(4)]  # ~18 KB each: the first one drops
+            for s in shots:
+                store.put(s)
+            store.put(replace(snapshot(), jpeg=PNG))  # refused: counted at the next commit
+            store.put(snapshot(seed=5))
+            assert main([*d, "stats", "--json"]) == 0
+            st = json.loads(capsys.readouterr().out)
+            assert st["depth"] == 0  # the events' figures are all still there
+            sn = st["snapshots"]
+            assert sn["queued"] == store.stats().queued == 3 and sn["bytes"] == store.stats().bytes
+            assert (sn["dropped_total"], sn["refused_total"]) == (2, 1)
+            assert main([*d, "stats"]) == 0
+            assert "snapshots.queued" in capsys.readouterr().out
+            assert main([*d, "snapshots", "--json", "-n", "2"]) == 0
+            rows = json.loads(capsys.readouterr().out)
+            assert [r["event_id"] for r in rows] == [s.event_id for s in shots[2:4]]
+            assert main([*d, "snapshots"]) == 0
+            assert "start" in capsys.readouterr().out
+        (tmp_path / "snapshots.db").write_bytes(b"garbage" * 1000)
+        for side in ("-wal", "-shm"):
+            (tmp_path / f"snapshots.db{side}").unlink(missing_ok=True)
+        assert main([*d, "stats", "--json"]) == 0  # a damaged store costs no event figure
+        st = json.loads(capsys.readouterr().out)
+        assert "not a database" in st["snapshots"]["error"] and st["next_seq"] == 0
+        assert main([*d, "snapshots"]) == 2
+        assert "snapshots.db" in capsys.readouterr().err
