@@ -23,15 +23,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cloud_sync.outbox import Outbox  # noqa: E402  after the path insert
-from cloud_sync.outbox.snapshots import SnapshotStore  # noqa: E402
-from cloud_sync.sink import MqttSink  # noqa: E402
-from edge.config import SyncConfig  # noqa: E402
-from edge.demo.broker import free_port  # noqa: E402
-from edge.events import uuid7  # noqa: E402
-from tests.support.mosquitto import Broker  # noqa: E402
-from tests.support.publisher_proc import make_events  # noqa: E402
-from tests.support.snapshot_data import snapshot  # noqa: E402
+from cloud_sync.outbox import Outbox
+from cloud_sync.outbox.snapshots import SnapshotStore
+from cloud_sync.sink import MqttSink
+from edge.config import SyncConfig
+from edge.demo.broker import free_port
+from edge.events import uuid7
+from tests.support.mosquitto import Broker
+from tests.support.publisher_proc import make_events
+from tests.support.snapshot_data import snapshot
 
 
 def pct(xs: list[float]) -> str:
