@@ -399,13 +399,15 @@ class SnapshotStore:
             )
 
     def health(self) -> ComponentHealth:
-        """Red (not fatal) while commits fail; a note once it recovered or was reset."""
+        """Red while commits fail, as a *dependency* (the disk): health says so, but the
+        systemd watchdog is still fed, since a restart would not free the disk and would
+        stop every stream for the sake of pictures. A note once it recovered or was reset."""
         lost = self._count["lost"]
         if self.last_error is not None:
             return ComponentHealth(
                 "sync-snapshots", False,
                 f"{self.path}: snapshot commits failing ({self.last_error}); {lost} snapshot(s) "
-                "lost this boot; events are not affected",
+                "lost this boot; events are not affected", dependency=True,
             )  # fmt: skip
         notes = []
         if lost:

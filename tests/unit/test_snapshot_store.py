@@ -173,6 +173,7 @@ def test_a_store_that_cannot_open_counts_lost_and_is_red_not_fatal(tmp_path: Pat
     assert (st.lost, st.queued) == (1, 0) and not list(tmp_path.glob("*.corrupt-*"))
     h = store.health()
     assert not h.ok and not h.fatal and "events are not affected" in (h.reason or "")
+    assert h.dependency  # the watchdog is still fed: a restart would not fix the disk
     path.rmdir()
     store._last_open_try = time.monotonic() - 60  # the retry is due
     assert store.put(snapshot()) and store.health().ok
