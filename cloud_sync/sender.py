@@ -269,7 +269,7 @@ class SenderLoop:
         sent; rows after ``cursor`` are not), at most ``SNAPSHOT_INFLIGHT`` at once."""
         store = self.snapshots
         free = SNAPSHOT_INFLIGHT - len(snaps)
-        if store is None or free <= 0 or self.outbox.read(cursor, 1):
+        if store is None or free <= 0 or not store.pending() or self.outbox.read(cursor, 1):
             return snap_cursor
         for snap in store.read(snap_cursor, free):
             info = link.client.publish(self._snapshots_topic, snap.message, 1)

@@ -50,6 +50,8 @@ DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 DISK_RESERVE = 1024 * 1024
 """Free bytes a snapshot commit leaves on the disk (beyond twice its own size: WAL, then
 checkpoint), for the events outbox beside it."""
+MAX_REASONS = 32
+"""Refusal reasons counted apart; further ones are counted as "other"."""
 REOPEN_EVERY_S = 10.0
 """A store that could not be opened at all is tried again on a put at most this often."""
 
@@ -316,6 +318,8 @@ class SnapshotStore:
         key, text = refusal(exc)
         with self._lock:
             self._count["refused"] += 1
+            if key not in self.refused_reasons and len(self.refused_reasons) >= MAX_REASONS:
+                key = "other"
             seen = self.refused_reasons.get(key, 0)
             self.refused_reasons[key] = seen + 1
         if not seen:  # once per reason: a broken producer must not flood the log
@@ -354,10 +358,12 @@ class SnapshotStore:
         """Forget PUBACK'd snapshots (without the fsync: a lost delete only means a resend,
         which the hub drops by event id and kind). ``refused``: the broker refused them
         (counted as refused, not sent)."""
-        if not ids or self._db is None:
+        if not ids:
             return 0
-        db = self._db
         with self._lock:
+            db = self._db
+            if db is None:  # closed
+                return 0
             marks = ",".join("?" * len(ids))
             try:
                 db.execute("PRAGMA synchronous=NORMAL")
@@ -384,19 +390,25 @@ class SnapshotStore:
 
     # --- figures ----------------------------------------------------------------------------
 
+    def pending(self) -> bool:
+        """Anything stored (lock-free: the sender asks it on every turn, and must not wait
+        on a put's fsync to learn there is nothing to send)."""
+        return self._queued > 0
+
     def stats(self) -> SnapshotStats:
-        with self._lock:
-            return SnapshotStats(
-                queued=self._queued,
-                bytes=self._bytes,
-                sent=self._count["sent"],
-                dropped=self._count["dropped"],
-                lost=self._count["lost"],
-                refused=self._count["refused"],
-                duplicates=self.duplicates,
-                reset=self.reset_reason is not None,
-                refused_reasons=dict(self.refused_reasons),
-            )
+        """Lock-free like ``pending`` (telemetry runs on the sender thread): the figures are
+        each exact, read one after another."""
+        return SnapshotStats(
+            queued=self._queued,
+            bytes=self._bytes,
+            sent=self._count["sent"],
+            dropped=self._count["dropped"],
+            lost=self._count["lost"],
+            refused=self._count["refused"],
+            duplicates=self.duplicates,
+            reset=self.reset_reason is not None,
+            refused_reasons=self.refused_reasons.copy(),  # one C call: atomic
+        )
 
     def health(self) -> ComponentHealth:
         """Red while commits fail, as a *dependency* (the disk): health says so, but the

@@ -27,6 +27,7 @@ from tests.support.mosquitto import Broker, free_port, start_broker
 from tests.support.mqtt_sub import Subscriber
 from tests.support.publisher_proc import make_events
 from tests.support.snapshot_data import snapshot
+from tests.support.tcp_proxy import TcpProxy
 from tests.support.tmpfs import fill, tmpfs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,6 +66,8 @@ def wait_empty(store: SnapshotStore, timeout: float) -> bool:
 def test_snapshots_arrive_byte_exact_after_the_events_and_are_deleted_on_puback(
     tmp_path: Path,
 ) -> None:
+    """Their event ids are in no event (the pipeline never committed one): they are sent all
+    the same; the hub refuses an unknown event id itself, and counts it."""
     b = start_broker(tmp_path / "broker")
     sub = Subscriber(b.port, ack=True)
     try:
@@ -103,6 +106,65 @@ def test_snapshots_arrive_byte_exact_after_the_events_and_are_deleted_on_puback(
         b.stop()
 
 
+def test_a_backlog_of_events_goes_out_before_any_snapshot(tmp_path: Path) -> None:
+    """Events and snapshots committed while the broker is away; with a small events window
+    the events need many rounds, and no snapshot goes out before the last event batch."""
+    port = free_port()
+    b = Broker(tmp_path / "broker", port, persistence=True).start()
+    sub = Subscriber(port, persistent=True, ack=True)
+    b.stop()
+    try:
+        with MqttSink(cfg(port, inflight=2, batch_max_events=10), "cam1", tmp_path / "d") as sink:
+            shots = []
+            for i in range(4):
+                sink.emit_many(make_events(100))
+                shots.append(snapshot(seed=i))
+                sink.emit_snapshot(shots[-1])
+            b.start()
+            assert sub.wait_seqs(list(range(400)), 20)
+            got = wait_snapshots(sub, {s.event_id for s in shots}, 10)
+            assert len(got) == 4
+        with sub.lock:
+            order = [t.rsplit("/", 1)[-1] for t, _ in sub.raw]
+        last_event = max(i for i, k in enumerate(order) if k == "events")
+        assert order.index("snapshots") > last_event, "a snapshot went out before an event"
+    finally:
+        sub.close()
+        b.stop()
+
+
+def test_snapshots_not_pubacked_when_the_link_dies_are_sent_on_the_next_connection(
+    tmp_path: Path,
+) -> None:
+    """The link stalls with two snapshots on the wire (no PUBACK), then is cut: the new
+    connection sends them again from the store."""
+    b = start_broker(tmp_path / "broker")
+    sub = Subscriber(b.port)
+    proxy = TcpProxy("127.0.0.1", b.port)
+    try:
+        with MqttSink(cfg(proxy.port), "cam1", tmp_path / "data") as sink:
+            assert sink.publisher.connected.wait(10)
+            proxy.stall()
+            shots = [snapshot(seed=i) for i in range(2)]
+            for s in shots:
+                sink.emit_snapshot(s)
+            deadline = time.monotonic() + 5
+            while sink.publisher.published_snapshots < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert sink.publisher.published_snapshots == 2  # on the wire, held by the proxy
+            assert sink.snapshots.stats().queued == 2  # not deleted before a PUBACK
+            proxy.cut()
+            proxy.resume()
+            got = wait_snapshots(sub, {s.event_id for s in shots}, 15)
+            assert len(got) == 2 and sink.publisher.connects >= 2
+            assert wait_empty(sink.snapshots, 5)
+            assert sink.publisher.published_snapshots >= 4  # sent again
+    finally:
+        proxy.close()
+        sub.close()
+        b.stop()
+
+
 def test_broker_down_for_a_while_then_every_committed_snapshot_arrives(tmp_path: Path) -> None:
     """The broker keeps the hub's session (``persistence true``, as the shipped config does):
     a snapshot PUBACK'd before the hub re-subscribed is queued for it, not lost."""
@@ -129,6 +191,35 @@ def test_broker_down_for_a_while_then_every_committed_snapshot_arrives(tmp_path:
             assert sub.wait_seqs(list(range(20)), 10)
             for s in first + later:
                 assert decode_snapshot(got[s.event_id])[1] == s.jpeg
+    finally:
+        sub.close()
+        b.stop()
+
+
+def test_a_crash_between_the_puback_and_the_delete_sends_it_again_after_restart(
+    tmp_path: Path,
+) -> None:
+    """The delete after a PUBACK never happens (the process died first): the next start
+    sends the snapshot again, the same bytes (the hub keeps one per event id and kind)."""
+    b = start_broker(tmp_path / "broker")
+    sub = Subscriber(b.port)
+    data = tmp_path / "data"
+    s = snapshot(kind="best")
+    try:
+        sink = MqttSink(cfg(b.port), "cam1", data)
+        sink.snapshots.delete = lambda ids, refused=False: 0  # type: ignore[method-assign]  # dies before it
+        sink.emit_snapshot(s)
+        assert s.event_id in wait_snapshots(sub, {s.event_id}, 10)
+        sink.close()
+        with SnapshotStore(data / "snapshots.db", "cam1") as left:
+            assert left.stats().queued == 1
+        with MqttSink(cfg(b.port), "cam1", data) as again:
+            assert wait_empty(again.snapshots, 10)
+        deadline = time.monotonic() + 5
+        while len(received(sub)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert received(sub) == [received(sub)[0]] * 2
+        assert decode_snapshot(received(sub)[0])[1] == s.jpeg
     finally:
         sub.close()
         b.stop()

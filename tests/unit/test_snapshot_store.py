@@ -80,6 +80,14 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
         ({"ts": 1e300}, None),
         ({"box": (0.1, 0.2, 1.5, 0.6)}, "box.2: less_than_equal"),
         ({"box": (math.inf, 0.2, 0.3, 0.6)}, None),
+        ({"box": (0.1, 0.2)}, "box: too_short"),
+        # not even the types the dataclass names (a producer bug must not crash the sink)
+        ({"jpeg": None}, None),
+        ({"jpeg": "\xff\xd8\xff not bytes \xff\xd9"}, None),
+        ({"width": True}, "width: int_type"),
+        ({"ts": "yesterday"}, None),
+        ({"event_id": None}, "event_id: string_type"),
+        ({"kind": None}, "kind: literal_error"),
     ],
 )
 def test_hostile_snapshots_are_refused_counted_and_logged_once_per_reason(
@@ -97,6 +105,15 @@ def test_hostile_snapshots_are_refused_counted_and_logged_once_per_reason(
     assert caplog.text.count("snapshot refused") == 1  # once per reason
     assert store.read(-1, 10) == []
     assert store.put(snapshot())  # and the store goes on
+
+
+def test_refusal_reasons_stay_few(store: SnapshotStore) -> None:
+    for i in range(100):  # each a different stream name: reasons must not grow with values
+        store.put(replace(snapshot(), stream=f"bad stream {i}/"))
+    for w in range(9000, 9100):
+        store.put(replace(snapshot(), width=w))
+    st = store.stats()
+    assert st.refused == 200 and len(st.refused_reasons) <= 32
 
 
 def test_the_size_bound_drops_the_oldest_snapshots_first_and_counts_them(tmp_path: Path) -> None:
