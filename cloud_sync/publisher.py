@@ -19,9 +19,10 @@ never acknowledged are sent again after ``hub_ack_timeout_s`` (doubling per rese
 With ``"broker"`` a PUBACK deletes them (no edgewise hub behind the broker).
 
 Snapshots (``cloud_sync.outbox.snapshots``) go out on ``<prefix>/<device>/snapshots`` at
-QoS 1 only while no event is waiting to be sent (events first: they are the promise, and
-small), at most ``SNAPSHOT_INFLIGHT`` at once; each is deleted on its PUBACK, and those
-not PUBACK'd are sent again on the next connection (the hub keeps one per event and kind).
+QoS 1 only while no event is waiting to be sent or for its PUBACK (events first: they are
+the promise, and small; and the broker has an event before its snapshot), at most
+``SNAPSHOT_INFLIGHT`` at once; each is deleted on its PUBACK, and those not PUBACK'd are
+sent again on the next connection (the hub keeps one per event and kind).
 
 Batches linger up to ``batch_max_ms`` for companions only
 while other batches are in flight, so a quiet device publishes at once.

@@ -138,7 +138,8 @@ class SenderLoop:
                 next_overdue = now + max(0.2, min(5.0, self.cfg.hub_ack_timeout_s / 4))
                 self._resend_overdue(link, inflight)
             cursor = self._fill(link, inflight, cursor, linger)
-            snap_cursor = self._fill_snapshots(link, snaps, cursor, snap_cursor)
+            if not inflight:  # every event sent is PUBACK'd: the broker has it first
+                snap_cursor = self._fill_snapshots(link, snaps, cursor, snap_cursor)
             if self._telemetry is not None and now >= next_telemetry:
                 next_telemetry = now + self.cfg.telemetry_interval_s
                 payload = self._telemetry()
@@ -265,8 +266,13 @@ class SenderLoop:
     def _fill_snapshots(
         self, link: Link, snaps: dict[int, SnapFlight], cursor: int, snap_cursor: int
     ) -> int:
-        """Publish stored snapshots while no event waits to be sent (events in flight are
-        sent; rows after ``cursor`` are not), at most ``SNAPSHOT_INFLIGHT`` at once."""
+        """Publish stored snapshots while no event waits to be sent (rows after ``cursor``)
+        or for its PUBACK (the caller checks), at most ``SNAPSHOT_INFLIGHT`` at once.
+
+        Waiting for the events' PUBACK too (the brief said "nothing unsent"): the broker
+        then holds an event before its snapshot is even sent, so a hub reading one
+        subscription gets the event first and does not refuse the picture as one of an
+        unknown event (a refused snapshot is gone: it was deleted on its PUBACK)."""
         store = self.snapshots
         free = SNAPSHOT_INFLIGHT - len(snaps)
         if store is None or free <= 0 or not store.pending() or self.outbox.read(cursor, 1):

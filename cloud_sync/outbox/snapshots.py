@@ -146,6 +146,7 @@ class SnapshotStore:
         self._bytes = 0
         self._last_full_log = 0.0
         self._last_open_try = 0.0
+        self._closed = False
         self._open()
 
     # --- opening ----------------------------------------------------------------------------
@@ -210,7 +211,8 @@ class SnapshotStore:
             self._refuse(SnapshotError("bigger than sync.outbox.snapshot_max_bytes"))
             return False
         with self._lock:
-            if self._db is None and time.monotonic() - self._last_open_try >= REOPEN_EVERY_S:
+            due = time.monotonic() - self._last_open_try >= REOPEN_EVERY_S
+            if self._db is None and due and not self._closed:
                 self._open()
             if self._db is None:
                 self._count["lost"] += 1
@@ -429,7 +431,10 @@ class SnapshotStore:
         return ComponentHealth("sync-snapshots", True, "; ".join(notes) or None)
 
     def close(self) -> None:
+        """Later puts are counted as lost (a sink closed by a reload: its successor owns
+        the file now)."""
         with self._lock, self._rlock:
+            self._closed = True
             if self._rdb is not None:
                 self._rdb.close()
                 self._rdb = None

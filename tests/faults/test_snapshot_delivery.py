@@ -22,6 +22,7 @@ from cloud_sync.sink import MqttSink
 from edge.config import SyncConfig
 from edge.config.sync import SNAPSHOT_MIN_BYTES
 from edge.events import uuid7
+from edge.snapshots import SnapshotSink
 from edge.wire import SnapshotKind
 from tests.support.mosquitto import Broker, free_port, start_broker
 from tests.support.mqtt_sub import Subscriber
@@ -72,6 +73,7 @@ def test_snapshots_arrive_byte_exact_after_the_events_and_are_deleted_on_puback(
     sub = Subscriber(b.port, ack=True)
     try:
         with MqttSink(cfg(b.port), "cam1", tmp_path / "data") as sink:
+            assert isinstance(sink, SnapshotSink)  # what the pipeline's fanout looks for
             assert sink.publisher.connected.wait(10)
             kinds: list[SnapshotKind] = ["start", "start_crop", "best", "best_crop"]
             shots = [snapshot(kind=k, seed=i) for i, k in enumerate(kinds)]

@@ -196,6 +196,14 @@ def test_a_store_that_cannot_open_counts_lost_and_is_red_not_fatal(tmp_path: Pat
     assert store.put(snapshot()) and store.health().ok
 
 
+def test_a_closed_store_never_reopens_its_file(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path / "snapshots.db", "cam1")
+    store.close()
+    store._last_open_try = time.monotonic() - 60
+    assert not store.put(snapshot()) and store.stats().lost == 1
+    assert store._db is None and store.read(-1, 10) == [] and store.delete([1]) == 0
+
+
 def test_config_defaults_and_the_path_stays_in_the_data_dir() -> None:
     o = SyncConfig().outbox
     assert o.snapshot_path == Path("snapshots.db") and o.snapshot_max_bytes == 16 * 1024 * 1024
