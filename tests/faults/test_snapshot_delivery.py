@@ -135,6 +135,36 @@ def test_a_backlog_of_events_goes_out_before_any_snapshot(tmp_path: Path) -> Non
         b.stop()
 
 
+def test_a_snapshot_waits_for_its_events_puback(tmp_path: Path) -> None:
+    """An event batch on the wire without its PUBACK yet (the link stalls): the snapshot
+    stays home until the broker has the event, so the hub never sees it first."""
+    b = start_broker(tmp_path / "broker")
+    sub = Subscriber(b.port, ack=True)
+    proxy = TcpProxy("127.0.0.1", b.port)
+    try:
+        with MqttSink(cfg(proxy.port), "cam1", tmp_path / "data") as sink:
+            assert sink.publisher.connected.wait(10)
+            proxy.stall()
+            sink.emit_many(make_events(1))
+            deadline = time.monotonic() + 5
+            while sink.publisher.published_batches < 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            s = snapshot()
+            sink.emit_snapshot(s)
+            time.sleep(0.5)
+            assert sink.publisher.published_snapshots == 0  # the event is not PUBACK'd yet
+            proxy.resume()
+            assert s.event_id in wait_snapshots(sub, {s.event_id}, 10)
+            assert sub.wait_seqs([0], 5)
+        with sub.lock:
+            order = [t.rsplit("/", 1)[-1] for t, _ in sub.raw]
+        assert order.index("events") < order.index("snapshots")
+    finally:
+        proxy.close()
+        sub.close()
+        b.stop()
+
+
 def test_snapshots_not_pubacked_when_the_link_dies_are_sent_on_the_next_connection(
     tmp_path: Path,
 ) -> None:
