@@ -153,6 +153,7 @@ class SnapshotStore:
 
     def _open(self) -> None:
         self._last_open_try = time.monotonic()
+        db: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -161,12 +162,15 @@ class SnapshotStore:
                 raise
             except sqlite3.DatabaseError as exc:  # not a database, malformed
                 db = self._recreate(str(exc))
-            rdb = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
             count, nbytes = db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(LENGTH(message)), 0) FROM snapshots"
             ).fetchone()
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            # the sender reads on its own connection: WAL lets it read during a put's fsync
+            rdb = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         except (sqlite3.Error, OSError) as exc:
+            if db is not None:
+                db.close()
             self.last_error = f"cannot open ({_cause(exc)})"
             log.error(
                 "%s: cannot open the snapshot store (%s): snapshots are counted as lost until "
