@@ -18,6 +18,12 @@ batch's rows delivered; they are deleted when the hub's ``HubAckV1`` on
 never acknowledged are sent again after ``hub_ack_timeout_s`` (doubling per resend).
 With ``"broker"`` a PUBACK deletes them (no edgewise hub behind the broker).
 
+Snapshots (``cloud_sync.outbox.snapshots``) go out on ``<prefix>/<device>/snapshots`` at
+QoS 1 only while no event is waiting to be sent or for its PUBACK (events first: they are
+the promise, and small; and the broker has an event before its snapshot), at most
+``SNAPSHOT_INFLIGHT`` at once; each is deleted on its PUBACK, and those not PUBACK'd are
+sent again on the next connection (the hub keeps one per event and kind).
+
 Batches linger up to ``batch_max_ms`` for companions only
 while other batches are in flight, so a quiet device publishes at once.
 
@@ -45,6 +51,7 @@ from pydantic import ValidationError
 
 from cloud_sync.mqtt_client import new_client, read_password, status_of
 from cloud_sync.outbox import Outbox
+from cloud_sync.outbox.snapshots import SnapshotStore
 from cloud_sync.schema import HubAckV1, HubOnlineV1, StatusV1, hub_online_topic, topic
 from cloud_sync.sender import Flight, Link, SenderLoop
 from edge.config import SyncConfig
@@ -73,6 +80,7 @@ class Publisher(SenderLoop):
         telemetry: Callable[[], bytes | None] | None = None,
         on_command: Callable[[str, bytes], None] | None = None,
         version: str | None = None,
+        snapshots: SnapshotStore | None = None,
     ) -> None:
         self.cfg = cfg
         self.device_id = device_id
@@ -85,6 +93,9 @@ class Publisher(SenderLoop):
         self._password = read_password(cfg)
         self._status_topic = topic(cfg.prefix, device_id, "status")
         self._events_topic = topic(cfg.prefix, device_id, "events")
+        self.snapshots = snapshots
+        self._snapshots_topic = topic(cfg.prefix, device_id, "snapshots")
+        self.published_snapshots = 0
         self._ack_topic = topic(cfg.prefix, device_id, "ack")
         self._hub_online_topic = hub_online_topic(cfg.prefix)
         self._hub_online = threading.Event()  # a hub (re)subscribed: resend what it lacks
@@ -118,6 +129,8 @@ class Publisher(SenderLoop):
         self._send = GuardedThread("sync-send", self._send_main, stop=self._stopping,
                                    stall_after_s=60.0)  # fmt: skip
         outbox.add_listener(self._wake.set)
+        if snapshots is not None:
+            snapshots.add_listener(self._wake.set)
 
     @property
     def reconnects(self) -> int:

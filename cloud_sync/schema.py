@@ -318,6 +318,21 @@ class OutboxStatsV1(_Wire):
     next_seq: Count | None = Field(default=None, description="the next seq to be assigned")
 
 
+class SnapshotStatsV1(_Wire):
+    """The device's snapshot store (``cloud_sync.outbox.snapshots``); counts are this boot's."""
+
+    queued: Count = Field(description="snapshots committed and not yet PUBACK'd")
+    bytes: Count = Field(default=0, description="bytes those hold (bounded by snapshot_max_bytes)")
+    sent: Count = Field(default=0, description="PUBACK'd by the broker and deleted")
+    dropped: Count = Field(default=0, description="pushed out by newer snapshots (size bound)")
+    lost: Count = Field(default=0, description="failed commits (disk full, I/O error)")
+    refused: Count = Field(
+        default=0,
+        description="refused at the device: the hub would refuse them (too big, "
+        "not a JPEG, a bad event id)",
+    )
+
+
 class SinkStatsV1(_Wire):
     failures: Count = 0
     events_lost: Count = 0
@@ -332,6 +347,9 @@ class TelemetryV1(_Versioned):
     detectors: dict[Name, DetectorStatsV1] = Field(default_factory=dict)
     outbox: OutboxStatsV1 | None = Field(
         default=None, description="absent when the outbox's figures could not be read"
+    )
+    snapshots: SnapshotStatsV1 | None = Field(
+        default=None, description="absent on devices without snapshots, or when unreadable"
     )
     sinks: dict[Name, SinkStatsV1] = Field(default_factory=dict)
     reconnects: Count = Field(description="MQTT reconnects since boot")

@@ -1,5 +1,6 @@
 """The publisher's sender thread: outbox rows to QoS 1 batches, PUBACKs and hub acks back
-to the outbox, overdue resends, queued command replies and telemetry.
+to the outbox, overdue resends, snapshots once no event waits, queued command replies and
+telemetry.
 
 A mixin of ``cloud_sync.publisher.Publisher`` (the state it reads is declared below);
 it runs on its own ``GuardedThread``, the network thread owns the connection.
@@ -19,11 +20,22 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
 from cloud_sync.outbox import Outbox, Row, batch_payload
+from cloud_sync.outbox.snapshots import SnapshotStore
 from cloud_sync.schema import topic
 from edge.config import SyncConfig
 from edge.supervise import GuardedThread
 
 log = logging.getLogger(__name__)
+
+SNAPSHOT_INFLIGHT = 2
+"""Snapshots unacknowledged at once: a small window, so a 500 KiB picture on a slow uplink
+never holds more than two in the broker's way of a new event."""
+
+
+@dataclass(slots=True)
+class SnapFlight:
+    id: int  # the store's row id
+    sent: float  # monotonic
 
 
 @dataclass(slots=True)
@@ -63,12 +75,17 @@ class SenderLoop:
     _hub_acks: queue.SimpleQueue[list[tuple[int, int]]]
     _replies: OrderedDict[int, tuple[str, bytes]]
     _events_topic: str
+    _snapshots_topic: str
+    snapshots: SnapshotStore | None
+    published_snapshots: int
     _telemetry: Callable[[], bytes | None] | None
 
     def _send_main(self) -> None:
         inflight: dict[int, Flight] = {}
         replies: dict[int, int] = {}  # mid -> reply id, on the current connection
+        snaps: dict[int, SnapFlight] = {}  # mid -> snapshot in flight, on this connection
         cursor = -1
+        snap_cursor = -1
         gen_seen = 0
         next_telemetry = time.monotonic()
         next_overdue = time.monotonic()
@@ -84,7 +101,9 @@ class SenderLoop:
             if gen != gen_seen:  # a new connection (or none): replay from the oldest row
                 inflight.clear()
                 replies.clear()
+                snaps.clear()  # not PUBACK'd: sent again from the store on this connection
                 cursor = -1
+                snap_cursor = -1
                 gen_seen = gen
                 if link is not None and self.hub_delivery:
                     # hub acks sent while we were away are lost with the clean session
@@ -93,7 +112,7 @@ class SenderLoop:
             # it is then stamped delivered first, and so requeued below
             hub_back = self._hub_online.is_set()
             self._hub_online.clear()
-            self._settle(inflight, replies, gen)
+            self._settle(inflight, replies, gen, snaps)
             if hub_back and link is not None and self.hub_delivery:
                 n = self.outbox.requeue_recent(0.0)
                 cursor = -1
@@ -106,10 +125,8 @@ class SenderLoop:
             if link is None:
                 continue
             now = time.monotonic()
-            if (
-                inflight
-                and now - min(f.sent for f in inflight.values()) > self.cfg.puback_timeout_s
-            ):
+            sent = [f.sent for f in inflight.values()] + [f.sent for f in snaps.values()]
+            if sent and now - min(sent) > self.cfg.puback_timeout_s:
                 log.warning(
                     "mqtt: no PUBACK within %.1f s; reconnecting and resending from the outbox",
                     self.cfg.puback_timeout_s,
@@ -121,6 +138,8 @@ class SenderLoop:
                 next_overdue = now + max(0.2, min(5.0, self.cfg.hub_ack_timeout_s / 4))
                 self._resend_overdue(link, inflight)
             cursor = self._fill(link, inflight, cursor, linger)
+            if not inflight:  # every event sent is PUBACK'd: the broker has it first
+                snap_cursor = self._fill_snapshots(link, snaps, cursor, snap_cursor)
             if self._telemetry is not None and now >= next_telemetry:
                 next_telemetry = now + self.cfg.telemetry_interval_s
                 payload = self._telemetry()
@@ -128,7 +147,7 @@ class SenderLoop:
                     link.client.publish(
                         topic(self.cfg.prefix, self.device_id, "telemetry"), payload, 0
                     )
-        self._settle(inflight, replies, gen_seen)
+        self._settle(inflight, replies, gen_seen, snaps)
 
     def _send_replies(self, link: Link, replies: dict[int, int]) -> None:
         with self._lock:
@@ -142,8 +161,16 @@ class SenderLoop:
                 break
             replies[info.mid] = rid
 
-    def _settle(self, inflight: dict[int, Flight], replies: dict[int, int], gen: int) -> None:
+    def _settle(
+        self,
+        inflight: dict[int, Flight],
+        replies: dict[int, int],
+        gen: int,
+        snaps: dict[int, SnapFlight],
+    ) -> None:
         done: list[Flight] = []
+        snaps_done: list[int] = []
+        snaps_refused: list[int] = []
         while True:
             try:
                 g, mid, ok = self._acks.get_nowait()
@@ -155,6 +182,9 @@ class SenderLoop:
                 with self._lock:
                     self._replies.pop(replies.pop(mid), None)
                 continue
+            if mid in snaps:
+                (snaps_done if ok else snaps_refused).append(snaps.pop(mid).id)
+                continue
             if mid not in inflight:
                 continue  # a status PUBACK
             if not ok:
@@ -163,6 +193,15 @@ class SenderLoop:
                 )
                 continue  # stays in flight: the PUBACK timeout reconnects and resends
             done.append(inflight.pop(mid))
+        if self.snapshots is not None and (snaps_done or snaps_refused):
+            self.snapshots.delete(snaps_done)
+            if snaps_refused:
+                # resending would loop for ever (a PUBACK timeout reconnects): an ACL without
+                # the snapshots topic must cost the pictures, never the events behind them
+                log.error("mqtt: the broker refused %d snapshot(s) on %s; dropped (counted as "
+                          "refused): allow the topic in the broker's ACL",
+                          len(snaps_refused), self._snapshots_topic)  # fmt: skip
+                self.snapshots.delete(snaps_refused, refused=True)
         if done:
             ranges = [(f.first, f.last) for f in done if not f.resend]
             if self.hub_delivery:
@@ -223,6 +262,29 @@ class SenderLoop:
                 break
             cursor = same[-1].seq
         return cursor
+
+    def _fill_snapshots(
+        self, link: Link, snaps: dict[int, SnapFlight], cursor: int, snap_cursor: int
+    ) -> int:
+        """Publish stored snapshots while no event waits to be sent (rows after ``cursor``)
+        or for its PUBACK (the caller checks), at most ``SNAPSHOT_INFLIGHT`` at once.
+
+        Waiting for the events' PUBACK too (the brief said "nothing unsent"): the broker
+        then holds an event before its snapshot is even sent, so a hub reading one
+        subscription gets the event first and does not refuse the picture as one of an
+        unknown event (a refused snapshot is gone: it was deleted on its PUBACK)."""
+        store = self.snapshots
+        free = SNAPSHOT_INFLIGHT - len(snaps)
+        if store is None or free <= 0 or not store.pending() or self.outbox.read(cursor, 1):
+            return snap_cursor
+        for snap in store.read(snap_cursor, free):
+            info = link.client.publish(self._snapshots_topic, snap.message, 1)
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+            snaps[info.mid] = SnapFlight(snap.id, time.monotonic())
+            self.published_snapshots += 1
+            snap_cursor = snap.id
+        return snap_cursor
 
     def _publish(
         self, link: Link, inflight: dict[int, Flight], rows: list[Row], resend: bool = False

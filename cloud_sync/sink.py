@@ -5,6 +5,10 @@ publisher delivers it later, across outages and restarts. ``emit_many`` commits
 a group of events (one frame's worth) in one transaction: one fsync for all.
 A commit that fails raises ``OutboxError`` (counted in the outbox's stats and
 shown by ``health()``); the daemon's fanout counts it per sink.
+
+It is also an ``edge.snapshots.SnapshotSink``: ``emit_snapshot`` commits the picture to
+the snapshot store (``cloud_sync.outbox.snapshots``, its own file in the data dir) and
+returns; the publisher sends it once no event is waiting. It never raises.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from cloud_sync.commands import CommandHandler, CommandWorker
 from cloud_sync.outbox import Outbox
+from cloud_sync.outbox.snapshots import SnapshotStore
 from cloud_sync.publisher import Publisher
 from cloud_sync.schema import reply_topic
 from cloud_sync.telemetry import Telemetry
@@ -23,6 +28,7 @@ from edge.config import SyncConfig
 from edge.control import DeviceControl, ReplyRoute
 from edge.errors import ConfigError
 from edge.events import Event, uuid7
+from edge.snapshots import Snapshot
 from edge.supervise import ComponentHealth
 
 if TYPE_CHECKING:
@@ -57,6 +63,10 @@ class MqttSink:
             when_full=cfg.outbox.when_full,
             state_path=data_dir / "state.json",
         )
+        # in the data dir, always: the daemon's lock on it covers this file (config checks)
+        self.snapshots = SnapshotStore(
+            data_dir / cfg.outbox.snapshot_path, device_id, max_bytes=cfg.outbox.snapshot_max_bytes
+        )
         self._telemetry = Telemetry(device_id, self.boot_id)
         self.commands: CommandWorker | None = None
         if control is not None:
@@ -78,6 +88,7 @@ class MqttSink:
             telemetry=self._telemetry_payload,
             on_command=self.commands.submit if self.commands else None,
             version=version,
+            snapshots=self.snapshots,
         )
         if self.commands:
             self.commands.start()
@@ -93,6 +104,11 @@ class MqttSink:
         """Commit ``events`` in one transaction; returns how many the outbox kept."""
         return self.outbox.append(events)
 
+    def emit_snapshot(self, snapshot: Snapshot) -> None:
+        """Commit ``snapshot`` (fsynced on return); refused, dropped and lost ones are counted
+        in ``snapshots.stats()`` and telemetry, never raised."""
+        self.snapshots.put(snapshot)
+
     def flush(self) -> None:
         """Nothing to do: every emitted event is already committed."""
 
@@ -106,6 +122,7 @@ class MqttSink:
         if self.commands:
             self.commands.stop()
         self.outbox.close()
+        self.snapshots.close()
 
     def __enter__(self) -> MqttSink:
         return self
@@ -116,7 +133,7 @@ class MqttSink:
     def health(self) -> list[ComponentHealth]:
         """The publisher's threads and broker link, whether the outbox takes appends, and
         the command worker."""
-        out = [*self.publisher.health(), self.outbox.health()]
+        out = [*self.publisher.health(), self.outbox.health(), self.snapshots.health()]
         return out + (self.commands.health() if self.commands else [])
 
     def _try_reply(self, name: str, payload: bytes) -> bool:
@@ -129,7 +146,9 @@ class MqttSink:
     def _telemetry_payload(self) -> bytes | None:
         """Never raises (it runs on the publisher's sender thread): see cloud_sync.telemetry."""
         stats = self.control.stats if self.control is not None else None
-        return self._telemetry.payload(stats, self.outbox.stats, self.publisher.reconnects)
+        return self._telemetry.payload(
+            stats, self.outbox.stats, self.publisher.reconnects, self.snapshots.stats
+        )
 
 
 def from_daemon(cfg: SinkConfig, ctx: DaemonContext) -> MqttSink:

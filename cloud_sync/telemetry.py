@@ -20,11 +20,13 @@ from typing import TypeVar
 import psutil
 
 from cloud_sync.outbox import OutboxStats
+from cloud_sync.outbox.snapshots import SnapshotStats
 from cloud_sync.schema import (
     DetectorStatsV1,
     ModelRefV1,
     OutboxStatsV1,
     SinkStatsV1,
+    SnapshotStatsV1,
     StreamStatsV1,
     TelemetryV1,
 )
@@ -97,6 +99,13 @@ def outbox_v1(o: OutboxStats) -> OutboxStatsV1:
     )
 
 
+def snapshots_v1(s: SnapshotStats) -> SnapshotStatsV1:
+    return SnapshotStatsV1(
+        queued=s.queued, bytes=s.bytes, sent=s.sent, dropped=s.dropped, lost=s.lost,
+        refused=s.refused,
+    )  # fmt: skip
+
+
 def sink_v1(s: SinkStats) -> SinkStatsV1:
     return SinkStatsV1(failures=s.failures, events_lost=s.events_lost)
 
@@ -120,7 +129,11 @@ class Telemetry:
         self._logged: set[str] = set()
 
     def build(
-        self, stats: DeviceStats | None, outbox: OutboxStats | None, reconnects: int
+        self,
+        stats: DeviceStats | None,
+        outbox: OutboxStats | None,
+        reconnects: int,
+        snapshots: SnapshotStats | None = None,
     ) -> TelemetryV1:
         """``stats`` / ``outbox`` None: that section could not be read (see ``payload``).
         Raises only where a figure is out of range; ``payload`` catches that per section."""
@@ -138,6 +151,9 @@ class Telemetry:
         box: dict[str, OutboxStatsV1] = {}
         if outbox is not None:
             self._section("outbox", errors, outbox_v1, outbox, box, "outbox")
+        snaps: dict[str, SnapshotStatsV1] = {}
+        if snapshots is not None:
+            self._section("snapshots", errors, snapshots_v1, snapshots, snaps, "snapshots")
         with self._proc.oneshot():
             cpu = self._proc.cpu_percent(None)
             rss = self._proc.memory_info().rss / (1024 * 1024)
@@ -149,6 +165,7 @@ class Telemetry:
             streams=streams,
             detectors=detectors,
             outbox=box.get("outbox"),
+            snapshots=snaps.get("snapshots"),
             sinks=sinks,
             reconnects=reconnects,
             cpu_percent=cpu,
@@ -168,14 +185,16 @@ class Telemetry:
         stats: Callable[[], DeviceStats] | None,
         outbox: Callable[[], OutboxStats],
         reconnects: int,
+        snapshots: Callable[[], SnapshotStats] | None = None,
     ) -> bytes | None:
         """The JSON to publish; never raises (the sender thread calls it). None only if
         not even the bare payload could be built (counted in ``failed``)."""
         errors: list[str] = []
         got_stats = self._read("DeviceControl.stats()", stats, errors) if stats else None
         got_outbox = self._read("outbox.stats()", outbox, errors)
+        got_snaps = self._read("snapshots.stats()", snapshots, errors) if snapshots else None
         try:
-            t = self.build(got_stats, got_outbox, reconnects)
+            t = self.build(got_stats, got_outbox, reconnects, got_snaps)
             if errors:
                 t = t.model_copy(update={"errors": (errors + list(t.errors))[:_MAX_ERRORS]})
             return t.model_dump_json(exclude_none=True).encode()

@@ -7,37 +7,77 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
-from cloud_sync.outbox.inspect import OutboxView
-from edge.config import load_config
+from cloud_sync.outbox.errors import OutboxError
+from cloud_sync.outbox.inspect import OutboxView, SnapshotView
+from edge.config import OutboxConfig, load_config
 from edge.errors import ConfigError
 
 
-def locate(args: argparse.Namespace) -> tuple[Path, Path]:
-    """The outbox file and its state file, from --data-dir or --config."""
+def locate(args: argparse.Namespace) -> tuple[Path, Path, Path]:
+    """The outbox file, its state file and the snapshot store, from --data-dir or --config."""
     if args.config is not None:
         cfg = load_config(args.config)
         data_dir = cfg.data_dir
-        rel = cfg.sync.outbox.path if cfg.sync is not None else Path("outbox.db")
+        box = cfg.sync.outbox if cfg.sync is not None else OutboxConfig()
     elif args.data_dir is not None:
-        data_dir, rel = args.data_dir.expanduser(), Path("outbox.db")
+        data_dir, box = args.data_dir.expanduser(), OutboxConfig()
     else:
         raise ConfigError("edge outbox: give --data-dir DIR or --config device.toml")
-    path = rel if rel.is_absolute() else data_dir / rel
-    return path, data_dir / "state.json"
+    path = box.path if box.path.is_absolute() else data_dir / box.path
+    return path, data_dir / "state.json", data_dir / box.snapshot_path
+
+
+def snapshot_stats(path: Path) -> dict[str, Any] | None:
+    """The store's figures; None where there is none; ``{"error": ...}`` where it cannot be
+    read (the events' figures are still shown: a damaged picture store costs no event)."""
+    try:
+        view = SnapshotView(path)
+    except OutboxError as exc:
+        return None if not path.exists() else {"path": str(path), "error": str(exc)}
+    try:
+        return view.stats()
+    except OutboxError as exc:
+        return {"path": str(path), "error": str(exc)}
+    finally:
+        view.close()
+
+
+def snapshots(path: Path, args: argparse.Namespace) -> int:
+    view = SnapshotView(path)
+    try:
+        rows = view.peek(args.n)
+    finally:
+        view.close()
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    now = time.time()
+    for r in rows:
+        print(f"#{r['id']}  {now - float(r['created']):.1f}s ago  {r['kind']:10} "
+              f"event {r['event_id']}  {r['bytes']} bytes")  # fmt: skip
+    if not rows:
+        print("(none)")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    path, state = locate(args)
+    path, state, snaps = locate(args)
+    if args.what == "snapshots":
+        return snapshots(snaps, args)
     view = OutboxView(path, state)
     try:
         if args.what == "stats":
             st = view.stats().to_json()
+            sst = snapshot_stats(snaps)
             if args.json:
-                print(json.dumps(st))
+                print(json.dumps({**st, "snapshots": sst}))
             else:
                 for k, v in st.items():
                     print(f"{k:18} {v}")
+                for k, v in (sst or {"queued": "(no snapshot store)"}).items():
+                    print(f"{'snapshots.' + k:18} {v}")
             return 0
         rows = view.peek(args.n) if args.what == "peek" else view.dead_letters(args.n)
         if args.json:

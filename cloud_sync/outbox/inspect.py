@@ -1,4 +1,4 @@
-"""A read-only view of an outbox file for operators (``edge outbox``).
+"""Read-only views of the outbox and the snapshot store for operators (``edge outbox``).
 
 Opens with ``mode=ro``: it never writes, so it works beside a running daemon (WAL
 readers do not block the writer) and never "repairs" a damaged file; a file that
@@ -108,6 +108,61 @@ class OutboxView:
         return [
             {"id": i, "created": c, "reason": r, "detail": d, "payload": p}
             for i, c, r, d, p in rows
+        ]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class SnapshotView:
+    """The snapshot store (``cloud_sync.outbox.snapshots``), read-only like ``OutboxView``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        if not path.exists():
+            raise OutboxError(f"{path}: no snapshot store here (none taken yet)")
+        try:
+            self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            bad = self._db.execute("PRAGMA quick_check").fetchone()
+            self._db.execute("SELECT COUNT(*) FROM snapshots").fetchone()
+        except sqlite3.Error as exc:
+            raise OutboxError(
+                f"{path}: cannot read the snapshot store ({exc}); the daemon moves a damaged "
+                "one aside when it next starts"
+            ) from None
+        if not bad or bad[0] != "ok":
+            raise OutboxError(f"{path}: the snapshot store is damaged ({bad[0] if bad else '?'})")
+
+    def _q(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise OutboxError(f"{self.path}: cannot read the snapshot store ({exc})") from None
+
+    def stats(self) -> dict[str, Any]:
+        """Queued now, and the lifetime totals as of the last commit."""
+        meta = dict(self._q("SELECT key, value FROM meta"))
+        n, nbytes, oldest = self._q(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(message)), 0), MIN(created) FROM snapshots"
+        )[0]
+        out: dict[str, Any] = {
+            "path": str(self.path),
+            "queued": int(n),
+            "bytes": int(nbytes),
+            "oldest_age_s": round(max(0.0, time.time() - float(oldest)), 3) if oldest else 0.0,
+        }
+        for k in ("dropped", "lost", "refused"):
+            out[f"{k}_total"] = int(meta.get(f"{k}_total", 0))
+        return out
+
+    def peek(self, n: int) -> list[dict[str, Any]]:
+        rows = self._q(
+            "SELECT id, event_id, kind, created, LENGTH(message) FROM snapshots "
+            "ORDER BY id LIMIT ?",
+            (n,),
+        )
+        return [
+            {"id": i, "event_id": e, "kind": k, "created": c, "bytes": b} for i, e, k, c, b in rows
         ]
 
     def close(self) -> None:

@@ -19,9 +19,19 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from edge.config.base import Section
-from edge.wire import DEFAULT_PREFIX, MAX_BATCH_EVENTS, ClientId, MqttUsername, TopicPrefix
+from edge.wire import (
+    DEFAULT_PREFIX,
+    MAX_BATCH_EVENTS,
+    MAX_SNAPSHOT_BYTES,
+    MAX_SNAPSHOT_HEADER,
+    ClientId,
+    MqttUsername,
+    TopicPrefix,
+)
 
 ED25519_KEY_BYTES = 32
+SNAPSHOT_MIN_BYTES = 2 * (MAX_SNAPSHOT_BYTES + MAX_SNAPSHOT_HEADER + 6)
+"""``snapshot_max_bytes`` holds at least two of the largest snapshot messages."""
 MAX_MODEL_KEYS = 4  # sync.model_public_key: the old and new key while rotating, and spare
 MODEL_DOWNLOAD_TIMEOUT_S = 120.0
 MODEL_DOWNLOAD_MIN_BYTES_PER_S = 16 * 1024
@@ -70,6 +80,27 @@ class OutboxConfig(Section):
     when_full: Literal["drop_oldest", "reject_new"] = Field(
         default="drop_oldest", description="what happens to events when the outbox is full"
     )
+    snapshot_path: Path = Field(
+        default=Path("snapshots.db"),
+        description="SQLite file for event snapshots, relative to the data dir (whose lock "
+        "covers it); a file apart from the events so a picture never delays or costs an event",
+    )
+    snapshot_max_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=SNAPSHOT_MIN_BYTES,
+        description="bound on stored snapshot bytes, apart from max_bytes: when full the "
+        "oldest snapshots are dropped (counted), never an event",
+    )
+
+    @field_validator("snapshot_path")
+    @classmethod
+    def _in_data_dir(cls, value: Path) -> Path:
+        if value.is_absolute() or ".." in value.parts or not value.parts:
+            raise ValueError(
+                "give a file name relative to the data dir (no '..', not absolute): the data "
+                "dir's lock is what keeps a second daemon off it"
+            )
+        return value
 
 
 class SyncConfig(Section):

@@ -96,7 +96,13 @@ def test_health_says_broker_unreachable_after_the_threshold_but_not_fatal(tmp_pa
     with MqttSink(cfg(port, broker_unreachable_s=0.5), "cam1", tmp_path) as sink:
         time.sleep(1.0)
         health = {h.name: h for h in sink.health()}
-        assert set(health) == {"sync-net", "sync-send", "sync-broker", "sync-outbox"}
+        assert set(health) == {
+            "sync-net",
+            "sync-send",
+            "sync-broker",
+            "sync-outbox",
+            "sync-snapshots",
+        }
         br = health["sync-broker"]
         assert not br.ok and not br.fatal and "broker unreachable for" in (br.reason or "")
         assert health["sync-net"].ok and health["sync-outbox"].ok

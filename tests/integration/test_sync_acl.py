@@ -15,12 +15,14 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from cloud_sync.schema import decode_snapshot
 from cloud_sync.sink import MqttSink
 from edge.config import SyncConfig
 from edge.demo.broker import free_port
 from tests.support.mosquitto import Broker
 from tests.support.mqtt_sub import Subscriber
 from tests.support.publisher_proc import make_events
+from tests.support.snapshot_data import snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 ACL = REPO / "examples" / "mosquitto" / "acl"
@@ -75,10 +77,19 @@ def publish_as(port: int, user: str, topic: str, protocol: MQTTProtocolVersion) 
 
 def test_device_publishes_under_its_own_id_only(broker: Broker, tmp_path: Path) -> None:
     hub = Subscriber(broker.port, auth=("_hub-1", USERS["_hub-1"]), ack=True)
+    shot = snapshot()
     with MqttSink(device_cfg(tmp_path, broker.port, "cam1", USERS["cam1"]), "cam1", tmp_path) as s:
         s.emit_many(make_events(5))
+        s.emit_snapshot(shot)
         assert s.publisher.wait_drained(10)  # the hub may write cam1/ack and cam1 may read it
+        deadline = time.monotonic() + 10
+        while s.snapshots.stats().queued and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert s.snapshots.stats().sent == 1  # the ACL lets a device publish its snapshots
     assert hub.wait_seqs([0, 1, 2, 3, 4], 5)
+    with hub.lock:
+        pictures = [p for t, p in hub.raw if t == "edgewise/v1/cam1/snapshots"]
+    assert [decode_snapshot(p)[1] for p in pictures] == [shot.jpeg]
 
     # MQTT v5: mosquitto 2.0.11 answers 0x87 "Not authorized" in the PUBACK
     assert (
@@ -89,6 +100,10 @@ def test_device_publishes_under_its_own_id_only(broker: Broker, tmp_path: Path) 
     assert (
         publish_as(broker.port, "cam1", "edgewise/v1/cam2/status", MQTTProtocolVersion.MQTTv311)
         == 0
+    )
+    assert (
+        publish_as(broker.port, "cam1", "edgewise/v1/cam2/snapshots", MQTTProtocolVersion.MQTTv5)
+        == 0x87
     )
     # a device may not acknowledge for another (it would make cam1 delete undelivered rows)
     assert (

@@ -146,6 +146,8 @@ def test_acl_holds_under_the_shipped_config(fleet: Fleet, tmp_path: Path) -> Non
 
         # devices: own topics yes, another's no, hub topics no (0x10: no subscribers, a success)
         assert cam1.publish(f"{PREFIX}/cam-1/events") in (0, 0x10)
+        assert cam1.publish(f"{PREFIX}/cam-1/snapshots", b"EWS1") in (0, 0x10)
+        assert cam1.publish(f"{PREFIX}/cam-2/snapshots", b"EWS1") == DENIED
         assert cam1.publish(f"{PREFIX}/cam-2/events") == DENIED
         assert cam1.publish(f"{PREFIX}/cam-2/status") == DENIED
         assert cam2.publish(f"{PREFIX}/cam-1/ack") == DENIED
