@@ -11,7 +11,10 @@ DOOR; the WAV from scripts/make_demo_media.py):
 - a cat (chelsea) walks right to left along the bottom: it exits ``walkway`` and crosses
   ``door`` out (never in);
 - so the device's telemetry counts crossings of ``door`` both ways, and ``walkway``
-  holds a person or the cat while they are in it.
+  holds a person or the cat while they are in it;
+- the face's and the person's start events name their snapshots, the hub serves them at
+  ``/api/events/{id}/snapshot``, and BlazeFace finds the face again in the face's JPEG,
+  inside the event's box.
 
 nanodet-m is seeded into the fresh home from the machine's cache with ``edge models pull
 nanodet-m --from`` (offline form, checked numerically like a pull): its real pull builds a
@@ -28,15 +31,20 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 
+from edge.config import DetectorConfig
 from edge.demo.broker import free_port
 from edge.models.resolve import resolve
+from edge.pipeline import load_slot
 
 pytestmark = pytest.mark.slow
 DEVICE = "demo-device"
@@ -48,6 +56,17 @@ def _get(url: str) -> Any:
         return json.loads(r.read())
 
 
+def _jpeg(url: str) -> bytes | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            assert r.headers["Content-Type"] == "image/jpeg", r.headers
+            return bytes(r.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:  # not arrived yet: snapshots follow their event
+            return None
+        raise
+
+
 @dataclass
 class Seen:
     labels: set[str] = field(default_factory=set)
@@ -55,6 +74,8 @@ class Seen:
     zone_steps: set[tuple[str, str, str]] = field(default_factory=set)  # label, zone, phase
     occupants: set[str] = field(default_factory=set)  # labels walkway held in telemetry
     door: dict[str, int] = field(default_factory=dict)  # telemetry's last door counts
+    snapshots: dict[str, tuple[dict[str, Any], bytes]] = field(default_factory=dict)
+    """label -> (its start event, the JPEG the hub serves for it), for face and person."""
 
     def complete(self) -> bool:
         return (
@@ -64,6 +85,7 @@ class Seen:
             and bool(self.occupants)
             and self.door.get("in", 0) >= 1
             and self.door.get("out", 0) >= 1
+            and {"face", "person"} <= set(self.snapshots)
         )
 
     def poll(self, base: str) -> None:
@@ -78,6 +100,12 @@ class Seen:
             return
         for e in events:
             self.labels.add(e["label"])
+            wants = e["label"] in ("face", "person") and e["label"] not in self.snapshots
+            if wants and e["phase"] == "start" and e.get("snapshots"):
+                assert e["snapshots"] == ["start", "start_crop"], e
+                jpeg = _jpeg(f"{base}/api/events/{e['id']}/snapshot")
+                if jpeg is not None:
+                    self.snapshots[e["label"]] = (e, jpeg)
             if e["phase"] == "cross":
                 self.crossings.add((e["label"], e["line"], e["direction"]))
             elif e["phase"] in ("enter", "exit"):
@@ -132,6 +160,16 @@ def _check(seen: Seen, stderr: str) -> None:
     assert {("person", "walkway", "enter"), ("cat", "walkway", "exit")} <= seen.zone_steps, seen
     assert seen.occupants and seen.occupants <= {"person", "cat"}, seen
     assert seen.door["in"] >= 1 and seen.door["out"] >= 1, seen
+    assert {"face", "person"} <= set(seen.snapshots), seen.snapshots.keys()
+    event, jpeg = seen.snapshots["face"]
+    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert img is not None, "the face snapshot is not a JPEG OpenCV can read"
+    det = load_slot("face", DetectorConfig(model="blazeface-short", threads=1), 0.6, None)
+    h, w = img.shape[:2]
+    x1, y1, x2, y2 = event["box"]  # the start frame is the event's frame: its box holds
+    centres = [((d.box[0] + d.box[2]) / 2 / w, (d.box[1] + d.box[3]) / 2 / h)
+               for d in det.detector.detect(img) if d.label == "face"]  # type: ignore[attr-defined]  # fmt: skip
+    assert any(x1 <= cx <= x2 and y1 <= cy <= y2 for cx, cy in centres), (event, centres)
 
 
 def _fresh_env(tmp_path: Path, **extra: str) -> dict[str, str]:
