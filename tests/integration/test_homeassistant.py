@@ -69,8 +69,18 @@ def sink_for(cfg: DeviceConfig) -> MqttSink:
 
 def ev(phase: str, track: int, label: str = "person", zone: str | None = None) -> Event:
     now = time.time()
-    return Event("front-door", "vision", label, 0.9, phase, now - 1, now, MODEL,  # type: ignore[arg-type]
-                 track_id=track, zone=zone)  # fmt: skip
+    return Event(
+        "front-door",
+        "vision",
+        label,
+        0.9,
+        phase,
+        now - 1,
+        now,
+        MODEL,  # type: ignore[arg-type]
+        track_id=track,
+        zone=zone,
+    )
 
 
 def topic(component: str, obj: str, leaf: str = "config") -> str:
@@ -140,7 +150,9 @@ def test_announces_checked_configs_and_states_follow_events(
         time.sleep(0.3)
         assert len(ha.messages) == n
     # a clean stop: the status says stopped, which Home Assistant reads as unavailable
-    assert ha.wait(lambda: json.loads(ha.retained["edgewise/v1/cam-1/status"])["state"] == "stopped")
+    assert ha.wait(
+        lambda: json.loads(ha.retained["edgewise/v1/cam-1/status"])["state"] == "stopped"
+    )
     assert ha.audit() == []
 
 
@@ -252,31 +264,49 @@ def test_turned_off_removes_what_was_announced(
 
 
 @pytest.mark.parametrize(
-    "content", [b"{not json", b"[]", b'{"v": 2, "entities": {}}', b'{"v": 1, "entities": [1]}',
-                b"\xff\xfe", b'{"v": 1}'],  # fmt: skip
+    "content",
+    [
+        b"{not json",
+        b"[]",
+        b'{"v": 2, "entities": {}}',
+        b'{"v": 1, "entities": [1]}',
+        b"\xff\xfe",
+        b'{"v": 1}',
+    ],
 )
 def test_corrupt_store_is_logged_and_read_as_empty(
-    tmp_path: Path, broker: Broker, ha: HomeAssistantSim, content: bytes,
+    tmp_path: Path,
+    broker: Broker,
+    ha: HomeAssistantSim,
+    content: bytes,
     caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+) -> None:
     data = tmp_path / "data"
     data.mkdir()
     (data / store.FILE_NAME).write_bytes(content)
-    with caplog.at_level(logging.WARNING, "cloud_sync.ha.store"):
-        with sink_for(config(data, broker.port)):
-            assert ha.wait(lambda: announced(ha, ALL))
+    with (
+        caplog.at_level(logging.WARNING, "cloud_sync.ha.store"),
+        sink_for(config(data, broker.port)),
+    ):
+        assert ha.wait(lambda: announced(ha, ALL))
     assert "corrupt" in caplog.text
     assert set(store.load(data / store.FILE_NAME)) == ALL  # rewritten whole
 
 
 def test_unwritable_store_shows_in_health_and_recovers(
-    tmp_path: Path, broker: Broker, ha: HomeAssistantSim
+    tmp_path: Path, broker: Broker, ha: HomeAssistantSim, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr("cloud_sync.ha.companion.SAVE_RETRY_S", 0.0)
     data = tmp_path / "data"
     data.mkdir()
     (data / store.FILE_NAME).mkdir()  # a folder where the file goes: every write fails
     with sink_for(config(data, broker.port)) as sink:
         assert ha.wait(lambda: announced(ha, ALL))  # announced anyway
-        bad = [h for h in sink.health() if h.name == "homeassistant"]
-        assert not bad[0].ok and "cannot write" in (bad[0].reason or "")
-    assert sink.homeassistant is not None and sink.homeassistant.save_errors >= 1
+        (bad,) = [h for h in sink.health() if h.name == "homeassistant"]
+        assert not bad.ok and "cannot write" in (bad.reason or "")
+        assert sink.homeassistant is not None and sink.homeassistant.save_errors == 1
+        (data / store.FILE_NAME).rmdir()  # the disk is back
+        sink.emit_many([ev("start", 1)])  # the next event writes it
+        (good,) = [h for h in sink.health() if h.name == "homeassistant"]
+        assert good.ok, good.reason
+    assert set(store.load(data / store.FILE_NAME)) == ALL

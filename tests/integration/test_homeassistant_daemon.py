@@ -21,15 +21,22 @@ pytestmark = pytest.mark.slow
 
 FACE = "homeassistant/binary_sensor/ha-dev/door_face/config"
 ZONE = "homeassistant/sensor/ha-dev/door_zone_hall/config"
-ZONE_TOML = '[[streams.zones]]\nname = "hall"\npoints = [[0, 0], [1, 0], [1, 1], [0, 1]]\ninertia = 1\n'
+ZONE_TOML = (
+    '[[streams.zones]]\nname = "hall"\npoints = [[0, 0], [1, 0], [1, 1], [0, 1]]\ninertia = 1\n'
+)
 
 
 def write(path: Path, tmp: Path, video: Path, port: int, *, ha: str, zone: bool) -> None:
     text = device_toml(
-        tmp / "data", video, health_port=None, sinks=MQTT_SINK,
-        sync=sync_toml(port) + 'delivery = "broker"\n', device_id="ha-dev", stream="door",
+        tmp / "data",
+        video,
+        health_port=None,
+        sinks=MQTT_SINK,
+        sync=sync_toml(port) + 'delivery = "broker"\n',
+        device_id="ha-dev",
+        stream="door",
         stream_extra=ZONE_TOML if zone else "",
-    )  # fmt: skip
+    )
     path.write_text(ha + text)  # the one line, at the top, where a top-level key goes
 
 

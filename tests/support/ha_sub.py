@@ -107,8 +107,11 @@ class HomeAssistantSim:
                     continue
                 seen = render_availability(a.get("value_template"), status)
                 want = "online" if json.loads(status).get("state") == "online" else "offline"
-                expected = a.get("payload_available", "online") if want == "online" else (
-                    a.get("payload_not_available", "offline"))  # fmt: skip
+                expected = (
+                    a.get("payload_available", "online")
+                    if want == "online"
+                    else (a.get("payload_not_available", "offline"))
+                )
                 if seen != expected:
                     out.append(f"{t}: status {status!r} reads as {seen!r}, not {expected!r}")
         return out
