@@ -388,6 +388,8 @@ class Publisher(SenderLoop):
                 return
         if self._on_command is None or msg.topic.endswith("/reply"):
             return
+        if not mqtt.topic_matches_sub(self._cmd_filter, msg.topic):
+            return  # a subscription left from a companion's earlier config: not a command
         name = msg.topic.rsplit("/", 1)[-1]
         self._on_command(name, bytes(msg.payload))
 

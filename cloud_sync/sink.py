@@ -100,12 +100,13 @@ class MqttSink:
 
     def emit_many(self, events: Sequence[Event]) -> int:
         """Commit ``events`` in one transaction; returns how many the outbox kept. Home
-        Assistant's states follow them once committed (all of them: what the device
-        sees, whether or not a full outbox kept every one)."""
-        kept = self.outbox.append(events)
-        if self.homeassistant is not None:
-            self.homeassistant.observe(events)
-        return kept
+        Assistant's states follow them (all of them: what the device sees, whether or not
+        the outbox kept every one)."""
+        try:
+            return self.outbox.append(events)
+        finally:  # a failed commit raises to the daemon; the entities follow all the same
+            if self.homeassistant is not None:
+                self.homeassistant.observe(events)
 
     def reconfigure(self, device: DeviceConfig) -> None:
         """The daemon reloaded a config that keeps this sink: Home Assistant's entities

@@ -201,6 +201,7 @@ def config_reference() -> str:
         DetectorConfig,
         DeviceConfig,
         HealthConfig,
+        HomeAssistantConfig,
         StreamConfig,
         SyncConfig,
         TrackingConfig,
@@ -217,6 +218,8 @@ def config_reference() -> str:
         doc = (sink_model.__doc__ or "").strip().splitlines()[0]
         sections.append((f'`[[sinks]]` with `type = "{kind}"`: {doc}', sink_model, "sinks[]."))
     sections += [("`[health]`", HealthConfig, "health."), ("`[sync]`", SyncConfig, "sync.")]
+    sections.append(("`[homeassistant]` (or `homeassistant = true`)", HomeAssistantConfig,
+                     "homeassistant."))  # fmt: skip
     parts = [
         "<details><summary>Every device-config key (generated from edge/config/)</summary>\n",
         "Floats are finite everywhere (TOML's `inf` and `nan` are refused); "
@@ -227,7 +230,8 @@ def config_reference() -> str:
     for title, model, prefix in sections:
         rows = table(model, prefix, limits=True).splitlines()
         if model is DeviceConfig:  # the nested tables have their own sections
-            rows = [r for r in rows if not r.startswith(("| `tracking.", "| `health.", "| `sync."))]
+            nested = ("| `tracking.", "| `health.", "| `sync.", "| `homeassistant.")
+            rows = [r for r in rows if not r.startswith(nested)]
         parts.append(f"\n**{title}**\n\n" + "\n".join(rows))
     parts.append("\n</details>")
     return "\n".join(parts)

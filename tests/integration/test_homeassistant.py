@@ -310,3 +310,55 @@ def test_unwritable_store_shows_in_health_and_recovers(
         (good,) = [h for h in sink.health() if h.name == "homeassistant"]
         assert good.ok, good.reason
     assert set(store.load(data / store.FILE_NAME)) == ALL
+
+
+class Boom:
+    """A companion with a bug in every call."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def subscriptions(self) -> list[str]:
+        return ["boom/in"]
+
+    def connected(self, publish: object) -> None:
+        self.calls += 1
+        raise RuntimeError("connected broke")
+
+    def message(self, topic: str, payload: bytes) -> None:
+        self.calls += 1
+        raise RuntimeError("message broke")
+
+
+def test_a_failing_companion_is_counted_and_the_events_still_flow(
+    tmp_path: Path, broker: Broker, ha: HomeAssistantSim
+) -> None:
+    from cloud_sync.outbox import Outbox
+    from cloud_sync.publisher import Publisher
+    from edge.config import SyncConfig
+    from edge.events import uuid7
+
+    sync = SyncConfig(port=broker.port, delivery="broker", reconnect_min_s=0.1)
+    outbox = Outbox(tmp_path / "outbox.db", "cam-1", uuid7())
+    boom = Boom()
+    pub = Publisher(sync, "cam-1", outbox, companions=[boom])
+    pub.start()
+    try:
+        assert pub.connected.wait(10)
+        outbox.append([ev("start", 1)])
+        assert pub.wait_drained(10)
+
+        def poked() -> bool:  # until its subscription is in place at the broker
+            ha.client.publish("boom/in", b"x", 1).wait_for_publish(5)
+            return boom.calls >= 2
+
+        assert ha.wait(poked)
+        time.sleep(0.3)
+        assert pub.connects == 1  # the link stayed up
+        assert pub.callback_errors == boom.calls
+        assert "Boom.message" in (pub.last_callback_error or "")
+        (broker_health,) = [h for h in pub.health() if h.name == "sync-broker"]
+        assert "callback error" in (broker_health.reason or "")
+    finally:
+        pub.stop()
+        outbox.close()
