@@ -188,6 +188,14 @@ class Publisher(SenderLoop):
         self._wake.set()
         return True
 
+    def add_companion(self, c: Companion) -> None:
+        """Add a companion to a running publisher (a reload turned it on): it subscribes and
+        announces on the live connection now, if there is one, and on every later one."""
+        self.companions = [*self.companions, c]
+        link = self._link
+        if link is not None:
+            self._companion_call(c, "connected", self._companion_subscribe, link.client, c)
+
     def wait_drained(self, timeout: float) -> bool:
         """True once every committed event has been acknowledged (tests, shutdown)."""
         deadline = time.monotonic() + timeout

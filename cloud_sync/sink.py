@@ -78,6 +78,8 @@ class MqttSink:
             # reload this very command may cause), else through this sink
             self.commands = CommandWorker(handler, replies.send if replies else self._try_reply)
         self._replies = replies
+        self._data_dir = data_dir
+        self._version = version
         self.homeassistant = homeassistant_for(device, cfg, data_dir, version)
         self.publisher = Publisher(
             cfg,
@@ -113,11 +115,10 @@ class MqttSink:
         follow the new streams, labels and zones (gone ones are removed)."""
         if self.homeassistant is not None:
             self.homeassistant.reconfigure(device)
-        elif device.homeassistant.enabled:
-            log.warning(
-                "homeassistant: enabled by a reload; it starts with the next restart of the "
-                "mqtt sink (a change of [sync], or a restart of the daemon)"
-            )
+            return
+        self.homeassistant = homeassistant_for(device, self.cfg, self._data_dir, self._version)
+        if self.homeassistant is not None:  # turned on by this reload
+            self.publisher.add_companion(self.homeassistant)
 
     def flush(self) -> None:
         """Nothing to do: every emitted event is already committed."""

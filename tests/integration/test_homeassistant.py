@@ -235,6 +235,22 @@ def test_reload_on_the_same_sink_removes_and_adds(
         assert ha.wait(noticed)
 
 
+def test_a_reload_can_turn_it_on_and_off(
+    tmp_path: Path, broker: Broker, ha: HomeAssistantSim
+) -> None:
+    data = tmp_path / "data"
+    with sink_for(config(data, broker.port, ha="")) as sink:
+        assert sink.homeassistant is None and sink.publisher.connected.wait(10)
+        sink.reconfigure(config(data, broker.port))  # one line added, then SIGHUP
+        assert ha.wait(lambda: announced(ha, ALL))
+        sink.emit_many([ev("start", 1)])
+        assert ha.wait(lambda: ha.state(PERSON) == b"ON")
+        sink.reconfigure(config(data, broker.port, ha="homeassistant = false\n"))
+        assert ha.wait(lambda: ha.configs() == {})
+        assert ha.audit() == []
+    assert store.load(data / store.FILE_NAME) == {}
+
+
 def test_off_by_default_publishes_nothing_under_the_prefix(
     tmp_path: Path, broker: Broker, ha: HomeAssistantSim
 ) -> None:
