@@ -86,6 +86,8 @@ class HomeAssistant:
         self.invalid_configs = 0
         self.announcements = 0
         self.save_errors = 0
+        self.errors = 0
+        self.last_error: str | None = None
         self._save_error: str | None = None
         self._retry_at = 0.0
         self._apply(cfg)
@@ -118,18 +120,27 @@ class HomeAssistant:
             self._announce()
 
     def observe(self, events: Iterable[Event]) -> None:
-        """Follow committed events; publish the states that changed."""
+        """Follow committed events; publish the states that changed. Never raises: the
+        events are committed already, and Home Assistant must not fail the sink (a failure
+        is logged, counted and shown by ``health``; the next connect sends every state)."""
         with self._lock:
-            changed: set[StateKey] = set()
-            for e in events:
-                changed |= self._follow(e)
-            for key in changed:
-                ent = self._by_key.get(key)
-                if ent is not None:
-                    self._send_state(ent)
-            self._confirm()
-            if self._save_error is not None and time.monotonic() >= self._retry_at:
-                self._save()
+            try:
+                changed: set[StateKey] = set()
+                for e in events:
+                    changed |= self._follow(e)
+                for key in changed:
+                    ent = self._by_key.get(key)
+                    if ent is not None:
+                        self._send_state(ent)
+                self._confirm()
+                if self._save_error is not None and time.monotonic() >= self._retry_at:
+                    self._save()
+            except Exception as exc:
+                self.errors += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                if self.errors == 1 or self.errors % 100 == 0:
+                    log.error("homeassistant: following events failed (%d so far)",
+                              self.errors, exc_info=exc)  # fmt: skip
 
     def close(self) -> None:
         """After the publisher stopped: removals the broker acknowledged leave the store."""
@@ -143,6 +154,8 @@ class HomeAssistant:
             notes.append(f"{self.invalid_configs} discovery config(s) refused (see the log)")
         if self._save_error:
             notes.append(f"cannot write {self._path}: {self._save_error}")
+        if self.errors:
+            notes.append(f"{self.errors} error(s) following events; last: {self.last_error}")
         return [ComponentHealth("homeassistant", self._save_error is None,
                                 "; ".join(notes) or None)]  # fmt: skip
 

@@ -474,3 +474,20 @@ def test_a_config_that_fails_the_checker_is_not_announced(
     assert ha.invalid_configs == 1 and "qos" in caplog.text
     assert len(rec.on("/config")) == 2
     assert "refused" in (ha.health()[0].reason or "")
+
+
+def test_a_publish_that_raises_never_fails_the_sink(tmp_path: Path) -> None:
+    ha = HomeAssistant(device(), STATUS, tmp_path, "1")
+
+    def broken(topic: str, payload: bytes) -> Sent:
+        raise ValueError("paho refused it")
+
+    with pytest.raises(ValueError):
+        ha.connected(broken)  # on the network thread: the publisher counts it
+    ha.observe([ev("start", 1)])  # from the sink: counted here, not raised
+    assert ha.errors == 1 and "paho refused it" in (ha.last_error or "")
+    (h,) = ha.health()
+    assert h.ok and "following events" in (h.reason or "")
+    rec = Recorder()
+    ha.connected(rec)  # the next connection sends the state it missed
+    assert rec.on(PERSON) == [b"ON"]
