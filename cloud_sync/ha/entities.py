@@ -22,6 +22,8 @@ from typing import Any, Literal
 from cloud_sync.ha.discovery import AVAILABILITY_TEMPLATE
 from edge.config import DetectorConfig, DeviceConfig
 from edge.config.homeassistant import ha_id
+from edge.models import zoo
+from edge.models.resolve import resolve
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +54,6 @@ def _object_part(text: str) -> str:
 def model_labels(ref: str, models_home: Path | None) -> tuple[list[str], bool]:
     """``(labels, audio)`` of a detector's model without loading it; ``([], False)`` when
     the manifest cannot be read (logged: that detector then announces nothing)."""
-    from edge.models import zoo
-    from edge.models.resolve import resolve
-
     try:
         m = (
             zoo.get(ref)
@@ -74,9 +73,8 @@ def stream_labels(
     out: dict[str, bool] = {}
     for name in det_names:
         det = detectors[name]
-        labels, audio = model_labels(det.model, models_home) if det.labels is None else (
-            list(det.labels), model_labels(det.model, models_home)[1])  # fmt: skip
-        for label in labels:
+        known, audio = model_labels(det.model, models_home)
+        for label in known if det.labels is None else det.labels:
             if label not in det.exclude_labels:
                 out.setdefault(label, audio)
     return list(out.items())

@@ -239,7 +239,11 @@ class DeviceConfig(Section):
     @classmethod
     def _ha_shorthand(cls, value: object) -> object:
         """``homeassistant = true`` is ``[homeassistant] enabled = true``: one line."""
-        return {"enabled": value} if isinstance(value, bool) else value
+        if isinstance(value, bool):
+            return {"enabled": value}
+        if not isinstance(value, dict | HomeAssistantConfig):
+            raise ValueError(f"true, false or a [homeassistant] table, got {value!r}")
+        return value
 
     def reference_problems(self) -> list[tuple[tuple[str, ...], str]]:
         """What the tables say about each other, each problem at the key that is wrong."""

@@ -65,8 +65,8 @@ def test_off_by_default_and_one_line_enables() -> None:
 @pytest.mark.parametrize(
     ("ha", "message"),
     [
-        ("homeassistant = 1\n", "homeassistant"),
-        ('homeassistant = "yes"\n', "homeassistant"),
+        ("homeassistant = 1\n", "true, false or a .homeassistant. table, got 1"),
+        ('homeassistant = "yes"\n', "got 'yes'"),
         ("homeassistant = {enabled = true, bogus = 1}\n", "bogus"),
         ('homeassistant = {node_id = "cam.1"}\n', "node_id"),
         ('homeassistant = {node_id = ""}\n', "node_id"),
