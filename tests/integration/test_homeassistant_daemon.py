@@ -2,8 +2,8 @@
 (`homeassistant = true`) gives Home Assistant (a checking stand-in on a private mosquitto)
 a face binary sensor and a zone count that follow the faces, every config within Home
 Assistant's documented fields; a reload that drops the zone removes its entity, a
-SIGTERM leaves the device unavailable with its sensor OFF, and a restart with
-`homeassistant = false` removes the rest."""
+SIGTERM leaves the device unavailable with its sensor OFF, so does a kill -9 (the broker's
+will), and a restart with `homeassistant = false` removes the rest."""
 
 from __future__ import annotations
 
@@ -67,6 +67,16 @@ def test_one_line_gives_home_assistant_entities_that_follow_the_daemon(tmp_path:
         assert ha.wait(lambda: b'"stopped"' in ha.retained.get(status, b""))
         assert ha.state(FACE) == b"OFF"  # open tracks were ended on the way out
         assert ha.audit() == []  # availability: "stopped" reads as unavailable
+        # the zone back, then kill -9: the broker's will says offline, read as unavailable
+        write(cfg, tmp_path, video, broker.port, ha="homeassistant = true\n", zone=True)
+        run = EdgeRun(cfg, tmp_path / "daemon-kill.log")
+        try:
+            assert ha.wait(lambda: set(ha.configs()) == {FACE, ZONE}, 30), run.log()[-2000:]
+            assert ha.wait(lambda: b'"online"' in ha.retained.get(status, b""), 10)
+        finally:
+            run.kill()
+        assert ha.wait(lambda: b'"offline"' in ha.retained.get(status, b""), 20)
+        assert ha.audit() == []
         # off again: the restart removes what the last run announced
         write(cfg, tmp_path, video, broker.port, ha="homeassistant = false\n", zone=False)
         run = EdgeRun(cfg, tmp_path / "daemon2.log")
