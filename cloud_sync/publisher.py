@@ -24,6 +24,11 @@ the promise, and small; and the broker has an event before its snapshot), at mos
 ``SNAPSHOT_INFLIGHT`` at once; each is deleted on its PUBACK, and those not PUBACK'd are
 sent again on the next connection (the hub keeps one per event and kind).
 
+Companions (``Companion``: the Home Assistant announcer, ``cloud_sync.ha``) ride on the
+same connection: on every accepted connection each subscribes to its topics and gets a
+retained QoS 1 publish bound to that connection; messages on its topics go to it. A
+companion that raises is logged and counted, and the connection stays up.
+
 Batches linger up to ``batch_max_ms`` for companions only
 while other batches are in flight, so a quiet device publishes at once.
 
@@ -40,8 +45,8 @@ import ssl
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
@@ -58,7 +63,7 @@ from edge.config import SyncConfig
 from edge.events import rfc3339
 from edge.supervise import ComponentHealth, GuardedThread
 
-__all__ = ["Publisher", "status_of"]
+__all__ = ["Companion", "Publisher", "status_of"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +71,23 @@ MAX_PENDING_REPLIES = 64
 """Command replies held while the broker is unreachable; beyond that the oldest goes."""
 
 _F = TypeVar("_F", bound=Callable[..., None])
+
+
+class Companion(Protocol):
+    """Something else a device says over the publisher's connection (``cloud_sync.ha``).
+    Called on the network thread: keep each call short and non-blocking."""
+
+    def subscriptions(self) -> Sequence[str]:
+        """Topic filters subscribed (QoS 1) on every accepted connection."""
+        ...
+
+    def connected(self, publish: Callable[[str, bytes], mqtt.MQTTMessageInfo]) -> None:
+        """A new connection: ``publish(topic, payload)`` is retained QoS 1 on it."""
+        ...
+
+    def message(self, topic: str, payload: bytes) -> None:
+        """A message on one of ``subscriptions()``."""
+        ...
 
 
 class Publisher(SenderLoop):
@@ -81,8 +103,10 @@ class Publisher(SenderLoop):
         on_command: Callable[[str, bytes], None] | None = None,
         version: str | None = None,
         snapshots: SnapshotStore | None = None,
+        companions: Sequence[Companion] = (),
     ) -> None:
         self.cfg = cfg
+        self.companions = list(companions)
         self.device_id = device_id
         self.outbox = outbox
         self.boot_id = outbox.boot_id
@@ -176,6 +200,14 @@ class Publisher(SenderLoop):
                 log.warning("mqtt: too many command replies pending; dropped the oldest")
         self._wake.set()
         return True
+
+    def add_companion(self, c: Companion) -> None:
+        """Add a companion to a running publisher (a reload turned it on): it subscribes and
+        announces on the live connection now, if there is one, and on every later one."""
+        self.companions = [*self.companions, c]
+        link = self._link
+        if link is not None:
+            self._companion_call(c, "connected", self._companion_subscribe, link.client, c)
 
     def wait_drained(self, timeout: float) -> bool:
         """True once every committed event has been acknowledged (tests, shutdown)."""
@@ -341,6 +373,8 @@ class Publisher(SenderLoop):
             client.subscribe(self._hub_online_topic, qos=1)
         if self._on_command is not None:
             client.subscribe(self._cmd_filter, qos=1)
+        for c in self.companions:
+            self._companion_call(c, "connected", self._companion_subscribe, client, c)
         self.connects += 1
         log.info(
             "mqtt: connected to %s:%d (connect #%d)", self.cfg.host, self.cfg.port, self.connects
@@ -369,10 +403,29 @@ class Publisher(SenderLoop):
         if msg.topic == self._hub_online_topic:
             self._take_hub_online(bytes(msg.payload))
             return
+        for c in self.companions:
+            if any(mqtt.topic_matches_sub(f, msg.topic) for f in c.subscriptions()):
+                self._companion_call(c, "message", c.message, msg.topic, bytes(msg.payload))
+                return
         if self._on_command is None or msg.topic.endswith("/reply"):
             return
+        if not mqtt.topic_matches_sub(self._cmd_filter, msg.topic):
+            return  # a subscription left from a companion's earlier config: not a command
         name = msg.topic.rsplit("/", 1)[-1]
         self._on_command(name, bytes(msg.payload))
+
+    def _companion_subscribe(self, client: mqtt.Client, c: Companion) -> None:
+        for f in c.subscriptions():
+            client.subscribe(f, qos=1)
+        c.connected(lambda t, p: client.publish(t, p, 1, retain=True))
+
+    def _companion_call(self, c: Companion, what: str, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:  # a companion's bug must not take the events' link down
+            self.callback_errors += 1
+            self.last_callback_error = f"{type(c).__name__}.{what}: {type(exc).__name__}: {exc}"
+            log.error("mqtt: %s.%s failed", type(c).__name__, what, exc_info=exc)
 
     def _take_hub_online(self, payload: bytes) -> None:
         try:

@@ -201,6 +201,7 @@ def config_reference() -> str:
         DetectorConfig,
         DeviceConfig,
         HealthConfig,
+        HomeAssistantConfig,
         SnapshotsConfig,
         StreamConfig,
         SyncConfig,
@@ -222,6 +223,9 @@ def config_reference() -> str:
         ("`[snapshots]`", SnapshotsConfig, "snapshots."),
         ("`[sync]`", SyncConfig, "sync."),
     ]
+    sections += [("`[health]`", HealthConfig, "health."), ("`[sync]`", SyncConfig, "sync.")]
+    sections.append(("`[homeassistant]` (or `homeassistant = true`)", HomeAssistantConfig,
+                     "homeassistant."))  # fmt: skip
     parts = [
         "<details><summary>Every device-config key (generated from edge/config/)</summary>\n",
         "Floats are finite everywhere (TOML's `inf` and `nan` are refused); "
@@ -232,7 +236,13 @@ def config_reference() -> str:
     for title, model, prefix in sections:
         rows = table(model, prefix, limits=True).splitlines()
         if model is DeviceConfig:  # the nested tables have their own sections
-            nested = ("| `tracking.", "| `health.", "| `snapshots.", "| `sync.")
+            nested = (
+                "| `tracking.",
+                "| `health.",
+                "| `snapshots.",
+                "| `sync.",
+                "| `homeassistant.",
+            )
             rows = [r for r in rows if not r.startswith(nested)]
         parts.append(f"\n**{title}**\n\n" + "\n".join(rows))
     parts.append("\n</details>")

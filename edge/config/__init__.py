@@ -20,6 +20,7 @@ OpenCV): a test and an import-linter contract (pyproject.toml) hold it to that.
 from __future__ import annotations
 
 from edge.config.device import DetectorConfig, DeviceConfig, HealthConfig, TrackingConfig
+from edge.config.homeassistant import HomeAssistantConfig
 from edge.config.lines import find_line, key_lines
 from edge.config.load import (
     InvalidConfigError,
@@ -47,6 +48,7 @@ __all__ = [
     "DetectorConfig",
     "DeviceConfig",
     "HealthConfig",
+    "HomeAssistantConfig",
     "InvalidConfigError",
     "JsonlSinkConfig",
     "LineConfig",

@@ -8,9 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from edge.config.base import Section
+from edge.config.homeassistant import HomeAssistantConfig
 from edge.config.sinks import MqttSinkConfig, SinkConfig, StdoutSinkConfig
 from edge.config.snapshots import SnapshotsConfig
 from edge.config.streams import StreamConfig
@@ -231,6 +232,22 @@ class DeviceConfig(Section):
         default_factory=SnapshotsConfig, title="Snapshots", description="JPEGs of vision events"
     )
     sync: SyncConfig | None = Field(default=None, title="Sync", description="MQTT to the hub")
+    homeassistant: HomeAssistantConfig = Field(
+        default_factory=HomeAssistantConfig,
+        title="Home Assistant",
+        description="MQTT discovery entities (off by default); `homeassistant = true` "
+        "turns it on with the defaults",
+    )
+
+    @field_validator("homeassistant", mode="before")
+    @classmethod
+    def _ha_shorthand(cls, value: object) -> object:
+        """``homeassistant = true`` is ``[homeassistant] enabled = true``: one line."""
+        if isinstance(value, bool):
+            return {"enabled": value}
+        if not isinstance(value, dict | HomeAssistantConfig):
+            raise ValueError(f"true, false or a [homeassistant] table, got {value!r}")
+        return value
 
     def reference_problems(self) -> list[tuple[tuple[str, ...], str]]:
         """What the tables say about each other, each problem at the key that is wrong."""
@@ -264,6 +281,16 @@ class DeviceConfig(Section):
                         "an mqtt sink needs a [sync] section (see examples/configs/)",
                     )
                 )
+        if self.homeassistant.enabled and not any(
+            isinstance(s, MqttSinkConfig) for s in self.sinks
+        ):
+            out.append(
+                (
+                    ("homeassistant",),
+                    "Home Assistant entities go through the mqtt sink: add [[sinks]] "
+                    'type = "mqtt" and a [sync] section, or set homeassistant = false',
+                )
+            )
         return out
 
     @model_validator(mode="after")

@@ -217,6 +217,9 @@ class DaemonBase:
                 reuse = next((i for i, (k, _) in enumerate(pool) if k == key), None)
                 if reuse is not None:
                     keyed.append(pool.pop(reuse))
+                    follow = getattr(keyed[-1][1], "reconfigure", None)
+                    if follow is not None:  # a kept sink that follows the streams (the
+                        follow(cfg)  # mqtt sink's Home Assistant entities)
                 else:
                     sink = build_sink(sc, ctx)
                     built.append(sink)

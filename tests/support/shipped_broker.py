@@ -38,6 +38,7 @@ Variant = Literal["password", "mtls"]
 CONF = {"password": "mosquitto.conf", "mtls": "mosquitto-mtls.conf"}
 DEVICES = ("cam-1", "cam-2", "cam-3")
 HUB_WORKERS = ("_hub-1", "_hub-2")
+HOME_ASSISTANT = "_homeassistant"  # Home Assistant's own login (the shipped ACL names it)
 
 
 def examples_dir() -> Path:
@@ -143,7 +144,7 @@ class Fleet:
 def shipped_broker(tmp: Path, variant: Variant) -> Iterator[Fleet]:
     if variant == "password" and shutil.which("mosquitto_passwd") is None:
         pytest.skip("needs mosquitto_passwd (apt-get install mosquitto)")
-    logins = [*DEVICES, *HUB_WORKERS]
+    logins = [*DEVICES, *HUB_WORKERS, HOME_ASSISTANT]
     pki = make_pki(tmp / "pki", logins)
     passwords = {name: f"pw-{name}-{os.urandom(4).hex()}" for name in logins}
     passwd = tmp / "passwd"
