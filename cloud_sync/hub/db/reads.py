@@ -17,12 +17,17 @@ from cloud_sync.hub.db.render import iso, num
 from cloud_sync.hub.errors import QueryError
 
 MAX_PAGE = 1000
+MAX_TRACK = 500
+"""The most events ``track`` returns: a track's timeline, bounded however long it lived."""
 
 
 @dataclass(frozen=True)
 class EventQuery:
     device: str | None = None
     label: str | None = None
+    stream: str | None = None
+    zone: str | None = None
+    """events whose ``zone`` (enter / exit) is it or whose ``zones`` list names it"""
     kind: str | None = None
     phase: str | None = None
     since: float | None = None
@@ -143,6 +148,7 @@ class Reads(Engine):
         filters = (
             ("device_id", q.device),
             ("label", q.label),
+            ("stream", q.stream),
             ("kind", q.kind),
             ("phase", q.phase),
         )
@@ -150,6 +156,12 @@ class Reads(Engine):
             if val is not None:
                 where.append(f"{col} = ?")
                 params.append(val)
+        if q.zone is not None:
+            # zones is stored as JSON text (["a", "b"]): match the quoted name, with LIKE's
+            # wildcards escaped; names are checked (NAME_RE) so they hold no quote
+            where.append("(zone = ? OR zones LIKE ? ESCAPE '!')")
+            quoted = '"' + q.zone.replace("!", "!!").replace("%", "!%").replace("_", "!_") + '"'
+            params += [q.zone, f"%{quoted}%"]
         if q.since is not None:
             where.append("ts >= ?")
             params.append(q.since)
@@ -168,6 +180,28 @@ class Reads(Engine):
         # the cursor is the last row's number, readable or not, so paging moves past it
         nxt = int(rows[q.limit - 1][0]) if len(rows) > q.limit else None
         return page, nxt
+
+    def event(self, event_id: str) -> dict[str, Any] | None:
+        """One event by its id; None if unknown (or its stored row cannot be served)."""
+        rows = self._rows(f"SELECT {EVENT_COLS} FROM events WHERE id = ?", (event_id,))
+        page = render.rows(rows, event_row, self._skipper("events"))
+        return page[0] if page else None
+
+    def track(self, event_id: str, limit: int = MAX_TRACK) -> list[dict[str, Any]] | None:
+        """The timeline of ``event_id``'s track: every event of the same device, boot,
+        stream and track id, in seq order, at most ``limit``. An event without a track
+        (audio) is its own timeline. None if the event is unknown."""
+        ev = self.event(event_id)
+        if ev is None:
+            return None
+        if ev["track_id"] is None:
+            return [ev]
+        rows = self._rows(
+            f"SELECT {EVENT_COLS} FROM events WHERE device_id = ? AND boot_id = ?"
+            " AND stream = ? AND track_id = ? ORDER BY seq LIMIT ?",
+            (ev["device_id"], ev["boot_id"], ev["stream"], ev["track_id"], limit),
+        )
+        return render.rows(rows, event_row, self._skipper("events"))
 
     def events_after(self, n: int, limit: int = 1000) -> tuple[list[dict[str, Any]], int]:
         """Events numbered above ``n`` and the highest number read: a page of unreadable
