@@ -82,6 +82,30 @@ def event_row(r: Sequence[Any]) -> dict[str, Any]:
     }
 
 
+def telemetry_row(r: Sequence[Any], keys: Sequence[str]) -> dict[str, Any]:
+    def section(name: str) -> dict[str, Any]:
+        v = doc.get(name) if isinstance(doc, dict) else None
+        return v if isinstance(v, dict) else {}
+
+    doc = render.doc(r[8])
+    streams, detectors = section("streams"), section("detectors")
+    return {
+        "ts": iso(r[0]),
+        **{k: num(v) for k, v in zip(keys, r[1:7], strict=True)},
+        "boot_id": r[7],
+        "streams": {
+            name: {"kind": s.get("kind"), "fps": num(s.get("fps_processed"))}
+            for name, s in streams.items()
+            if isinstance(s, dict)
+        },
+        "detectors": {
+            name: {"inference_ms": num(d.get("inference_ms")), "calls": d.get("calls")}
+            for name, d in detectors.items()
+            if isinstance(d, dict)
+        },
+    }
+
+
 class Reads(Engine):
     """Reads: pages of rows, each row rendered or skipped (``render.rows``)."""
 
@@ -264,18 +288,19 @@ class Reads(Engine):
         return out[:limit]
 
     def telemetry(self, device: str, since: float, limit: int = 2000) -> list[dict[str, Any]]:
+        """Telemetry rows, oldest first. ``fps`` is the stored sum over every stream (video
+        frames and audio chunks together, kept for old readers); ``streams`` keeps them
+        apart (name → kind, fps processed) and ``detectors`` has each one's inference ms,
+        both read from the stored message."""
         rows = self._rows(
-            "SELECT ts, fps, inference_ms, cpu_percent, rss_mb, outbox_depth, dropped FROM"
+            "SELECT ts, fps, inference_ms, cpu_percent, rss_mb, outbox_depth, dropped,"
+            " boot_id, doc FROM"
             " (SELECT * FROM telemetry WHERE device_id = ? AND ts >= ? ORDER BY ts DESC LIMIT ?)"
             " t ORDER BY ts",
             (device, since, limit),
         )
         keys = ("fps", "inference_ms", "cpu_percent", "rss_mb", "outbox_depth", "dropped")
-        return render.rows(
-            rows,
-            lambda r: {"ts": iso(r[0]), **{k: num(v) for k, v in zip(keys, r[1:], strict=True)}},
-            self._skipper("telemetry"),
-        )
+        return render.rows(rows, lambda r: telemetry_row(r, keys), self._skipper("telemetry"))
 
     def label_counts(
         self, since: float, bucket_s: int, device: str | None = None
