@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from cloud_sync.hub.api import Hub, matches
 from cloud_sync.hub.db import MAX_TRACK, Store
-from cloud_sync.schema import EventBatchV1, EventV1, ModelRefV1
+from cloud_sync.schema import EventBatchV1, EventV1, ModelRefV1, TelemetryV1
 
 T0 = datetime(2026, 3, 1, 22, 0, tzinfo=UTC)
 BOOT_A = str(uuid.uuid4())
@@ -189,3 +189,23 @@ def test_the_live_feed_filters_like_the_history() -> None:
     assert matches({"zone": "driveway", "zones": []}, "zone", "driveway")
     assert not matches({"zone": None, "zones": None}, "zone", "driveway")
     assert matches(e, "stream", "front") and not matches(e, "stream", "back")
+
+
+def test_telemetry_rows_keep_video_frames_and_audio_chunks_apart(store: Store) -> None:
+    """The stored ``fps`` adds frames to chunks (kept for old readers); ``streams`` has
+    each stream's kind and rate, ``detectors`` each one's inference ms and calls."""
+    tel = TelemetryV1.model_validate({
+        "device_id": "door-1", "boot_id": BOOT_A, "ts": datetime.now(UTC).isoformat(),
+        "uptime_s": 5.0, "reconnects": 0,
+        "streams": {"front": {"kind": "video", "fps_in": 12.0, "fps_processed": 12.0,
+                              "dropped": 0},
+                    "mic": {"kind": "audio", "fps_in": 31.25, "fps_processed": 31.25,
+                            "dropped": 0}},
+        "detectors": {"objects": {"inference_ms": 40.0, "calls": 77}}})  # fmt: skip
+    store.write([], [], [tel])
+    (row,) = TestClient(Hub(store).app).get("/api/devices/door-1/telemetry").json()["telemetry"]
+    assert row["fps"] == 43.25  # the old sum
+    assert row["streams"] == {"front": {"kind": "video", "fps": 12.0},
+                              "mic": {"kind": "audio", "fps": 31.25}}  # fmt: skip
+    assert row["detectors"] == {"objects": {"inference_ms": 40.0, "calls": 77}}
+    assert row["boot_id"] == BOOT_A
