@@ -394,7 +394,7 @@ class Hub:
                 raise QueryError(f"Last-Event-ID: {last_raw!r} is not an event number") from None
             if not 0 <= last <= INT64_MAX:
                 raise QueryError(f"Last-Event-ID: {last} is outside 0..{INT64_MAX}")
-        known = {"device", "stream", "label", "zone", "kind", "phase"}
+        known = {"device", "stream", "label", "zone", "kind", "phase", "last_event_id"}
         unknown = sorted(set(req.query_params) - known)
         if unknown:
             raise QueryError(f"{unknown[0]}: unknown parameter; use {', '.join(sorted(known))}")

@@ -6,8 +6,10 @@ wildcards that must not match as wildcards)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +17,10 @@ from starlette.testclient import TestClient
 
 from cloud_sync.hub.api import Hub, matches
 from cloud_sync.hub.db import MAX_TRACK, Store
-from cloud_sync.schema import EventBatchV1, EventV1, ModelRefV1, TelemetryV1
+from cloud_sync.schema import EventBatchV1, EventV1, ModelRefV1, TelemetryV1, topic
+
+from .hub_support import HubProc, Publisher, mosquitto
+from .test_hub_stream import sse
 
 T0 = datetime(2026, 3, 1, 22, 0, tzinfo=UTC)
 BOOT_A = str(uuid.uuid4())
@@ -162,6 +167,7 @@ HOSTILE = [
     ("/api/stream?zone=a%20b", "zone"),
     ("/api/stream?stream=%27", "stream"),
     ("/api/stream?colour=red", "colour"),
+    ("/api/stream?last_event_id=x", "Last-Event-ID"),  # known (EventSource's query form)
 ]
 
 
@@ -209,3 +215,34 @@ def test_telemetry_rows_keep_video_frames_and_audio_chunks_apart(store: Store) -
                               "mic": {"kind": "audio", "fps": 31.25}}  # fmt: skip
     assert row["detectors"] == {"objects": {"inference_ms": 40.0, "calls": 77}}
     assert row["boot_id"] == BOOT_A
+
+
+def test_the_live_feed_applies_stream_and_zone_filters_live_and_on_resume(
+    tmp_path: Path,
+) -> None:
+    """A real hub: only the events in zone a_b on stream back come, live and when the
+    client resumes with Last-Event-ID (the backfill path filters too)."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    with mosquitto(tmp_path) as port:
+        hub = HubProc(f"sqlite:///{tmp_path}/hub.db", port, prefix, tmp_path / "hub.log")
+        pub = Publisher(port)
+        try:
+            url = hub.url("/api/stream?zone=a_b&stream=back")
+            live = sse(url)
+            time.sleep(0.3)
+            events = scene()  # only seq 5 is on back, in a_b (axb must not match)
+            pub.publish(topic(prefix, "door-1", "events"), [
+                EventBatchV1(device_id="door-1", boot_id=BOOT_A, events=events[:7])
+                .model_dump_json().encode()])  # fmt: skip
+            _, first = next(live)
+            assert first["seq"] == 5
+            more = ev(20, stream="back", zone="a_b", phase="enter", zones=["a_b"], track_id=2)
+            pub.publish(topic(prefix, "door-1", "events"), [
+                EventBatchV1(device_id="door-1", boot_id=BOOT_A, events=[more])
+                .model_dump_json().encode()])  # fmt: skip
+            assert next(live)[1]["seq"] == 20  # nothing in between
+            resumed = sse(url, last_id=0)
+            assert [next(resumed)[1]["seq"] for _ in range(2)] == [5, 20]
+        finally:
+            pub.close()
+            hub.stop()
