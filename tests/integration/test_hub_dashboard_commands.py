@@ -2,7 +2,7 @@
 real ``edge run`` daemon (face video, MQTT) through a real ``edge-hub serve`` and a
 private mosquitto: "snapshot now" shows the JPEG from the device's reply; a config the
 device refuses shows its validation error; a model update with a bad signature shows the
-device's refusal. The page also shows the model, provider and call count the daemon
+device's refusal; on a hub with a token, logged in on the page. The page also shows the model, provider and call count the daemon
 really reports (telemetry ``calls`` grows with the frames it ran on).
 
 EDGEWISE_UPDATE_SCREENSHOT=1 saves docs/dashboard-commands.png from this test."""
@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from .test_device_to_hub import DEVICE, device_config
 
 pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
+TOKEN = "cmd-" + uuid.uuid4().hex
 
 
 def test_device_page_commands_round_trip_with_a_real_daemon(tmp_path: Path) -> None:
@@ -33,7 +35,10 @@ def test_device_page_commands_round_trip_with_a_real_daemon(tmp_path: Path) -> N
     video, _ = face_video(tmp_path / "door.avi", 240, DEFAULT_SPANS)
     _key, pub = signing.generate()
     with mosquitto(tmp_path) as port:
-        hub = HubProc(f"sqlite:///{tmp_path}/hub.db", port, "edgewise/v1", tmp_path / "hub.log")
+        hub = HubProc(
+            f"sqlite:///{tmp_path}/hub.db", port, "edgewise/v1", tmp_path / "hub.log",
+            env={**os.environ, "EDGE_HUB_TOKEN": TOKEN},
+        )  # fmt: skip
         cfg = tmp_path / "device.toml"
         cfg.write_text(device_config(tmp_path, video, port, pub, 0.6))
         log = (tmp_path / "daemon.log").open("w")
@@ -44,7 +49,8 @@ def test_device_page_commands_round_trip_with_a_real_daemon(tmp_path: Path) -> N
         try:
 
             def calls() -> int:
-                devs = [d for d in hub.get("/api/devices")["devices"] if d["device_id"] == DEVICE]
+                got = hub.get("/api/devices", token=TOKEN)["devices"]
+                devs = [d for d in got if d["device_id"] == DEVICE]
                 tel = (devs[0]["telemetry"] if devs else None) or {}
                 return int(tel.get("detectors", {}).get("face", {}).get("calls", 0))
 
@@ -59,7 +65,14 @@ def test_device_page_commands_round_trip_with_a_real_daemon(tmp_path: Path) -> N
                 page.on("console", lambda m: m.type == "error" and problems.append(m.text))
                 page.on("pageerror", lambda e: problems.append(str(e)))
                 page.on("response", lambda r: r.status >= 400 and problems.append(r.url))
+                # a hub with a token: log in on the page (the session cookie; every POST
+                # below carries the CSRF header), then the device page the URL names
                 page.goto(hub.url(f"/static/dashboard.html#/device/{DEVICE}"))
+                page.wait_for_selector("#login:not([hidden])", timeout=5000)
+                problems.clear()  # the 401 that shows the login form is expected
+                page.fill("#login-token", TOKEN)
+                page.click("#login button[type=submit]")
+                page.wait_for_selector("#login", state="hidden", timeout=5000)
                 page.wait_for_selector('#dev-state[data-state="online"]', timeout=10000)
                 cells = page.locator('#dev-models tr[data-detector="face"] td')
                 assert cells.nth(1).text_content() == "blazeface-short"
