@@ -2,8 +2,9 @@
 real ``edge run`` daemon (face video, MQTT) through a real ``edge-hub serve`` and a
 private mosquitto: "snapshot now" shows the JPEG from the device's reply; a config the
 device refuses shows its validation error; a model update with a bad signature shows the
-device's refusal; on a hub with a token, logged in on the page. The page also shows the model, provider and call count the daemon
-really reports (telemetry ``calls`` grows with the frames it ran on).
+device's refusal; on a hub with a token, logged in on the page. The page also shows the
+model, provider and call count the daemon really reports (telemetry ``calls`` grows with
+the frames it ran on).
 
 EDGEWISE_UPDATE_SCREENSHOT=1 saves docs/dashboard-commands.png from this test."""
 
