@@ -96,15 +96,16 @@ async function loadPage(q, append) {
 
 function follow(q) {
   if (live) { live.close(); live = null; }
-  const until = q.get("until");
-  if (until && +until * 1000 < Date.now()) return;  // a closed range: nothing new can match
+  if (q.get("until") && +q.get("until") * 1000 < Date.now()) return;  // a closed range
   const params = new URLSearchParams(q);
   params.delete("since"); params.delete("until");
   const es = new EventSource("/api/stream" + (params.toString() ? "?" + params : ""));
   live = es;
+  const since = q.get("since"), upto = q.get("until");
   es.addEventListener("event", m => {
     const e = JSON.parse(m.data);
-    if (seen.has(e.id)) return;
+    const t = Date.parse(e.ts) / 1000;  // a late event can be older than the range
+    if (seen.has(e.id) || (since && t < +since) || (upto && t >= +upto)) return;
     seen.add(e.id);
     document.querySelector("#history tbody").prepend(row(e, true));
     document.getElementById("history-empty").hidden = true;
