@@ -68,6 +68,14 @@ def _device(value: str | None, name: str = "device") -> str | None:
     return value
 
 
+def _only(req: Request, known: set[str]) -> None:
+    """A parameter the handler does not know is a 400, not silently ignored (a typo'd
+    filter would otherwise answer everything)."""
+    unknown = sorted(set(req.query_params) - known)
+    if unknown:
+        raise QueryError(f"{unknown[0]}: unknown parameter; use {', '.join(sorted(known))}")
+
+
 def _name(req: Request, name: str) -> str | None:
     """A stream or zone name (letters, digits, _ . -): anything else cannot match one."""
     v = req.query_params.get(name)
@@ -288,11 +296,8 @@ class Hub:
         return JSONResponse({"device_id": dev, "telemetry": rows})
 
     async def events(self, req: Request) -> Response:
-        known = {"device", "stream", "label", "zone", "kind", "phase", "since", "until",
-                 "cursor", "limit", "order"}  # fmt: skip
-        unknown = sorted(set(req.query_params) - known)
-        if unknown:
-            raise QueryError(f"{unknown[0]}: unknown parameter; use {', '.join(sorted(known))}")
+        _only(req, {"device", "stream", "label", "zone", "kind", "phase", "since", "until",
+                    "cursor", "limit", "order"})  # fmt: skip
         q = EventQuery(
             device=_device(req.query_params.get("device")),
             label=_label(req),
@@ -394,10 +399,7 @@ class Hub:
                 raise QueryError(f"Last-Event-ID: {last_raw!r} is not an event number") from None
             if not 0 <= last <= INT64_MAX:
                 raise QueryError(f"Last-Event-ID: {last} is outside 0..{INT64_MAX}")
-        known = {"device", "stream", "label", "zone", "kind", "phase", "last_event_id"}
-        unknown = sorted(set(req.query_params) - known)
-        if unknown:
-            raise QueryError(f"{unknown[0]}: unknown parameter; use {', '.join(sorted(known))}")
+        _only(req, {"device", "stream", "label", "zone", "kind", "phase", "last_event_id"})
         asked = {
             "device_id": _device(req.query_params.get("device")),
             "stream": _name(req, "stream"),
