@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -24,7 +25,7 @@ from starlette.types import ASGIApp
 
 from cloud_sync.hub.auth import Auth, LoginRoutes
 from cloud_sync.hub.dashboard import dashboard_routes
-from cloud_sync.hub.db import MAX_PAGE, EventQuery, Store, parse_time
+from cloud_sync.hub.db import MAX_PAGE, MAX_TRACK, EventQuery, Store, parse_time
 from cloud_sync.hub.errors import HubError, QueryError
 from cloud_sync.hub.feed import Feed
 from cloud_sync.hub.ingest import Ingest
@@ -34,8 +35,12 @@ from cloud_sync.hub.snapshots.http import snapshot_response
 from cloud_sync.hub.snapshots.storage import SnapshotStore, default_dir
 from cloud_sync.schema import PHASES, CommandV1, topic
 from edge.supervise import ComponentHealth
-from edge.wire import COMMAND_RE, DEVICE_ID_RE, INT64_MAX, loads
+from edge.wire import COMMAND_RE, DEVICE_ID_RE, INT64_MAX, LABEL_PATTERN, NAME_RE, loads
 
+LABEL_RE = re.compile(LABEL_PATTERN)
+EVENT_ID_RE = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 KEEPALIVE_S = 15.0
 SUPERVISE_S = 1.0
 log = logging.getLogger("edge_hub.api")
@@ -65,11 +70,49 @@ def _device(value: str | None, name: str = "device") -> str | None:
     return value
 
 
+def _only(req: Request, known: set[str]) -> None:
+    """A parameter the handler does not know is a 400, not silently ignored (a typo'd
+    filter would otherwise answer everything)."""
+    unknown = sorted(set(req.query_params) - known)
+    if unknown:
+        raise QueryError(f"{unknown[0]}: unknown parameter; use {', '.join(sorted(known))}")
+
+
+def _name(req: Request, name: str) -> str | None:
+    """A stream or zone name (letters, digits, _ . -): anything else cannot match one."""
+    v = req.query_params.get(name)
+    if v is not None and not NAME_RE.fullmatch(v):
+        raise QueryError(f"{name}: {v!r} is not a {name} name (letters, digits, _ . -)")
+    return v
+
+
+def _label(req: Request) -> str | None:
+    v = req.query_params.get("label")
+    if v is not None and not LABEL_RE.fullmatch(v):
+        raise QueryError(f"label: {v[:40]!r} is not a label (1-128 printable characters)")
+    return v
+
+
+def _event_id(req: Request) -> str:
+    v = str(req.path_params["event_id"])
+    if not EVENT_ID_RE.fullmatch(v):
+        raise QueryError(f"event_id: {v[:40]!r} is not an event id (a UUID)")
+    return v.lower()
+
+
 def _choice(req: Request, name: str, choices: tuple[str, ...]) -> str | None:
     v = req.query_params.get(name)
     if v is not None and v not in choices:
         raise QueryError(f"{name}: {v!r} must be one of {', '.join(choices)}")
     return v
+
+
+def matches(e: dict[str, Any], key: str, value: str) -> bool:
+    """The live feed's filter, the same as ``/api/events``'s: ``zone`` is the event's
+    zone (enter / exit) or one of the zones it is in."""
+    if key == "zone":
+        return e.get("zone") == value or value in (e.get("zones") or ())
+    return bool(e.get(key) == value)
 
 
 class Hub:
@@ -118,6 +161,8 @@ class Hub:
             Route("/api/devices/{device_id}/commands", self.send_command, methods=["POST"]),
             Route("/api/events", self.events),
             Route("/api/events/{event_id}/snapshot", self.snapshot),
+            Route("/api/events/{event_id}", self.event),
+            Route("/api/events/{event_id}/track", self.track),
             Route("/api/stream", self.stream),
             Route("/api/gaps", self.gaps),
             Route("/api/quarantine", self.quarantine),
@@ -262,13 +307,13 @@ class Hub:
         return JSONResponse({"device_id": dev, "telemetry": rows})
 
     async def events(self, req: Request) -> Response:
-        known = {"device", "label", "kind", "phase", "since", "until", "cursor", "limit", "order"}
-        unknown = sorted(set(req.query_params) - known)
-        if unknown:
-            raise QueryError(f"{unknown[0]}: unknown parameter; use {', '.join(sorted(known))}")
+        _only(req, {"device", "stream", "label", "zone", "kind", "phase", "since", "until",
+                    "cursor", "limit", "order"})  # fmt: skip
         q = EventQuery(
             device=_device(req.query_params.get("device")),
-            label=req.query_params.get("label"),
+            label=_label(req),
+            stream=_name(req, "stream"),
+            zone=_name(req, "zone"),
             kind=_choice(req, "kind", ("vision", "audio")),
             phase=_choice(req, "phase", PHASES),
             since=_time(req, "since"),
@@ -285,6 +330,20 @@ class Hub:
     async def snapshot(self, req: Request) -> Response:
         """The event's picture (or its track's): ``cloud_sync.hub.snapshots.serve``."""
         return await snapshot_response(self, req)
+
+    async def event(self, req: Request) -> Response:
+        e = await run_in_threadpool(self.store.event, _event_id(req))
+        if e is None:
+            return JSONResponse({"error": "no such event"}, status_code=404)
+        return JSONResponse(e)
+
+    async def track(self, req: Request) -> Response:
+        """The event's track in seq order (start, updates, enter / exit / cross, end)."""
+        limit = _int(req, "limit", MAX_TRACK, 1, MAX_TRACK)
+        events = await run_in_threadpool(self.store.track, _event_id(req), limit + 1)
+        if events is None:
+            return JSONResponse({"error": "no such event"}, status_code=404)
+        return JSONResponse({"events": events[:limit], "truncated": len(events) > limit})
 
     async def gaps(self, req: Request) -> Response:
         dev = _device(req.query_params.get("device"))
@@ -355,11 +414,14 @@ class Hub:
                 raise QueryError(f"Last-Event-ID: {last_raw!r} is not an event number") from None
             if not 0 <= last <= INT64_MAX:
                 raise QueryError(f"Last-Event-ID: {last} is outside 0..{INT64_MAX}")
+        _only(req, {"device", "stream", "label", "zone", "kind", "phase", "last_event_id"})
         asked = {
             "device_id": _device(req.query_params.get("device")),
-            "label": req.query_params.get("label"),
+            "stream": _name(req, "stream"),
+            "label": _label(req),
             "kind": _choice(req, "kind", ("vision", "audio")),
             "phase": _choice(req, "phase", PHASES),
+            "zone": _name(req, "zone"),
         }
         want = {k: v for k, v in asked.items() if v is not None}
         return StreamingResponse(
@@ -372,7 +434,7 @@ class Hub:
         self, req: Request, last: int | None, want: dict[str, str]
     ) -> AsyncIterator[str]:
         def ok(e: dict[str, Any]) -> bool:
-            return all(e.get(k) == v for k, v in want.items())
+            return all(matches(e, k, v) for k, v in want.items())
 
         m = self.metrics
         m.sse_clients += 1

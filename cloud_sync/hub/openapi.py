@@ -15,6 +15,8 @@ def _q(name: str, desc: str, typ: str = "string") -> dict[str, Any]:
 
 
 _DEVICE = {"name": "device_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_EVENT = {"name": "event_id", "in": "path", "required": True,
+          "schema": {"type": "string", "format": "uuid"}}  # fmt: skip
 _ERR = {"description": "bad parameter", "content": {"application/json": {"schema": {
     "$ref": "#/components/schemas/Error"}}}}  # fmt: skip
 _401 = {"description": "missing or wrong bearer token or session cookie (when the hub has one)"}
@@ -122,16 +124,29 @@ def openapi_document() -> dict[str, Any]:
                 },
             },
             "/api/events": _get("stored events, newest first, cursor-paginated", [
-                _q("device", "device id"), _q("label", "label"), _q("kind", "vision or audio"),
+                _q("device", "device id"), _q("stream", "stream name"), _q("label", "label"),
+                _q("zone", "zone name: the zone entered / left, or one the object is in"),
+                _q("kind", "vision or audio"),
                 _q("phase", _PHASE), _q("since", _TIME), _q("until", _TIME),
                 _q("cursor", "next_cursor of the previous page", "integer"),
                 _q("limit", "1..1000", "integer"), _q("order", "desc (default) or asc")]),
             "/api/events/{event_id}/snapshot": _snapshot_op(),
+            "/api/events/{event_id}": {"get": {
+                "summary": "one event", "parameters": [_EVENT],
+                "responses": {"200": {"description": "the event"}, "400": _ERR, "401": _401,
+                              "404": {"description": "no such event"}}}},
+            "/api/events/{event_id}/track": {"get": {
+                "summary": "the event's track: every event of the same device, boot, stream and"
+                           " track id in seq order (start, updates, enter / exit / cross, end);"
+                           " `truncated` when there are more than `limit`",
+                "parameters": [_EVENT, _q("limit", "1..500 (default 500)", "integer")],
+                "responses": {"200": {"description": "{events, truncated}"}, "400": _ERR,
+                              "401": _401, "404": {"description": "no such event"}}}},
             "/api/stream": _get(
                 "Server-Sent Events: `event: event`, `id:` the event's number; send"
                 " Last-Event-ID to resume; EventSource authenticates with the session cookie",
-                [_q("device", "device id"), _q("label", "label"), _q("kind", "vision or audio"),
-                 _q("phase", _PHASE)]),
+                [_q("device", "device id"), _q("stream", "stream name"), _q("label", "label"),
+                 _q("zone", "zone name"), _q("kind", "vision or audio"), _q("phase", _PHASE)]),
             "/api/gaps": _get("missing seq ranges per device from seq 0; `cause` in_transit or"
                               " outbox_reset (lost at the device)", [_q("device", "device id")]),
             "/api/quarantine": _get(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 from cloud_sync.hub.db.base import Store
-from cloud_sync.hub.db.reads import MAX_PAGE, EventQuery, parse_time
+from cloud_sync.hub.db.reads import MAX_PAGE, MAX_TRACK, EventQuery, parse_time
 from cloud_sync.hub.db.render import iso
 from cloud_sync.hub.db.writes import WriteResult
 from cloud_sync.hub.errors import StoreError
@@ -17,6 +17,7 @@ from cloud_sync.hub.errors import StoreError
 __all__ = [
     "ENGINES",
     "MAX_PAGE",
+    "MAX_TRACK",
     "EventQuery",
     "Store",
     "WriteResult",

@@ -18,12 +18,17 @@ from cloud_sync.hub.db.snapshots import SnapshotRows
 from cloud_sync.hub.errors import QueryError
 
 MAX_PAGE = 1000
+MAX_TRACK = 500
+"""The most events ``track`` returns: a track's timeline, bounded however long it lived."""
 
 
 @dataclass(frozen=True)
 class EventQuery:
     device: str | None = None
     label: str | None = None
+    stream: str | None = None
+    zone: str | None = None
+    """events whose ``zone`` (enter / exit) is it or whose ``zones`` list names it"""
     kind: str | None = None
     phase: str | None = None
     since: float | None = None
@@ -76,6 +81,30 @@ def event_row(r: Sequence[Any]) -> dict[str, Any]:
         "line": r[21],
         "direction": r[22],
         "snapshots": render.doc(r[23]),
+    }
+
+
+def telemetry_row(r: Sequence[Any], keys: Sequence[str]) -> dict[str, Any]:
+    def section(name: str) -> dict[str, Any]:
+        v = doc.get(name) if isinstance(doc, dict) else None
+        return v if isinstance(v, dict) else {}
+
+    doc = render.doc(r[8])
+    streams, detectors = section("streams"), section("detectors")
+    return {
+        "ts": iso(r[0]),
+        **{k: num(v) for k, v in zip(keys, r[1:7], strict=True)},
+        "boot_id": r[7],
+        "streams": {
+            name: {"kind": s.get("kind"), "fps": num(s.get("fps_processed"))}
+            for name, s in streams.items()
+            if isinstance(s, dict)
+        },
+        "detectors": {
+            name: {"inference_ms": num(d.get("inference_ms")), "calls": d.get("calls")}
+            for name, d in detectors.items()
+            if isinstance(d, dict)
+        },
     }
 
 
@@ -145,6 +174,7 @@ class Reads(SnapshotRows):
         filters = (
             ("device_id", q.device),
             ("label", q.label),
+            ("stream", q.stream),
             ("kind", q.kind),
             ("phase", q.phase),
         )
@@ -152,6 +182,12 @@ class Reads(SnapshotRows):
             if val is not None:
                 where.append(f"{col} = ?")
                 params.append(val)
+        if q.zone is not None:
+            # zones is stored as JSON text (["a", "b"]): match the quoted name, with LIKE's
+            # wildcards escaped; names are checked (NAME_RE) so they hold no quote
+            where.append("(zone = ? OR zones LIKE ? ESCAPE '!')")
+            quoted = '"' + q.zone.replace("!", "!!").replace("%", "!%").replace("_", "!_") + '"'
+            params += [q.zone, f"%{quoted}%"]
         if q.since is not None:
             where.append("ts >= ?")
             params.append(q.since)
@@ -171,6 +207,31 @@ class Reads(SnapshotRows):
         # the cursor is the last row's number, readable or not, so paging moves past it
         nxt = int(rows[q.limit - 1][0]) if len(rows) > q.limit else None
         return page, nxt
+
+    def event(self, event_id: str) -> dict[str, Any] | None:
+        """One event by its id; None if unknown (or its stored row cannot be served)."""
+        rows = self._rows(f"SELECT {EVENT_COLS} FROM events WHERE id = ?", (event_id,))
+        page = render.rows(rows, event_row, self._skipper("events"))
+        self.mark_stored(page)
+        return page[0] if page else None
+
+    def track(self, event_id: str, limit: int = MAX_TRACK) -> list[dict[str, Any]] | None:
+        """The timeline of ``event_id``'s track: every event of the same device, boot,
+        stream and track id, in seq order, at most ``limit``. An event without a track
+        (audio) is its own timeline. None if the event is unknown."""
+        ev = self.event(event_id)
+        if ev is None:
+            return None
+        if ev["track_id"] is None:
+            return [ev]
+        rows = self._rows(
+            f"SELECT {EVENT_COLS} FROM events WHERE device_id = ? AND boot_id = ?"
+            " AND stream = ? AND track_id = ? ORDER BY seq LIMIT ?",
+            (ev["device_id"], ev["boot_id"], ev["stream"], ev["track_id"], limit),
+        )
+        page = render.rows(rows, event_row, self._skipper("events"))
+        self.mark_stored(page)
+        return page
 
     def events_after(self, n: int, limit: int = 1000) -> tuple[list[dict[str, Any]], int]:
         """Events numbered above ``n`` and the highest number read: a page of unreadable
@@ -233,18 +294,19 @@ class Reads(SnapshotRows):
         return out[:limit]
 
     def telemetry(self, device: str, since: float, limit: int = 2000) -> list[dict[str, Any]]:
+        """Telemetry rows, oldest first. ``fps`` is the stored sum over every stream (video
+        frames and audio chunks together, kept for old readers); ``streams`` keeps them
+        apart (name → kind, fps processed) and ``detectors`` has each one's inference ms,
+        both read from the stored message."""
         rows = self._rows(
-            "SELECT ts, fps, inference_ms, cpu_percent, rss_mb, outbox_depth, dropped FROM"
+            "SELECT ts, fps, inference_ms, cpu_percent, rss_mb, outbox_depth, dropped,"
+            " boot_id, doc FROM"
             " (SELECT * FROM telemetry WHERE device_id = ? AND ts >= ? ORDER BY ts DESC LIMIT ?)"
             " t ORDER BY ts",
             (device, since, limit),
         )
         keys = ("fps", "inference_ms", "cpu_percent", "rss_mb", "outbox_depth", "dropped")
-        return render.rows(
-            rows,
-            lambda r: {"ts": iso(r[0]), **{k: num(v) for k, v in zip(keys, r[1:], strict=True)}},
-            self._skipper("telemetry"),
-        )
+        return render.rows(rows, lambda r: telemetry_row(r, keys), self._skipper("telemetry"))
 
     def label_counts(
         self, since: float, bucket_s: int, device: str | None = None
