@@ -23,6 +23,7 @@ from cloud_sync.hub.api import Hub
 from cloud_sync.hub.db import Store, open_store
 from cloud_sync.hub.ingest import Ingest
 from cloud_sync.hub.metrics import HubMetrics
+from cloud_sync.hub.snapshots.storage import SnapshotStore, default_dir
 from cloud_sync.hub.validate import Reply
 from cloud_sync.schema import CommandReplyV1, CommandV1
 from edge.demo.broker import free_port
@@ -68,7 +69,8 @@ def hub(tmp_path: Path) -> Iterator[tuple[str, FakeDevices]]:
     store = open_store(f"sqlite:///{tmp_path}/hub.db")
     store.migrate()
     devices = FakeDevices(store)
-    app = Hub(store, cast(Ingest, devices), token=TOKEN).app
+    snaps = SnapshotStore(store, default_dir(store.url, None))
+    app = Hub(store, cast(Ingest, devices), token=TOKEN, snapshots=snaps).app
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
