@@ -11,10 +11,9 @@ by Playwright), with clicks, on a real ``edge-hub serve`` (SQLite, a private mos
   last time label inside the chart, gaps and quarantine for that device only;
 - the favicon; no console error and no failed request anywhere.
 
-The snapshot route (``GET /api/events/{id}/snapshot``) and the ``snapshots`` list in
-event JSON come from the snapshot ingest, which is built beside this dashboard: until
-they are merged, ``_stub_snapshots`` stands in for both (Playwright ``route``), clearly
-named; everything else is the real hub.
+The walk's start event names ``start`` / ``start_crop`` snapshots, and both are
+published as real snapshot messages (``encode_snapshot``) to the real hub, which stores
+and serves them (``GET /api/events/{id}/snapshot``).
 
 EDGEWISE_UPDATE_SCREENSHOT=1 saves docs/dashboard-history.png, docs/dashboard-event.png
 and docs/dashboard-device.png from this test.
@@ -22,9 +21,7 @@ and docs/dashboard-device.png from this test.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -37,6 +34,7 @@ import pytest
 
 from cloud_sync.hub.db import open_store
 from cloud_sync.schema import EventBatchV1, EventV1, ModelRefV1, StatusV1, TelemetryV1, topic
+from tests.support.snapshots import message as snapshot_message
 
 from .hub_support import HubProc, Publisher, mosquitto, wait_for
 
@@ -67,7 +65,7 @@ def history() -> tuple[list[EventV1], list[EventV1]]:
     crowd = [ev(s, t0 + timedelta(seconds=s)) for s in range(60)]
     t1 = t0 + timedelta(minutes=5)
     walk = [
-        ev(60, t1, track_id=7, score=0.7),
+        ev(60, t1, track_id=7, score=0.7, snapshots=["start", "start_crop"]),
         ev(61, t1 + timedelta(seconds=1), track_id=7, phase="update", score=0.9,
            zones=["driveway"], box=[0.3, 0.25, 0.6, 0.95]),
         ev(62, t1 + timedelta(seconds=2), track_id=7, phase="enter", zone="driveway",
@@ -119,39 +117,6 @@ def _jpeg() -> bytes:
     return bytes(buf.tobytes())
 
 
-def _stub_snapshots(page: Any, with_pictures: set[str]) -> list[str]:
-    """STUB for the snapshot ingest built beside this dashboard: the events in
-    ``with_pictures`` say they have ``start`` / ``start_crop`` snapshots, and the snapshot
-    route serves a JPEG for them. Returns the snapshot URLs the page asked for."""
-    asked: list[str] = []
-    jpeg = _jpeg()
-
-    def mark(e: dict[str, Any]) -> dict[str, Any]:
-        return {**e, "snapshots": ["start", "start_crop"]} if e["id"] in with_pictures else e
-
-    def events(route: Any) -> None:
-        resp = route.fetch()
-        body = resp.json()
-        if "events" in body:
-            body["events"] = [mark(e) for e in body["events"]]
-        elif "id" in body:
-            body = mark(body)
-        route.fulfill(response=resp, body=json.dumps(body))
-
-    def snapshot(route: Any) -> None:
-        asked.append(route.request.url)
-        event_id = route.request.url.split("/api/events/")[1].split("/")[0]
-        if event_id in with_pictures:
-            route.fulfill(status=200, content_type="image/jpeg", body=jpeg)
-        else:
-            route.fulfill(status=404, content_type="application/json", body='{"error": "none"}')
-
-    page.route(re.compile(r"/api/events/[0-9a-f-]+/snapshot"), snapshot)
-    page.route(re.compile(r"/api/events(\?.*)?$"), events)
-    page.route(re.compile(r"/api/events/[0-9a-f-]+(/track)?(\?.*)?$"), events)
-    return asked
-
-
 def rows(page: Any) -> list[str]:
     return list(page.locator("#history tbody tr").evaluate_all("rs => rs.map(r => r.dataset.id)"))
 
@@ -191,6 +156,14 @@ def test_history_event_and_device_views(tmp_path: Path) -> None:
             # a message the hub cannot store: door-1's quarantine shows it
             pub.publish(topic(prefix, "door-1", "events"), [b'{"v": 1, "events": []}'])
             wait_for(lambda: hub.get("/api/quarantine")["total"] == 1)
+            # the walk's start snapshots, as a device sends them
+            picture = _jpeg()
+            for kind in ("start", "start_crop"):
+                pub.publish(topic(prefix, "door-1", "snapshots"), [snapshot_message(
+                    "door-1", walk[0].id, kind, picture, stream="front", width=640,
+                    height=360, box=BOX)])  # fmt: skip
+            wait_for(lambda: hub.get(f"/api/events/{walk[0].id}")["snapshots_stored"]
+                     == ["start", "start_crop"])  # fmt: skip
             with sync_api.sync_playwright() as pw:
                 browser = pw.chromium.launch(
                     executable_path=str(CHROMIUM),
@@ -220,7 +193,8 @@ def test_history_event_and_device_views(tmp_path: Path) -> None:
                     lambda r: (("/api/stream" in r.url and r.failure == "net::ERR_ABORTED")
                                or problems.append(f"failed {r.url} {r.failure}")),
                 )  # fmt: skip
-                asked = _stub_snapshots(page, {walk[0].id})
+                asked: list[str] = []
+                page.on("request", lambda r: "/snapshot" in r.url and asked.append(r.url))
                 page.goto(hub.url("/"))
                 # the favicon: the page's icon link, served as an image, and /favicon.ico
                 # too (asked for from outside the page: Chromium fails a fetch of
