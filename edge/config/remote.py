@@ -9,7 +9,8 @@ nothing is applied or written.
 
 What is allowed is tuning: how detections turn into events (scores, per-label scores,
 label allow/deny lists, box areas, zones, lines, tracking),
-how often frames are processed, how often telemetry is sent. What is refused, and why
+how often frames are processed, how often telemetry is sent, how big and how many
+event snapshots are (a metered link's budget). What is refused, and why
 (``REFUSED``): whatever says who the device is, where it connects, which files it reads
 or writes, which model runs and which key verifies models. A command channel that can
 change those can take the device over (issue 11: a remote ``sync.model_public_key``
@@ -66,6 +67,13 @@ REMOTE_KEYS: dict[str, str] = {
     "tracking.min_update_gap_s": "event updates",
     "tracking.audio_min_s": "audio events",
     "sync.telemetry_interval_s": "how often telemetry is sent (the one [sync] key)",
+    "snapshots.enabled": "event snapshots, on or off (what a metered link sends)",
+    "snapshots.kinds": "which event snapshots are taken",
+    "snapshots.max_dim": "the snapshot frame's longest side",
+    "snapshots.crop_max_dim": "the snapshot crop's longest side",
+    "snapshots.crop_padding": "the margin around a snapshot crop's box",
+    "snapshots.quality": "snapshot JPEG quality",
+    "snapshots.max_bytes": "the largest snapshot JPEG",
 }
 """Every key path a remote ``config`` may change (``[]``: any stream, ``NAME``: any key),
 with what it tunes. Nothing else may differ from the device's config file."""
