@@ -15,7 +15,9 @@ def add_parser(sub: Any) -> None:
         "demo",
         help="run a broker, the hub and a daemon on sample media; open the dashboard",
         description="Faces come and go in a sample video, speech and 'okay nabu' in a sample "
-        "WAV; events flow through the outbox and MQTT to the hub's dashboard. Ctrl-C stops it.",
+        "WAV; events flow through the outbox and MQTT to the hub's dashboard, and each one is "
+        "printed as a line on stdout. Every run starts with an empty hub and outbox "
+        "(--keep keeps them). A workdir or port another demo holds is refused. Ctrl-C stops it.",
     )
     p.add_argument(
         "--http-port", type=int, default=8080, help="dashboard port (default 8080; 0: a free one)"

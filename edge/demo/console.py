@@ -14,6 +14,7 @@ resumed with ``Last-Event-ID`` (the hub replays what was stored meanwhile).
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import threading
 import urllib.request
@@ -115,10 +116,16 @@ class EventConsole:
     def stop(self) -> None:
         self._stop.set()
 
+    @property
+    def alive(self) -> bool:
+        """False once the thread died of something it does not retry: the demo stops then,
+        rather than go on printing nothing."""
+        return self._thread.is_alive() or self._stop.is_set()
+
     def _run(self) -> None:
         while not self._stop.is_set():
             # the hub restarting or stopping: resume from the last event
-            with contextlib.suppress(OSError, ValueError):
+            with contextlib.suppress(OSError, ValueError, http.client.HTTPException):
                 self._follow()
             self._stop.wait(RETRY_S)
 

@@ -249,7 +249,7 @@ def _run_locked(opts: DemoOptions, work: Path) -> int:
         while not stopping:
             if opts.duration is not None and time.monotonic() - t0 >= opts.duration:
                 break
-            why = procs.dead()
+            why = procs.dead() or (None if console.alive else "the event console failed")
             if why is not None or (broker.proc.poll() is not None):
                 why = why or f"broker exited ({broker.proc.returncode})"
                 raise EdgeError(f"demo stopped: {why}; see {work / 'logs'}")

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -97,3 +100,64 @@ def test_the_console_prints_news_skips_junk_and_remembers_where_it_was() -> None
     assert console.printed == 2
     assert console._last == "3"  # a resume asks for what came after the last numbered one
     assert console.url == "http://127.0.0.1:1/api/stream?device=demo-device"
+
+
+class _FlakyHub:
+    """A real HTTP server on 127.0.0.1 that plays a hub's ``/api/stream``: each connection
+    gets the next scripted body, then the server drops it (a hub restarting)."""
+
+    def __init__(self, bodies: list[bytes]) -> None:
+        self.bodies = bodies
+        self.resumed_from: list[str | None] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.resumed_from.append(self.headers.get("Last-Event-ID"))
+                body = outer.bodies.pop(0) if outer.bodies else b"retry: 2000\n\n"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                self.wfile.write(body)
+                self.close_connection = True
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _sse(n: int, event: Any) -> bytes:
+    return f"id: {n}\nevent: event\ndata: {json.dumps(event)}\n\n".encode()
+
+
+def test_a_dropped_stream_resumes_after_the_last_event_and_junk_is_survived() -> None:
+    hub = _FlakyHub(
+        [
+            _sse(1, _ev()) + b"id: 2\ndata: {cut mid-",  # dropped mid-message
+            b"\xff\xfe\x00garbage\n\n",  # not SSE, not UTF-8
+            _sse(3, _ev(label="cat", phase="exit", zone="walkway")),
+        ]
+    )
+    out = io.StringIO()
+    console = EventConsole(hub.url, out)
+    console.start()
+    try:
+        deadline = time.monotonic() + 10
+        while console.printed < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert console.alive
+    finally:
+        console.stop()
+        hub.close()
+    assert out.getvalue().splitlines() == [
+        f"{_local(T0)} face at lobby-cam (0.91) for 3.2 s",
+        f"{_local(T1)} cat left walkway at lobby-cam",
+    ]
+    assert hub.resumed_from[:3] == [None, "1", "1"]
