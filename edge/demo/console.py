@@ -17,6 +17,7 @@ import contextlib
 import http.client
 import json
 import threading
+import unicodedata
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -44,10 +45,11 @@ def _seconds(rfc3339: Any) -> float | None:
 
 
 def _text(value: Any) -> str | None:
-    """A name fit for one console line: a non-empty str with no control characters."""
+    """A name fit for one console line: a non-empty str with no control or format
+    characters (no terminal escapes, no right-to-left overrides that reorder the line)."""
     if not isinstance(value, str) or not value or len(value) > 200:
         return None
-    return None if any(ord(c) < 32 or ord(c) == 127 for c in value) else value
+    return None if any(unicodedata.category(c).startswith("C") for c in value) else value
 
 
 def describe(event: Any) -> str | None:
@@ -151,5 +153,9 @@ class EventConsole:
                 emit(line)
 
     def _print(self, line: str) -> None:
+        try:
+            print(line, file=self.out, flush=True)
+        except BrokenPipeError:  # `edge demo | head`: the reader left; the demo goes on
+            self._stop.set()
+            return
         self.printed += 1
-        print(line, file=self.out, flush=True)

@@ -57,7 +57,8 @@ def test_a_clock_step_back_is_never_a_negative_duration() -> None:
     [
         None, [], "face", 3,
         _ev(label=None), _ev(label=""), _ev(label=7), _ev(stream=None),
-        _ev(label="face\x1b[2Jcleared"), _ev(stream="cam\nfake line"), _ev(label="x" * 201),
+        _ev(label="face\x1b[2Jcleared"), _ev(stream="cam\nfake line"),
+        _ev(label="face\u202etac"), _ev(label="\u200b"), _ev(label="x" * 201),
         _ev(started_at="yesterday"), _ev(ts=None), _ev(started_at=12),
         _ev(score=None), _ev(score="0.9"), _ev(score=True), _ev(score=1.5), _ev(score=-0.1),
         _ev(score=float("nan")),
@@ -161,3 +162,13 @@ def test_a_dropped_stream_resumes_after_the_last_event_and_junk_is_survived() ->
         f"{_local(T1)} cat left walkway at lobby-cam",
     ]
     assert hub.resumed_from[:3] == [None, "1", "1"]
+
+
+def test_a_reader_that_left_stops_the_console_not_the_demo() -> None:
+    class Closed(io.StringIO):
+        def write(self, s: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    console = EventConsole("http://127.0.0.1:1", Closed())
+    console.feed(iter([("1", json.dumps(_ev())), ("2", json.dumps(_ev()))]), console._print)
+    assert console.printed == 0 and console.alive  # stopped on purpose: not a failure
