@@ -177,7 +177,7 @@ def _summary(url: str, printed: int) -> str:
         (d for d in devices if isinstance(d, dict) and d.get("device_id") == DEVICE_ID), None
     )
     state = str(dev.get("state", "?")) if dev else "not seen yet"
-    return f"{DEVICE_ID} {state}; {printed} events so far"
+    return f"{DEVICE_ID} {state}; {printed} event{'' if printed == 1 else 's'} so far"
 
 
 def run_demo(opts: DemoOptions) -> int:
