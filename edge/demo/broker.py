@@ -84,8 +84,11 @@ class Broker:
                 self.proc.wait()
 
 
-def start_broker(workdir: Path, log: IO[bytes], prefer: str = "auto") -> Broker:
-    port = free_port()
+def start_broker(
+    workdir: Path, log: IO[bytes], prefer: str = "auto", port: int | None = None
+) -> Broker:
+    """Start a broker on 127.0.0.1:``port`` (a free one when ``None``)."""
+    port = free_port() if port is None else port
     mosquitto = shutil.which("mosquitto")
     if prefer in ("auto", "mosquitto") and mosquitto:
         conf = workdir / "mosquitto.conf"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -14,8 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from edge.demo.broker import Broker, free_port, listening, start_broker
+from edge.demo.broker import Broker, free_port, start_broker
+from edge.demo.browser import open_dashboard
+from edge.demo.console import EventConsole
 from edge.demo.media import DOOR, VIDEO, WALKWAY, WAV, build_video
+from edge.demo.preflight import (
+    DEVICE_DIR,
+    HUB_DB,
+    check_device_free,
+    check_ports,
+    lock_workdir,
+    reset_state,
+)
 from edge.errors import EdgeError
 
 log = logging.getLogger(__name__)
@@ -31,12 +42,15 @@ def _points(points: tuple[tuple[float, float], ...]) -> str:
 @dataclass
 class DemoOptions:
     workdir: Path
-    http_port: int = 8080
+    http_port: int = 8080  # 0: a free one
+    mqtt_port: int | None = None  # None or 0: a free one
     camera: str | None = None  # a camera index or URL instead of the sample video
     mic: bool = False  # the default microphone instead of the sample WAV
     duration: float | None = None  # seconds; None: until Ctrl-C
     broker: str = "auto"  # auto | mosquitto | amqtt
     quiet: bool = False
+    keep: bool = False  # keep the hub's database and the device's outbox from the last run
+    no_browser: bool = False
 
 
 def device_config(opts: DemoOptions, video: Path, broker: Broker, health_port: int) -> str:
@@ -46,7 +60,7 @@ def device_config(opts: DemoOptions, video: Path, broker: Broker, health_port: i
     mic = "mic" if opts.mic else str(WAV)
     lines = [
         f'device_id = "{DEVICE_ID}"',
-        f'data_dir = "{(opts.workdir / "device").as_posix()}"',
+        f'data_dir = "{(opts.workdir / DEVICE_DIR).as_posix()}"',
         "",
         "[[streams]]",
         'name = "lobby-cam"',
@@ -152,33 +166,52 @@ def _wait_hub(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> N
     raise EdgeError(f"edge-hub did not come up at {url} within {timeout:.0f} s")
 
 
-def _summary(url: str) -> str:
+def _summary(url: str, printed: int) -> str:
+    """The device's state as the hub sees it, and how many events the console printed
+    (the hub's label counts would count every start and update step too)."""
     try:
-        buckets = _get(url + "/api/stats/labels").get("counts", [])
         devices = _get(url + "/api/devices")["devices"]
-    except (OSError, ValueError, KeyError, AttributeError):
+    except (OSError, ValueError, KeyError, TypeError):
         return "hub not answering"
-    totals: dict[str, int] = {}
-    for b in buckets:
-        totals[b["label"]] = totals.get(b["label"], 0) + int(b["count"])
-    dev = next((d for d in devices if d.get("device_id") == DEVICE_ID), None)
+    dev = next(
+        (d for d in devices if isinstance(d, dict) and d.get("device_id") == DEVICE_ID), None
+    )
     state = str(dev.get("state", "?")) if dev else "not seen yet"
-    counts = ", ".join(f"{n} {label}" for label, n in sorted(totals.items())) or "none yet"
-    return f"{DEVICE_ID} {state}; events: {counts}"
+    return f"{DEVICE_ID} {state}; {printed} event{'' if printed == 1 else 's'} so far"
 
 
 def run_demo(opts: DemoOptions) -> int:
+    """Run the demo until Ctrl-C or ``duration``. Status lines go to stderr, one line per
+    event (``edge.demo.console``) to stdout."""
     work = opts.workdir
-    (work / "logs").mkdir(parents=True, exist_ok=True)
+    lock = lock_workdir(work)  # before anything is written there: the logs, the state
+    try:
+        return _run_locked(opts, work)
+    finally:
+        lock.release()
 
+
+def _run_locked(opts: DemoOptions, work: Path) -> int:
     def say(msg: str) -> None:
         if not opts.quiet:
             print(msg, file=sys.stderr, flush=True)
 
+    ports = {"--http-port": opts.http_port, "--mqtt-port": opts.mqtt_port or 0}
+    check_ports({flag: p for flag, p in ports.items() if p != 0})
+    check_device_free(work)
+    http_port = opts.http_port or free_port()
+    if opts.keep:
+        say(f"state: kept from earlier runs in {work} (--keep)")
+    else:
+        reset_state(work)
+        say("state: fresh: the hub's database and the device's outbox start empty "
+            "(--keep keeps them between runs)")  # fmt: skip
+    (work / "logs").mkdir(parents=True, exist_ok=True)
     video = build_video(work / VIDEO) if opts.camera is None else work / VIDEO
     logs = {n: (work / "logs" / f"{n}.log").open("wb") for n in ("broker", "hub", "daemon")}
     procs = _Procs()
     broker: Broker | None = None
+    console: EventConsole | None = None
     stopping = False
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -187,20 +220,20 @@ def run_demo(opts: DemoOptions) -> int:
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        broker = start_broker(work, logs["broker"], opts.broker)
+        broker = start_broker(work, logs["broker"], opts.broker, opts.mqtt_port or None)
         say(f"broker: {broker.kind} on 127.0.0.1:{broker.port} (MQTT {broker.protocol})")
-        # a dashboard port already taken (another demo, another server): take a free one
-        http_port = free_port() if listening(opts.http_port) else opts.http_port
         url = f"http://127.0.0.1:{http_port}"
         hub = procs.start(
             "hub",
             [sys.executable, "-m", "cloud_sync.hub.cli", "serve",
-             "--db", f"sqlite:///{(work / 'hub.db').as_posix()}",
+             "--db", f"sqlite:///{(work / HUB_DB).as_posix()}",
              "--mqtt-port", str(broker.port), "--mqtt-protocol", broker.protocol,
              "--http-port", str(http_port), "--client-id", "edge-hub-demo"],
             logs["hub"],
         )  # fmt: skip
         _wait_hub(url, hub)
+        console = EventConsole(url, sys.stdout, device=DEVICE_ID)
+        console.start()
         config = work / "device.toml"
         config.write_text(device_config(opts, video, broker, free_port()))
         procs.start(
@@ -208,23 +241,27 @@ def run_demo(opts: DemoOptions) -> int:
             logs["daemon"],
         )  # fmt: skip
         say(f"dashboard: {url}/   (API: {url}/api/events, live feed: {url}/api/stream)")
+        if open_dashboard(url + "/", os.environ, no_browser=opts.no_browser):
+            say("opened the dashboard in your browser (--no-browser: don't)")
         say(f"logs: {work / 'logs'}; Ctrl-C stops everything")
         t0 = time.monotonic()
         next_report = t0 + 5
         while not stopping:
             if opts.duration is not None and time.monotonic() - t0 >= opts.duration:
                 break
-            why = procs.dead()
+            why = procs.dead() or (None if console.alive else "the event console failed")
             if why is not None or (broker.proc.poll() is not None):
                 why = why or f"broker exited ({broker.proc.returncode})"
                 raise EdgeError(f"demo stopped: {why}; see {work / 'logs'}")
             if time.monotonic() >= next_report:
-                say(_summary(url))
-                next_report += 10
+                say(_summary(url, console.printed))
+                next_report += 30
             time.sleep(0.2)
         say("stopping: daemon, hub, broker")
         return 0
     finally:
+        if console is not None:
+            console.stop()
         procs.stop()
         if broker is not None:
             broker.stop()
