@@ -109,7 +109,12 @@ def _moved(a: Box, b: Box, frac: float) -> bool:
 
 
 def _box(row: Floats) -> Box:
-    return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+    """A filtered Kalman box, published: clipped to the image. The filter's state may run
+    past an edge (an object leaving the frame at speed, or the velocity overshooting after
+    a hit at the border), but an event's box is normalized (``Event`` refuses anything
+    else, which once stopped every event of a stream); the state itself stays unclipped."""
+    x1, y1, x2, y2 = (min(max(float(v), 0.0), 1.0) for v in row[:4])
+    return (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
 
 
 @dataclass

@@ -137,3 +137,21 @@ def test_a_dropped_frame_is_predicted_two_intervals_ahead() -> None:
     for i in kept:
         t.update([person(0.02 + 0.04 * i)], i / 10)
     assert [(tr.id, tr.hits) for tr in t.tracks] == [(1, len(kept))]
+
+
+def test_a_box_leaving_the_frame_at_speed_stays_normalized() -> None:
+    """The Kalman state overshoots the left edge (the object moved 0.15 a frame, then is
+    seen pinned at x = 0): published boxes, and the events built from them, stay in [0, 1]
+    (an out-of-image box once made ``Event`` refuse every event of the stream)."""
+    t = Tracker(cfg("bytetrack"))
+    xs = [0.6, 0.45, 0.3, 0.15, 0.0, 0.0, 0.0]
+    boxes = []
+    for i, x in enumerate(xs):
+        t.update([Observation("person", 0.9, (x, 0.0, x + 0.1, 0.98 + 0.01 * (i % 2)))], i / 10)
+        boxes += [tr.box for tr in t.tracks]
+    for i in range(len(xs), len(xs) + 3):  # missing: predicted further left, then ended
+        t.update([], i / 10)
+        boxes += [tr.box for tr in t.tracks]
+    assert boxes
+    for x1, y1, x2, y2 in boxes:
+        assert 0.0 <= x1 <= x2 <= 1.0 and 0.0 <= y1 <= y2 <= 1.0, (x1, y1, x2, y2)
