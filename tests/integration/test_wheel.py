@@ -1,6 +1,6 @@
-"""The wheel, built from the tracked files and installed in a fresh venv outside the checkout,
-runs the commands a new user types: what `pip install -e .` hides (package data that is found
-only beside a source tree) fails here.
+"""The wheel, built (through an sdist) from the tracked files and installed in a fresh venv
+outside the checkout, runs the commands a new user types: what `pip install -e .` hides
+(package data that is found only beside a source tree) fails here.
 
 The venv sees this interpreter's site-packages through a ``.pth`` line, so the dependencies
 are not downloaded again; ``.pth`` files inside that folder are not run, so the editable
@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import time
 import urllib.request
 import zipfile
@@ -102,9 +103,20 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     cwd.mkdir()
     _copy_tracked(src)
     build_env = dict(os.environ)  # PYTHONPATH may be where setuptools comes from
+    # sdist first, then the wheel from the unpacked sdist, as `python -m build` does: what
+    # the sdist leaves out is then missing from the wheel too
+    sdist = subprocess.run(
+        [sys.executable, "-c", "import sys; from setuptools import build_meta as b;"
+         "print(b.build_sdist(sys.argv[1]))", str(dist)],
+        cwd=src, env=build_env, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert sdist.returncode == 0, sdist.stdout + sdist.stderr
+    with tarfile.open(dist / sdist.stdout.splitlines()[-1]) as tf:
+        tf.extractall(tmp / "sdist", filter="data")
+    (unpacked,) = (tmp / "sdist").iterdir()
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "--no-index", "-q", "-w", str(dist), str(src)],
+         "--no-index", "-q", "-w", str(dist), str(unpacked)],
         cwd=tmp, env=build_env, capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
     assert build.returncode == 0, build.stdout + build.stderr
