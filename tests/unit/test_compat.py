@@ -48,3 +48,18 @@ def test_the_package_says_it_runs_on_3_10() -> None:
     assert "tomli>=2; python_version < '3.11'" in project["project"]["dependencies"]
     assert project["tool"]["mypy"]["python_version"] == "3.10"
     assert project["tool"]["ruff"]["target-version"] == "py310"
+
+
+def test_tomli_reads_every_shipped_toml_as_tomllib_does() -> None:
+    # what a 3.10 install parses with (tomli is in the dev extra for mypy's 3.10 check)
+    tomli = importlib.import_module("tomli")
+    files = [
+        *(REPO / "edge" / "device_profiles").glob("*.toml"),
+        *(REPO / "examples").rglob("*.toml"),
+    ]
+    assert len(files) > 8
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert tomli.loads(text) == tomllib.loads(text), path
+    with pytest.raises(tomli.TOMLDecodeError):
+        tomli.loads("a = \n")
