@@ -25,13 +25,14 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud_sync import signing
+from edge.compat import UTC
 from edge.control import DeviceControl
 from edge.errors import ConfigError, IntegrityError
 from edge.models.manifest import Manifest, parse_manifest

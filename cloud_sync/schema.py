@@ -4,8 +4,10 @@ Imports pydantic only: the hub validates with these models and never touches
 onnxruntime or OpenCV. Every payload carries ``"v": 1``; a v2 payload is a new
 set of models beside these, picked by ``v``, so both can coexist on one broker.
 
-``python -m cloud_sync.schema --write schemas/`` regenerates the JSON Schema
-files in the repo for dashboard builders (a test checks they are current).
+``python -m cloud_sync.schema --write cloud_sync/schemas`` regenerates the JSON Schema
+files for dashboard builders (a test checks they are current). They live inside the
+package so that an installed wheel ships them (``SCHEMAS_DIR``); ``schemas/`` at the top
+of the checkout is a link to them, kept for the paths already in use.
 """
 
 from __future__ import annotations
@@ -438,6 +440,9 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "hub-online.v1": HubOnlineV1,
     "snapshot-header.v1": SnapshotHeaderV1,
 }
+
+
+SCHEMAS_DIR = Path(__file__).with_name("schemas")  # the committed files, shipped as package data
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -30,6 +30,7 @@ from cloud_sync.schema import (
     StreamStatsV1,
     TelemetryV1,
 )
+from edge.compat import UTC
 from edge.redact import redact
 from edge.stats import DetectorStats, DeviceStats, SinkStats, StreamStats
 

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge import redact
+from edge import __version__, redact
 from edge.errors import run_cli
 
 
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Convert an FP32 ONNX model into a bundle for a device profile, "
         "evaluate it against FP32 and check the profile's accuracy gate.",
     )
+    p.add_argument("--version", action="version", version=f"edgewise {__version__}")
     p.add_argument("model", metavar="MODEL", nargs="?", help="zoo name, manifest or .onnx file")
     p.add_argument("--profile", "-p", help="device profile name or .toml path")
     p.add_argument("--calibration", "-c", type=Path, help="image/audio folder or .npy")

@@ -20,9 +20,10 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from edge.compat import UTC
 from edge.supervise import ComponentHealth
 from edge.wire import SnapshotKind
 

@@ -1,4 +1,4 @@
-"""Device profiles: one TOML file per hardware target in ``device_profiles/``.
+"""Device profiles: one TOML file per hardware target in ``edge/device_profiles/``.
 
 A profile names the hardware (ISA facts), the runtime and its provider or
 delegate, threads, the conversion recipe and the accuracy gate. It is validated
@@ -8,17 +8,19 @@ with ``extra="forbid"`` so a misspelt key is an error, not a silent default.
 from __future__ import annotations
 
 import os
-import tomllib
 from functools import cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from edge.compat import tomllib
 from edge.errors import ProfileError
 from edge.models.manifest import format_validation_error
 
-PROFILES_DIR = Path(__file__).resolve().parents[1] / "device_profiles"
+# Inside the package, so a wheel ships them; ``device_profiles/`` at the top of a checkout
+# is a link to this folder (the path the README and existing scripts use).
+PROFILES_DIR = Path(__file__).with_name("device_profiles")
 
 
 class _Strict(BaseModel):
@@ -185,7 +187,7 @@ class Profile(_Strict):
 
 
 def profiles_dir() -> Path:
-    """``$EDGEWISE_PROFILES`` if set, else the repository's ``device_profiles/``."""
+    """``$EDGEWISE_PROFILES`` if set, else the profiles shipped with the package."""
     env = os.environ.get("EDGEWISE_PROFILES")
     return Path(env) if env else PROFILES_DIR
 
@@ -208,7 +210,13 @@ def read_profile(path: Path) -> Profile:
 
 @cache
 def _all(folder: Path) -> dict[str, Profile]:
-    return {p.stem: read_profile(p) for p in sorted(folder.glob("*.toml"))}
+    profiles = {p.stem: read_profile(p) for p in sorted(folder.glob("*.toml"))}
+    if not profiles:
+        # an empty table and "choose one of" followed by nothing is how a wheel without its
+        # package data used to fail; say where the profiles were looked for instead
+        where = "$EDGEWISE_PROFILES" if os.environ.get("EDGEWISE_PROFILES") else "the package"
+        raise ProfileError(f"no device profiles (*.toml) in {folder} ({where})")
+    return profiles
 
 
 def all_profiles() -> dict[str, Profile]:

@@ -22,10 +22,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, Field
+
+from edge.compat import UTC
 
 INT64_MAX = 2**63 - 1
 """The largest integer a store column (SQLite INTEGER, PostgreSQL bigint) holds."""

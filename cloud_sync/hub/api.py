@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -34,6 +34,7 @@ from cloud_sync.hub.openapi import openapi_document
 from cloud_sync.hub.snapshots.http import snapshot_response
 from cloud_sync.hub.snapshots.storage import SnapshotStore, default_dir
 from cloud_sync.schema import PHASES, CommandV1, topic
+from edge.compat import UTC
 from edge.supervise import ComponentHealth
 from edge.wire import COMMAND_RE, DEVICE_ID_RE, INT64_MAX, LABEL_PATTERN, NAME_RE, loads
 

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
@@ -51,6 +51,7 @@ from cloud_sync.mqtt_auth import (
     tls_failure,
 )
 from cloud_sync.schema import HubOnlineV1, hub_online_topic, parse_topic, topic
+from edge.compat import UTC
 from edge.supervise import ComponentHealth, GuardedThread
 
 log = logging.getLogger("edge_hub.ingest")

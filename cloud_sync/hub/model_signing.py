@@ -12,9 +12,8 @@ from __future__ import annotations
 import json
 import re
 import sys
-import tomllib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from pydantic import ValidationError
 
 from cloud_sync import signing
 from cloud_sync.hub.errors import HubError
+from edge.compat import UTC, tomllib
 from edge.errors import IntegrityError, ManifestError
 from edge.models import zoo
 from edge.models.manifest import (

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
@@ -39,6 +39,7 @@ from cloud_sync.schema import (
     parse_topic,
     topic,
 )
+from edge.compat import UTC
 from edge.supervise import GuardedThread
 
 if TYPE_CHECKING:

@@ -34,13 +34,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from cloud_sync.outbox.recover import move_aside
 from cloud_sync.schema import SnapshotError, SnapshotHeaderV1, encode_snapshot
+from edge.compat import UTC
 from edge.snapshots import Snapshot
 from edge.supervise import ComponentHealth
 

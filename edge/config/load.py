@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from edge.compat import tomllib
 from edge.config.device import COLLECT_REFERENCES, DeviceConfig
 from edge.config.env import expand_env
 from edge.config.lines import find_line, key_lines

@@ -19,10 +19,10 @@ let an attacker's signed model in), read its files, or send its data elsewhere.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from typing import Any
 
+from edge.compat import tomllib
 from edge.errors import ConfigError
 
 KeyPath = tuple[str | int, ...]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from edge.atomic import StagedFile
+from edge.compat import UTC
 from edge.config import parse_config, resolve_paths
 from edge.config.remote import check_remote_config
 from edge.control import DeviceControl

@@ -25,9 +25,10 @@ import json
 import logging
 import shutil
 import threading
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
+from edge.compat import UTC
 from edge.config import DeviceConfig
 from edge.errors import EdgeError, IntegrityError
 from edge.models.manifest import parse_manifest

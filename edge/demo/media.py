@@ -68,7 +68,7 @@ def _read(name: str) -> Image:
 
 
 def frame(index: int, background: Image, faces: dict[str, Image]) -> Image:
-    out = background.copy()
+    out: Image = background.copy()  # numpy 2.4 types copy() as Any when checked as 3.10
     for a in SCRIPT:
         if a.first <= index <= a.last:
             t = (index - a.first) / max(a.last - a.first, 1)

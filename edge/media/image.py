@@ -38,7 +38,7 @@ def draw_detections(
     image: npt.NDArray[np.uint8], detections: list[Detection]
 ) -> npt.NDArray[np.uint8]:
     """A copy of ``image`` with boxes, polygons, keypoints and ``label score`` drawn."""
-    out = image.copy()
+    out: npt.NDArray[np.uint8] = image.copy()  # numpy 2.4 types copy() as Any when checked as 3.10
     thick = max(1, round(min(out.shape[:2]) / 300))
     labels: dict[str, int] = {}
     for det in detections:

@@ -8,7 +8,6 @@ model of a known family is a manifest, not a code change.
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from edge.compat import tomllib
 from edge.errors import ManifestError
 from edge.models.labels import read_labels_file
 from edge.wire import DeviceId, WireTime

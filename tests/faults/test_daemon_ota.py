@@ -17,7 +17,7 @@ import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud_sync import signing
+from edge.compat import UTC
 from edge.demo.broker import free_port
 from edge.models import zoo
 from tests.fixtures.video import DEFAULT_SPANS, face_video

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import urllib.request
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ import pytest
 
 from cloud_sync.hub.db import open_store
 from cloud_sync.schema import EventBatchV1, EventV1, ModelRefV1, StatusV1, TelemetryV1, topic
+from edge.compat import UTC
 from tests.support.snapshots import message as snapshot_message
 
 from .hub_support import HubProc, Publisher, mosquitto, wait_for

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 from cloud_sync.hub.api import Hub, matches
 from cloud_sync.hub.db import MAX_TRACK, Store
 from cloud_sync.schema import EventBatchV1, EventV1, ModelRefV1, TelemetryV1, topic
+from edge.compat import UTC
 
 from .hub_support import HubProc, Publisher, mosquitto
 from .test_hub_stream import sse

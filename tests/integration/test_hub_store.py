@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,7 @@ from cloud_sync.hub.db import EventQuery, Store, open_store
 from cloud_sync.hub.errors import QueryError, StoreError
 from cloud_sync.hub.validate import Reply
 from cloud_sync.schema import CommandReplyV1, EventBatchV1, EventV1, StatusV1
+from edge.compat import UTC
 
 from .hub_support import make_batch, make_telemetry
 

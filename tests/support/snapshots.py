@@ -4,12 +4,13 @@ track that name them, and the binary snapshot messages (``encode_snapshot``)."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import cv2
 
 from cloud_sync.schema import EventBatchV1, EventV1, ModelRefV1, SnapshotHeaderV1, encode_snapshot
+from edge.compat import UTC
 from tests.fixtures.coco_photos import photo
 
 

@@ -9,7 +9,6 @@ import hashlib
 import json
 import threading
 import time
-import tomllib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 
 from cloud_sync import signing
 from cloud_sync.commands import CommandHandler, CommandWorker
+from edge.compat import tomllib
 from edge.errors import ConfigError, ModelError
 from edge.stats import DetectorStats, DeviceStats
 from tests.support.ota import update_manifest

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 
 import pytest
 
 from converters.cli import main
 from edge.cli.doctor_cmd import Machine, match_profile, read_machine
+from edge.compat import tomllib
 from edge.errors import ProfileError
 from edge.models.resolve import resolve
 from edge.profiles import PROFILES_DIR, all_profiles, get_profile, read_profile
@@ -135,3 +135,28 @@ def test_doctor_reads_cpuinfo(tmp_path: Path) -> None:
     m = read_machine(info, tmp_path / "missing-model")
     assert m.cpu == "Test CPU" and {"avx2", "avx512_vnni"} <= set(m.flags) and m.board == ""
     assert tomllib.loads((PROFILES_DIR / "x86-64-vnni.toml").read_text())["name"] == "x86-64-vnni"
+
+
+@pytest.mark.parametrize("files", [[], ["README.md"]], ids=["empty", "no-toml"])
+def test_a_profile_folder_without_profiles_is_an_error_not_an_empty_list(
+    files: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # what a wheel without its package data did: an empty table, "choose one of" nothing
+    for name in files:
+        (tmp_path / name).write_text("not a profile\n")
+    monkeypatch.setenv("EDGEWISE_PROFILES", str(tmp_path))
+    with pytest.raises(ProfileError, match=r"no device profiles \(\*\.toml\) in .*EDGEWISE_PROF"):
+        get_profile("raspberry-pi-5")
+    assert main(["--list-profiles"]) != 0
+    assert "no device profiles" in capsys.readouterr().err
+
+
+def test_a_missing_profile_folder_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGEWISE_PROFILES", str(tmp_path / "nowhere"))
+    with pytest.raises(ProfileError, match="no device profiles"):
+        all_profiles()

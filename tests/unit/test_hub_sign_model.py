@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pytest
 from cloud_sync import signing
 from cloud_sync.commands import ModelArgs
 from cloud_sync.hub.model_signing import parse_duration
+from edge.compat import UTC
 from edge.errors import IntegrityError
 from edge.models import zoo
 from edge.models.manifest import Manifest

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pytest
 
 from cloud_sync.hub.validate import Rejected, Reply, decode
 from cloud_sync.schema import EventBatchV1, StatusV1, TelemetryV1
+from edge.compat import UTC
 
 P = "edgewise/v1"
 BOOT = str(uuid.uuid4())

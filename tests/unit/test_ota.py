@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import pytest
 
 from cloud_sync import signing
 from cloud_sync.commands import CommandHandler
+from edge.compat import UTC
 from edge.config import SyncConfig
 from edge.errors import ConfigError
 from edge.models import zoo

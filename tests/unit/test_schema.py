@@ -5,18 +5,26 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cloud_sync.schema import json_schemas, parse_topic, reply_topic, topic
+from cloud_sync.schema import SCHEMAS_DIR, json_schemas, parse_topic, reply_topic, topic
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_committed_schema_files_are_current() -> None:
     for name, schema in json_schemas().items():
-        path = SCHEMAS / f"{name}.schema.json"
-        assert path.is_file(), f"{path} missing: run python -m cloud_sync.schema --write schemas"
-        assert json.loads(path.read_text()) == schema, (
-            f"{path} is stale: run python -m cloud_sync.schema --write schemas"
-        )
+        path = SCHEMAS_DIR / f"{name}.schema.json"
+        fix = "run python -m cloud_sync.schema --write cloud_sync/schemas"
+        assert path.is_file(), f"{path} missing: {fix}"
+        assert json.loads(path.read_text()) == schema, f"{path} is stale: {fix}"
+    assert sorted(p.name for p in SCHEMAS_DIR.glob("*.json")) == sorted(
+        f"{name}.schema.json" for name in json_schemas()
+    ), "a schema file that no model writes"
+
+
+def test_the_checkout_paths_lead_to_the_packaged_files() -> None:
+    # one source of truth: device_profiles/ and schemas/ at the top are links into the packages
+    assert (REPO / "schemas").resolve() == SCHEMAS_DIR.resolve()
+    assert (REPO / "device_profiles").resolve() == (REPO / "edge" / "device_profiles").resolve()
 
 
 def test_topics_round_trip() -> None:

@@ -9,10 +9,11 @@ import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from cloud_sync.hub.errors import StoreError
+from edge.compat import UTC
 
 
 class Cursor(Protocol):

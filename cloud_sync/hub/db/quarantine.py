@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from cloud_sync.hub.db import render
 from cloud_sync.hub.db.engine import Engine
 from cloud_sync.hub.db.render import iso
 from cloud_sync.hub.errors import QueryError
+from edge.compat import UTC
 from edge.wire import is_device_id
 
 QUARANTINE_PAYLOAD_MAX = 64 * 1024

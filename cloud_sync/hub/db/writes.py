@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from cloud_sync.hub.db.engine import EVENT_COLS, Cursor, Engine
 from cloud_sync.hub.validate import Reply
 from cloud_sync.schema import EventBatchV1, StatusV1, TelemetryV1
+from edge.compat import UTC
 
 
 @dataclass
