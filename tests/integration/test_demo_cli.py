@@ -19,7 +19,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import tomllib
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from edge.compat import tomllib
 from edge.demo.broker import free_port
 from tests.support import children
 
