@@ -99,7 +99,8 @@ def test_every_relative_link_resolves(page: Path) -> None:
 
 
 def test_the_link_check_catches_a_missing_file_and_a_missing_heading(tmp_path: Path) -> None:
-    (tmp_path / "other.md").write_text("# Other\n\n## The dashboard's views\n\n## Views\n## Views\n")
+    other = "# Other\n\n## The dashboard's views\n\n## Views\n## Views\n"
+    (tmp_path / "other.md").write_text(other)
     page = tmp_path / "page.md"
     page.write_text(
         "[ok](other.md#the-dashboards-views) [ok2](other.md#views-1) [self](#top)\n"
