@@ -153,3 +153,63 @@ def test_run_example_finds_speech(tmp_path: Path) -> None:
     starts = [e for e in events if e["phase"] == "start"]
     assert [e["label"] for e in starts] == ["speech", "speech"], events
     shutil.rmtree(tmp_path / "home", ignore_errors=True)
+
+
+TROUBLE = (REPO / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
+BAD_PROFILE = """\
+device_id = "t1"
+profile = "raspberry-pi5"
+
+[[streams]]
+name = "a"
+source = "speech.wav"
+detectors = ["vad"]
+
+[detectors.vad]
+model = "silero-vad"
+"""
+
+
+def _stderr_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in proc.stderr.splitlines() if not line.startswith("INFO")]
+
+
+def test_troubleshooting_wrong_profile_lines_are_current(tmp_path: Path) -> None:
+    (tmp_path / "device.toml").write_text(BAD_PROFILE)
+    shutil.copyfile(REPO / "examples" / "media" / "speech.wav", tmp_path / "speech.wav")
+    env = _env(tmp_path)
+    proc = _edge(["validate-config", "device.toml"], tmp_path, env)
+    assert proc.returncode == 2 and _stderr_lines(proc)[0] in TROUBLE, proc.stderr
+    calibration = str(REPO / "examples" / "media")
+    convert = subprocess.run(
+        [sys.executable, "-m", "converters.cli", "blazeface-short", "--profile", "raspberry-pi5",
+         "--calibration", calibration, "-o", str(tmp_path / "out")],  # fmt: skip
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert convert.returncode == 2 and _stderr_lines(convert)[-1] in TROUBLE, convert.stderr
+
+
+def test_troubleshooting_offline_folder_line_is_current(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    env = dict(_env(tmp_path), EDGEWISE_HOME=str(tmp_path / "cache"))  # nothing pulled yet
+    proc = _edge(["models", "pull", "nanodet-m", "--from", "./empty"], tmp_path, env)
+    assert proc.returncode == 2 and _stderr_lines(proc)[-1] in TROUBLE, proc.stderr
+
+
+def test_troubleshooting_delegate_lines_are_current(tmp_path: Path) -> None:
+    photo = str(REPO / "examples" / "media" / "photo.jpg")
+    args = ["detect", "blazeface-short", photo, "--provider", "libedgetpu.so.1"]
+    fallback = _edge(args, tmp_path, _env(tmp_path))
+    assert fallback.returncode == 0, fallback.stderr
+    warning = [line for line in fallback.stderr.splitlines() if line.startswith("WARNING")]
+    assert warning and warning[0] in TROUBLE, fallback.stderr
+    strict = _edge([*args, "--accelerator-strict"], tmp_path, _env(tmp_path))
+    assert strict.returncode == 2, strict.stderr
+    line = _stderr_lines(strict)[-1]
+    # the page shortens the cache path to "…/models/…"
+    assert "…" + line[line.index("/models/") :] in TROUBLE, line
