@@ -180,10 +180,10 @@ def test_troubleshooting_wrong_profile_lines_are_current(tmp_path: Path) -> None
     env = _env(tmp_path)
     proc = _edge(["validate-config", "device.toml"], tmp_path, env)
     assert proc.returncode == 2 and _stderr_lines(proc)[0] in TROUBLE, proc.stderr
-    calibration = str(REPO / "examples" / "media")
+    argv = [sys.executable, "-m", "converters.cli", "blazeface-short"]
+    argv += ["--profile", "raspberry-pi5", "--calibration", str(REPO / "examples" / "media")]
     convert = subprocess.run(
-        [sys.executable, "-m", "converters.cli", "blazeface-short", "--profile", "raspberry-pi5",
-         "--calibration", calibration, "-o", str(tmp_path / "out")],  # fmt: skip
+        [*argv, "-o", str(tmp_path / "out")],
         cwd=tmp_path,
         env=env,
         capture_output=True,
