@@ -138,21 +138,42 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_run_example_finds_speech(tmp_path: Path) -> None:
-    """``edge run --config examples/configs/wav.toml`` (README's quick start): the config
-    copied beside a link to the same examples/media/, so that its relative paths resolve
-    as in the checkout and events.jsonl lands in tmp_path; its health port made free."""
+def _run_copy(tmp_path: Path, name: str, subs: dict[str, str]) -> list[dict[str, Any]]:
+    """``edge run`` on examples/configs/NAME copied beside a link to the same
+    examples/media/, so that its relative paths resolve as in the checkout and its
+    events.jsonl lands in tmp_path; ``subs`` free its health port and the like."""
     (tmp_path / "configs").mkdir()
     (tmp_path / "media").symlink_to(REPO / "examples" / "media")
-    text = (REPO / "examples" / "configs" / "wav.toml").read_text(encoding="utf-8")
-    text = text.replace("port = 9481", f"port = {_free_port()}")
-    (tmp_path / "configs" / "wav.toml").write_text(text, encoding="utf-8")
-    proc = _edge(["run", "--config", "configs/wav.toml"], tmp_path, _env(tmp_path / "home"))
-    assert proc.returncode == 0, proc.stderr  # the WAV ends, the daemon stops
-    events = [json.loads(x) for x in (tmp_path / "configs" / "events.jsonl").read_text().split()]
+    text = (REPO / "examples" / "configs" / name).read_text(encoding="utf-8")
+    for old, new in subs.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    (tmp_path / "configs" / name).write_text(text, encoding="utf-8")
+    proc = _edge(["run", "--config", f"configs/{name}"], tmp_path, _env(tmp_path / "home"))
+    assert proc.returncode == 0, proc.stderr  # the file ends, the daemon stops
+    lines = (tmp_path / "configs" / "events.jsonl").read_text().split()
+    return [json.loads(x) for x in lines]
+
+
+def test_run_example_finds_speech(tmp_path: Path) -> None:
+    """``edge run --config examples/configs/wav.toml`` (README's quick start)."""
+    events = _run_copy(tmp_path, "wav.toml", {"port = 9481": f"port = {_free_port()}"})
     starts = [e for e in events if e["phase"] == "start"]
     assert [e["label"] for e in starts] == ["speech", "speech"], events
-    shutil.rmtree(tmp_path / "home", ignore_errors=True)
+
+
+def test_video_example_finds_the_face(tmp_path: Path) -> None:
+    """examples/configs/video.toml on examples/media/lobby.avi, played once at full speed
+    instead of looped in real time: one face track, start to end."""
+    subs = {
+        "loop = true": "loop = false",
+        "realtime = true": "realtime = false",
+        "port = 9480": f"port = {_free_port()}",
+        'data_dir = "~/.local/share/edgewise"': f'data_dir = "{tmp_path / "data"}"',
+    }
+    events = _run_copy(tmp_path, "video.toml", subs)
+    phases = [(e["label"], e["phase"]) for e in events if e["phase"] != "update"]
+    assert phases == [("face", "start"), ("face", "end")], events
 
 
 TROUBLE = (REPO / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
