@@ -1,9 +1,10 @@
-"""Regenerate the generated parts of README.md from the code, so they cannot drift.
+"""Regenerate the generated parts of the docs from the code, so they cannot drift.
 
-    python scripts/gen_docs.py          # rewrite README.md in place
-    python scripts/gen_docs.py --check  # exit 1 if README.md is out of date (used by a test)
+    python scripts/gen_docs.py          # rewrite the pages in place
+    python scripts/gen_docs.py --check  # exit 1 if a page is out of date (used by a test)
 
-Sections between ``<!-- gen:NAME -->`` and ``<!-- /gen:NAME -->`` are replaced.
+Sections between ``<!-- gen:NAME -->`` and ``<!-- /gen:NAME -->`` are replaced; ``TARGETS``
+says which page holds each one (a page that lost its markers fails the check too).
 """
 
 from __future__ import annotations
@@ -231,7 +232,7 @@ def config_reference() -> str:
         "Floats are finite everywhere (TOML's `inf` and `nan` are refused); "
         "`edge validate-config` checks every limit below. Any string value may be "
         "`${NAME}` (or hold it), taken from the environment when the config is loaded; "
-        "`$${` is a literal `${` (see *Secrets* above).",
+        "`$${` is a literal `${` (see [Secrets](run.md#secrets)).",
     ]
     for title, model, prefix in sections:
         rows = table(model, prefix, limits=True).splitlines()
@@ -267,9 +268,21 @@ GENERATORS = {
 }
 
 
-def render(text: str) -> str:
-    for name, gen in GENERATORS.items():
+# the page each generated section lives in, relative to the repository
+TARGETS = {
+    "manifest-reference": "docs/models.md",
+    "zoo": "docs/models.md",
+    "config-reference": "docs/config.md",
+    "remote-config": "docs/cloud.md",
+}
+
+
+def render(text: str, names: list[str]) -> str:
+    for name in names:
+        gen = GENERATORS[name]
         pattern = re.compile(rf"(<!-- gen:{name} -->\n).*?(<!-- /gen:{name} -->)", re.S)
+        if not pattern.search(text):
+            raise SystemExit(f"{TARGETS[name]}: no <!-- gen:{name} --> section to fill")
         text = pattern.sub(lambda m, g=gen: m.group(1) + g() + "\n" + m.group(2), text)  # type: ignore[misc]
     return text
 
@@ -278,15 +291,20 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--check", action="store_true")
     args = p.parse_args()
-    readme = ROOT / "README.md"
-    old = readme.read_text()
-    new = render(old)
-    if args.check:
-        if new != old:
-            print("README.md is out of date: run python scripts/gen_docs.py", file=sys.stderr)
-            return 1
-        return 0
-    readme.write_text(new)
+    stale = []
+    for page in sorted(set(TARGETS.values())):
+        path = ROOT / page
+        old = path.read_text(encoding="utf-8")
+        new = render(old, [n for n, t in TARGETS.items() if t == page])
+        if new == old:
+            continue
+        if args.check:
+            stale.append(page)
+        else:
+            path.write_text(new, encoding="utf-8")
+    if stale:
+        print(f"{', '.join(stale)} out of date: run python scripts/gen_docs.py", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -100,7 +100,7 @@ REFUSED: dict[str, str] = {
     ),
     "a changed value containing ${": "env expansion would send the device's environment out",
 }
-"""What a remote ``config`` may never change, and why (shown in the README)."""
+"""What a remote ``config`` may never change, and why (shown in docs/cloud.md)."""
 
 _PATTERNS: tuple[tuple[str, ...], ...] = tuple(
     tuple(p.replace("[]", ".[]").split(".")) for p in REMOTE_KEYS

@@ -1,6 +1,6 @@
 """A manifest's ``labels_file``: class labels, one per line, read when the manifest is read.
 
-The rules (README, "Model manifest"):
+The rules (docs/models.md, "Bring your own model: the manifest"):
 
 - UTF-8 (a byte-order mark is allowed), at most ``MAX_BYTES``; ``\\n`` or ``\\r\\n`` lines;
 - one label per line, surrounding spaces stripped; line k (counting only label lines)

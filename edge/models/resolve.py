@@ -43,7 +43,7 @@ def resolve(ref: str, home: Path | None = None, *, pull_missing: bool = True) ->
                     return _from_manifest(p.parent / name)
         raise ModelError(
             f"{p}: a bare model file has no decoder or input spec; write a manifest.json "
-            "beside it (see the README's 'Bring your own model')"
+            "beside it (see docs/models.md, 'Bring your own model')"
         )
     if ref in zoo.zoo():
         m = zoo.get(ref)

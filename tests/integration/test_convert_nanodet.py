@@ -181,7 +181,7 @@ def pi5_bundle(
 def test_tflite_int8_for_raspberry_pi_5_reaches_the_gate(pi5_bundle: Path) -> None:
     """TFLite INT8 (onnx2tf's saved_model, quantized by TF with the gfl family's layers
     denylisted): the first 4 convs and the three output heads stay in float. Measured box F1
-    vs FP32 0.971 at ~4x FP32 ONNX (4 threads); all-INT8 gave 0.82 (README "Convert")."""
+    vs FP32 0.971 at ~4x FP32 ONNX (4 threads); all-INT8 gave 0.82 (docs/convert.md)."""
     report = json.loads((pi5_bundle / "report.json").read_text())
     gate = get_profile("raspberry-pi-5").for_family("gfl").gate
     assert report["task_metric"] == "box_f1" and report["samples"] == 4 * len(EVALUATION_PHOTOS)

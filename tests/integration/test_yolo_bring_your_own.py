@@ -1,4 +1,4 @@
-"""A user brings a YOLOv8 export with a manifest only (the README's example), checks it
+"""A user brings a YOLOv8 export with a manifest only (docs/models.md's example), checks it
 with ``edge models check`` and runs ``edge detect``; a manifest that does not fit the
 model is one line naming the output and the shape it expected.
 
@@ -29,7 +29,7 @@ LABELS = [
 
 
 def readme_manifest(sha256: str) -> dict[str, Any]:
-    """The README's example manifest (section "Bring your own YOLO export")."""
+    """docs/models.md's example manifest (section "Bring your own YOLO export")."""
     return {
         "name": "my-yolo",
         "version": "1",

@@ -1,14 +1,25 @@
-"""The generated parts of the README (zoo table, manifest reference) match the code."""
+"""The docs agree with the code and with themselves: the generated parts (zoo table,
+manifest and config references, remote-config lists) are current, every relative link in
+README.md and docs/*.md reaches a file and heading that exist, and every test the threat
+model names exists."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from tests.conftest import REPO
 
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+LINK = re.compile(r"!?\[(?:[^\]\[]|\[[^\]]*\])*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 
-def test_readme_generated_sections_are_current() -> None:
+
+def test_generated_sections_are_current() -> None:
     proc = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "gen_docs.py"), "--check"],
         capture_output=True,
@@ -18,11 +29,93 @@ def test_readme_generated_sections_are_current() -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+def test_the_generated_check_fails_on_a_stale_page(tmp_path: Path) -> None:
+    """The check above can fail: a copy of the repository's scripts and pages with one
+    generated table edited by hand is reported, by page."""
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "docs").mkdir()
+    script = tmp_path / "scripts" / "gen_docs.py"
+    script.write_text((REPO / "scripts" / "gen_docs.py").read_text(encoding="utf-8"))
+    for page in ("models.md", "config.md", "cloud.md"):
+        text = (REPO / "docs" / page).read_text(encoding="utf-8")
+        (tmp_path / "docs" / page).write_text(text, encoding="utf-8")
+    models = tmp_path / "docs" / "models.md"
+    models.write_text(models.read_text().replace("| `blazeface-short` |", "| `blazeface` |"))
+    proc = subprocess.run(
+        [sys.executable, str(script), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "docs/models.md out of date" in proc.stderr
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, markup and punctuation dropped, spaces
+    to hyphens (so "The dashboard's views" is ``the-dashboards-views``)."""
+    text = re.sub(r"<[^>]+>", "", heading).strip().lower()
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    text = FENCE.sub("", page.read_text(encoding="utf-8"))
+    seen: dict[str, int] = {}
+    found = set(re.findall(r"<a (?:id|name)=\"([^\"]+)\"", text))
+    for m in re.finditer(r"^#{1,6} +(.+?) *#*$", text, re.M):
+        base = slug(m.group(1))
+        n = seen.get(base, 0)
+        seen[base] = n + 1
+        found.add(base if n == 0 else f"{base}-{n}")
+    return found
+
+
+def links(page: Path) -> list[str]:
+    text = FENCE.sub("", page.read_text(encoding="utf-8"))
+    text = re.sub(r"`[^`\n]*`", "", text)  # `[x](y)` inside code is not a link
+    return [m.group(1) for m in LINK.finditer(text)]
+
+
+def broken(page: Path) -> list[str]:
+    out = []
+    for target in links(page):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # https:, mailto: ...
+            continue
+        path, _, anchor = target.partition("#")
+        dest = (page.parent / path).resolve() if path else page
+        if not dest.exists():
+            out.append(f"{target} (no such file)")
+        elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
+            out.append(f"{target} (no heading #{anchor} in {dest.name})")
+    return out
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_relative_link_resolves(page: Path) -> None:
+    assert not broken(page), broken(page)
+
+
+def test_the_link_check_catches_a_missing_file_and_a_missing_heading(tmp_path: Path) -> None:
+    other = "# Other\n\n## The dashboard's views\n\n## Views\n## Views\n"
+    (tmp_path / "other.md").write_text(other)
+    page = tmp_path / "page.md"
+    page.write_text(
+        "[ok](other.md#the-dashboards-views) [ok2](other.md#views-1) [self](#top)\n"
+        "# Top\n[gone](missing.md) [bad](other.md#nowhere) [web](https://example.com/x)\n"
+        "```\n[in a fence](nowhere.md)\n```\n`[code](nowhere.md)`\n"
+    )
+    assert broken(page) == [
+        "missing.md (no such file)",
+        "other.md#nowhere (no heading #nowhere in other.md)",
+    ]
+
+
 def test_every_test_the_threat_model_names_exists() -> None:
     """docs/security.md: each row names its test as ``tests/…py::name`` (or ``::name``,
     in the file named just before it); a renamed or removed test fails here."""
-    import re
-
     text = (REPO / "docs" / "security.md").read_text(encoding="utf-8")
     named = 0
     current: str | None = None
