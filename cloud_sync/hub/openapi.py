@@ -13,10 +13,11 @@ from pydantic.json_schema import models_json_schema
 
 from cloud_sync.hub import models as m
 from cloud_sync.hub.auth import COOKIE, CSRF_HEADER
-from cloud_sync.hub.params import DEVICE_ID_PATTERN, UUID_PATTERN
+from cloud_sync.hub.params import UUID_PATTERN
 from cloud_sync.hub.snapshots.serve import QUERY_KINDS
 from cloud_sync.hub.spec import OPS, Op
 from cloud_sync.schema import json_schemas
+from edge.wire import DEVICE_ID_PATTERN
 
 REF = "#/components/schemas/{model}"
 _PATH_PARAMS = {

@@ -47,7 +47,7 @@ class Param:
             except ValueError:
                 raise QueryError(f"{n}: {raw[:40]!r} is not an integer") from None
             if not self.lo <= v <= self.hi:
-                raise QueryError(f"{n}: {v} is outside {self.lo}..{self.hi}")
+                raise QueryError(f"{n}: {raw[:40]} is outside {self.lo}..{self.hi}")
             return v
         if self.kind == "time":
             return parse_time(n, raw)
