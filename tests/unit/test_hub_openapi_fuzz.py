@@ -30,6 +30,7 @@ from cloud_sync.schema import EventBatchV1, EventV1, ModelRefV1, StatusV1, Telem
 TOKEN = "fuzz-token"
 BOOT = str(uuid.uuid4())
 TS = "2026-01-01T00:00:00Z"
+EVENT_IDS: list[str] = []
 
 
 def _seed(path: Path) -> Any:
@@ -45,6 +46,7 @@ def _seed(path: Path) -> Any:
             "latency_ms": 1.0})
         for s in (0, 2, 5)  # seq 1, 3 and 4 are gaps
     ]  # fmt: skip
+    EVENT_IDS.extend(e.id for e in events)  # the open hub's first, then the locked one's
     tel = TelemetryV1.model_validate(
         {"device_id": "cam-1", "boot_id": BOOT, "ts": TS, "uptime_s": 5.0,
          "streams": {"front": {"fps_in": 5.0, "fps_processed": 5.0, "dropped": 0}},
@@ -129,3 +131,34 @@ def test_hub_with_the_token(case: Any) -> None:
 @settings(BOUNDS, max_examples=5)
 def test_hub_without_credentials(case: Any) -> None:
     _call(case)
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "query", "nonempty"),
+    [
+        ("/api/devices", {}, {}, "devices"),
+        ("/api/devices/{device_id}", {"device_id": "cam-1"}, {}, "boots"),
+        ("/api/devices/{device_id}/telemetry", {"device_id": "cam-1"}, {"since": "0"},
+         "telemetry"),
+        ("/api/devices/{device_id}/commands", {"device_id": "cam-1"}, {}, "commands"),
+        ("/api/events", {}, {"zone": "drive", "order": "asc", "limit": 2}, "events"),
+        ("/api/events/{event_id}", {"event_id": "seeded"}, {}, "model"),
+        ("/api/events/{event_id}/track", {"event_id": "seeded"}, {"limit": 1}, "events"),
+        ("/api/gaps", {}, {"device": "cam-1"}, "gaps"),
+        ("/api/quarantine", {}, {"limit": 1}, "quarantine"),
+        ("/api/stats/labels", {}, {"since": "0", "bucket": 3600}, "counts"),
+        ("/api/session", {}, {}, None),
+        ("/healthz", {}, {}, "components"),
+    ],
+)  # fmt: skip
+def test_seeded_answers_conform(
+    path: str, params: dict[str, str], query: dict[str, Any], nonempty: str | None
+) -> None:
+    """The 200 answers with real rows in them (generated ids mostly find nothing)."""
+    if params.get("event_id") == "seeded":
+        params = {"event_id": EVENT_IDS[0]}
+    case = OPEN[path]["GET"].Case(path_parameters=params, query=query)
+    r = case.call_and_validate(checks=CHECKS)
+    assert r.status_code == 200, r.text
+    if nonempty is not None:
+        assert r.json()[nonempty], r.text
