@@ -154,3 +154,20 @@ def test_every_error_is_json(
     assert isinstance(r.json()["error"], str) and r.json()["error"]
     if status == 500:
         assert "boom" not in r.text  # the message stays in the log
+
+
+def test_a_failing_credentials_check_is_a_json_500(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The auth middleware runs outside the app's handlers: its failure is JSON too."""
+    from cloud_sync.hub.auth import Sessions
+
+    def broken(self: Sessions, value: str, now: float | None = None) -> bool:
+        raise BrokenError("boom")
+
+    monkeypatch.setattr(Sessions, "valid", broken)
+    with TestClient(hub.app, raise_server_exceptions=False) as c:
+        c.cookies.set("edge_hub_session", "v1.1.x.y", path="/api")
+        r = c.get("/api/devices")
+    assert r.status_code == 500 and r.headers["content-type"] == "application/json"
+    assert "boom" not in r.text and r.json()["error"].startswith("internal error")
