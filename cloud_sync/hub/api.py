@@ -345,9 +345,11 @@ class Hub:
             try:
                 last = int(last_raw)
             except ValueError:
-                raise QueryError(f"Last-Event-ID: {last_raw!r} is not an event number") from None
+                raise QueryError(
+                    f"Last-Event-ID: {last_raw[:40]!r} is not an event number"
+                ) from None
             if not 0 <= last <= INT64_MAX:
-                raise QueryError(f"Last-Event-ID: {last} is outside 0..{INT64_MAX}")
+                raise QueryError(f"Last-Event-ID: {last_raw[:40]} is outside 0..{INT64_MAX}")
         q = spec.STREAM.query(req.query_params)
         asked = {
             "device_id": q["device"],

@@ -171,3 +171,15 @@ def test_a_failing_credentials_check_is_a_json_500(
         r = c.get("/api/devices")
     assert r.status_code == 500 and r.headers["content-type"] == "application/json"
     assert "boom" not in r.text and r.json()["error"].startswith("internal error")
+
+
+@pytest.mark.parametrize(
+    "header", ["x" * 10_000, "9" * 4000, "-1", str(2**63)], ids=["text", "huge", "neg", "big"]
+)
+def test_a_hostile_last_event_id_is_a_short_400(hub: Hub, header: str) -> None:
+    with TestClient(hub.app) as c:
+        r = c.get(
+            "/api/stream", headers={"Authorization": "Bearer s3cret", "Last-Event-ID": header}
+        )
+    assert r.status_code == 400 and r.json()["error"].startswith("Last-Event-ID: ")
+    assert len(r.json()["error"]) < 200
