@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import threading
 import time
 import uuid
@@ -23,89 +22,41 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from cloud_sync.hub import spec
 from cloud_sync.hub.auth import Auth, LoginRoutes
 from cloud_sync.hub.dashboard import dashboard_routes
-from cloud_sync.hub.db import MAX_PAGE, MAX_TRACK, EventQuery, Store, parse_time
+from cloud_sync.hub.db import EventQuery, Store
+from cloud_sync.hub.docs import docs_page
 from cloud_sync.hub.errors import HubError, QueryError
 from cloud_sync.hub.feed import Feed
 from cloud_sync.hub.ingest import Ingest
 from cloud_sync.hub.metrics import HubMetrics
 from cloud_sync.hub.openapi import openapi_document
+from cloud_sync.hub.params import device_id, event_id
 from cloud_sync.hub.snapshots.http import snapshot_response
 from cloud_sync.hub.snapshots.storage import SnapshotStore, default_dir
-from cloud_sync.schema import PHASES, CommandV1, topic
+from cloud_sync.schema import CommandV1, topic
 from edge.compat import UTC
 from edge.supervise import ComponentHealth
-from edge.wire import COMMAND_RE, DEVICE_ID_RE, INT64_MAX, LABEL_PATTERN, NAME_RE, loads
+from edge.wire import COMMAND_RE, INT64_MAX, loads
 
-LABEL_RE = re.compile(LABEL_PATTERN)
-EVENT_ID_RE = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-)
 KEEPALIVE_S = 15.0
 SUPERVISE_S = 1.0
+COMMAND_BODY_MAX = 64 * 1024
 log = logging.getLogger("edge_hub.api")
 
 
-def _int(req: Request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = req.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        v = int(raw)
-    except ValueError:
-        raise QueryError(f"{name}: {raw!r} is not an integer") from None
-    if not lo <= v <= hi:
-        raise QueryError(f"{name}: {v} is outside {lo}..{hi}")
-    return v
-
-
-def _time(req: Request, name: str) -> float | None:
-    raw = req.query_params.get(name)
-    return None if raw is None else parse_time(name, raw)
-
-
-def _device(value: str | None, name: str = "device") -> str | None:
-    if value is not None and not DEVICE_ID_RE.fullmatch(value):
-        raise QueryError(f"{name}: {value!r} is not a device id (letters, digits, _ . -)")
-    return value
-
-
-def _only(req: Request, known: set[str]) -> None:
-    """A parameter the handler does not know is a 400, not silently ignored (a typo'd
-    filter would otherwise answer everything)."""
-    unknown = sorted(set(req.query_params) - known)
-    if unknown:
-        raise QueryError(f"{unknown[0]}: unknown parameter; use {', '.join(sorted(known))}")
-
-
-def _name(req: Request, name: str) -> str | None:
-    """A stream or zone name (letters, digits, _ . -): anything else cannot match one."""
-    v = req.query_params.get(name)
-    if v is not None and not NAME_RE.fullmatch(v):
-        raise QueryError(f"{name}: {v!r} is not a {name} name (letters, digits, _ . -)")
-    return v
-
-
-def _label(req: Request) -> str | None:
-    v = req.query_params.get("label")
-    if v is not None and not LABEL_RE.fullmatch(v):
-        raise QueryError(f"label: {v[:40]!r} is not a label (1-128 printable characters)")
-    return v
-
-
-def _event_id(req: Request) -> str:
-    v = str(req.path_params["event_id"])
-    if not EVENT_ID_RE.fullmatch(v):
-        raise QueryError(f"event_id: {v[:40]!r} is not an event id (a UUID)")
-    return v.lower()
-
-
-def _choice(req: Request, name: str, choices: tuple[str, ...]) -> str | None:
-    v = req.query_params.get(name)
-    if v is not None and v not in choices:
-        raise QueryError(f"{name}: {v!r} must be one of {', '.join(choices)}")
-    return v
+async def _bounded_body(req: Request, limit: int) -> bytes:
+    """The request body, refused (413) past ``limit`` bytes before it is all read."""
+    declared = req.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"body: more than {limit} bytes")
+    body = bytearray()
+    async for chunk in req.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(413, f"body: more than {limit} bytes")
+    return bytes(body)
 
 
 def matches(e: dict[str, Any], key: str, value: str) -> bool:
@@ -155,6 +106,7 @@ class Hub:
             Route("/healthz", self.healthz),
             Route("/metrics", self.prom),
             Route("/openapi.json", self.openapi),
+            Route("/docs", docs_page),
             Route("/api/devices", self.devices),
             Route("/api/devices/{device_id}", self.device),
             Route("/api/devices/{device_id}/telemetry", self.telemetry),
@@ -257,7 +209,7 @@ class Hub:
             "queue_depth": len(self.ingest.queue) if self.ingest else 0,
             "snapshots": self.metrics.snapshot_counts(),
         }
-        return JSONResponse(body, status_code=200 if ok else 503)
+        return spec.HEALTHZ.reply(body, 200 if ok else 503)
 
     async def prom(self, _req: Request) -> Response:
         gauges: dict[str, float] = {"feed_ring_events": len(self.feed.ring)}
@@ -287,94 +239,76 @@ class Hub:
     async def session(self, _req: Request) -> Response:
         """200 when the request is let in (by its cookie or bearer token, or because the hub
         has no token): what the dashboard asks first; 401 means "show the login form"."""
-        return JSONResponse({"token_required": self.token_required})
+        return spec.SESSION.reply({"token_required": self.token_required})
 
     async def devices(self, _req: Request) -> Response:
-        return JSONResponse({"devices": await run_in_threadpool(self.store.devices)})
+        return spec.DEVICES.reply({"devices": await run_in_threadpool(self.store.devices)})
 
     async def device(self, req: Request) -> Response:
         d = await run_in_threadpool(self.store.device, req.path_params["device_id"])
         if d is None:
-            return JSONResponse({"error": "no such device"}, status_code=404)
-        return JSONResponse(d)
+            return spec.DEVICE.reply({"error": "no such device"}, 404)
+        return spec.DEVICE.reply(d)
 
     async def telemetry(self, req: Request) -> Response:
-        dev = _device(req.path_params["device_id"], "device_id")
-        assert dev is not None
-        since = _time(req, "since")
-        since = time.time() - 3600 if since is None else since
-        limit = _int(req, "limit", 2000, 1, 10_000)
-        rows = await run_in_threadpool(self.store.telemetry, dev, since, limit)
-        return JSONResponse({"device_id": dev, "telemetry": rows})
+        dev = device_id(req.path_params["device_id"])
+        q = spec.TELEMETRY.query(req.query_params)
+        since = time.time() - 3600 if q["since"] is None else q["since"]
+        rows = await run_in_threadpool(self.store.telemetry, dev, since, q["limit"])
+        return spec.TELEMETRY.reply({"device_id": dev, "telemetry": rows})
 
     async def events(self, req: Request) -> Response:
-        _only(req, {"device", "stream", "label", "zone", "kind", "phase", "since", "until",
-                    "cursor", "limit", "order"})  # fmt: skip
-        q = EventQuery(
-            device=_device(req.query_params.get("device")),
-            label=_label(req),
-            stream=_name(req, "stream"),
-            zone=_name(req, "zone"),
-            kind=_choice(req, "kind", ("vision", "audio")),
-            phase=_choice(req, "phase", PHASES),
-            since=_time(req, "since"),
-            until=_time(req, "until"),
-            cursor=_int(req, "cursor", -1, 0, 2**63 - 1) if "cursor" in req.query_params else None,
-            limit=_int(req, "limit", 100, 1, MAX_PAGE),
-            order=_choice(req, "order", ("asc", "desc")) or "desc",
-        )
+        q = EventQuery(**spec.EVENTS.query(req.query_params))
         if q.since is not None and q.until is not None and q.until < q.since:
             raise QueryError("until: is before since")
         page, nxt = await run_in_threadpool(self.store.events, q)
-        return JSONResponse({"events": page, "next_cursor": nxt})
+        return spec.EVENTS.reply({"events": page, "next_cursor": nxt})
 
     async def snapshot(self, req: Request) -> Response:
         """The event's picture (or its track's): ``cloud_sync.hub.snapshots.serve``."""
         return await snapshot_response(self, req)
 
     async def event(self, req: Request) -> Response:
-        e = await run_in_threadpool(self.store.event, _event_id(req))
+        e = await run_in_threadpool(self.store.event, event_id(req.path_params["event_id"]))
         if e is None:
-            return JSONResponse({"error": "no such event"}, status_code=404)
-        return JSONResponse(e)
+            return spec.EVENT.reply({"error": "no such event"}, 404)
+        return spec.EVENT.reply(e)
 
     async def track(self, req: Request) -> Response:
         """The event's track in seq order (start, updates, enter / exit / cross, end)."""
-        limit = _int(req, "limit", MAX_TRACK, 1, MAX_TRACK)
-        events = await run_in_threadpool(self.store.track, _event_id(req), limit + 1)
+        limit = spec.TRACK.query(req.query_params)["limit"]
+        eid = event_id(req.path_params["event_id"])
+        events = await run_in_threadpool(self.store.track, eid, limit + 1)
         if events is None:
-            return JSONResponse({"error": "no such event"}, status_code=404)
-        return JSONResponse({"events": events[:limit], "truncated": len(events) > limit})
+            return spec.TRACK.reply({"error": "no such event"}, 404)
+        return spec.TRACK.reply({"events": events[:limit], "truncated": len(events) > limit})
 
     async def gaps(self, req: Request) -> Response:
-        dev = _device(req.query_params.get("device"))
-        return JSONResponse({"gaps": await run_in_threadpool(self.store.gaps, dev)})
+        dev = spec.GAPS.query(req.query_params)["device"]
+        return spec.GAPS.reply({"gaps": await run_in_threadpool(self.store.gaps, dev)})
 
     async def quarantine(self, req: Request) -> Response:
-        dev = _device(req.query_params.get("device"))
-        cursor = _int(req, "cursor", -1, 0, INT64_MAX) if "cursor" in req.query_params else None
-        limit = _int(req, "limit", 50, 1, 200)
-        page, nxt = await run_in_threadpool(self.store.quarantined, dev, cursor, limit)
+        q = spec.QUARANTINE.query(req.query_params)
+        page, nxt = await run_in_threadpool(
+            self.store.quarantined, q["device"], q["cursor"], q["limit"]
+        )
         total = await run_in_threadpool(self.store.quarantine_count)
-        return JSONResponse({"total": total, "quarantine": page, "next_cursor": nxt})
+        return spec.QUARANTINE.reply({"total": total, "quarantine": page, "next_cursor": nxt})
 
     async def label_stats(self, req: Request) -> Response:
-        bucket = _int(req, "bucket", 60, 1, 86_400)
-        since = _time(req, "since")
-        since = time.time() - 3600 if since is None else since
-        dev = _device(req.query_params.get("device"))
-        rows = await run_in_threadpool(self.store.label_counts, since, bucket, dev)
-        return JSONResponse({"bucket_s": bucket, "counts": rows})
+        q = spec.LABEL_STATS.query(req.query_params)
+        since = time.time() - 3600 if q["since"] is None else q["since"]
+        rows = await run_in_threadpool(self.store.label_counts, since, q["bucket"], q["device"])
+        return spec.LABEL_STATS.reply({"bucket_s": q["bucket"], "counts": rows})
 
     async def commands(self, req: Request) -> Response:
-        dev = _device(req.path_params["device_id"], "device_id")
-        assert dev is not None
-        return JSONResponse({"commands": await run_in_threadpool(self.store.commands, dev)})
+        dev = device_id(req.path_params["device_id"])
+        rows = await run_in_threadpool(self.store.commands, dev)
+        return spec.COMMANDS.reply({"commands": rows})
 
     async def send_command(self, req: Request) -> Response:
-        dev = _device(req.path_params["device_id"], "device_id")
-        assert dev is not None
-        raw = await req.body()
+        dev = device_id(req.path_params["device_id"])
+        raw = await _bounded_body(req, COMMAND_BODY_MAX)
         try:
             body = loads(raw)  # bounded depth, no NaN/Infinity, 64-bit integers
         except (ValueError, UnicodeDecodeError) as e:
@@ -403,7 +337,7 @@ class Hub:
             raise HubError("this hub has no MQTT connection; start it with --mqtt-host")
         await run_in_threadpool(self.store.add_command, cmd.id, dev, name, cmd.args)
         await run_in_threadpool(self.ingest.publish_command, t, cmd.model_dump_json().encode())
-        return JSONResponse({"id": cmd.id, "topic": t}, status_code=202)
+        return spec.SEND_COMMAND.reply({"id": cmd.id, "topic": t}, 202)
 
     async def stream(self, req: Request) -> Response:
         last_raw = req.headers.get("last-event-id") or req.query_params.get("last_event_id")
@@ -412,17 +346,15 @@ class Hub:
             try:
                 last = int(last_raw)
             except ValueError:
-                raise QueryError(f"Last-Event-ID: {last_raw!r} is not an event number") from None
+                raise QueryError(
+                    f"Last-Event-ID: {last_raw[:40]!r} is not an event number"
+                ) from None
             if not 0 <= last <= INT64_MAX:
-                raise QueryError(f"Last-Event-ID: {last} is outside 0..{INT64_MAX}")
-        _only(req, {"device", "stream", "label", "zone", "kind", "phase", "last_event_id"})
+                raise QueryError(f"Last-Event-ID: {last_raw[:40]} is outside 0..{INT64_MAX}")
+        q = spec.STREAM.query(req.query_params)
         asked = {
-            "device_id": _device(req.query_params.get("device")),
-            "stream": _name(req, "stream"),
-            "label": _label(req),
-            "kind": _choice(req, "kind", ("vision", "audio")),
-            "phase": _choice(req, "phase", PHASES),
-            "zone": _name(req, "zone"),
+            "device_id": q["device"],
+            **{k: q[k] for k in ("stream", "label", "kind", "phase", "zone")},
         }
         want = {k: v for k, v in asked.items() if v is not None}
         return StreamingResponse(

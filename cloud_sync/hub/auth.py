@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from edge.wire import loads
 
+log = logging.getLogger("edge_hub.auth")
 COOKIE = "edge_hub_session"
 CSRF_HEADER = "X-Edge-Hub-CSRF"
 SESSION_TTL_S = 12 * 3600
@@ -123,7 +125,11 @@ class Auth:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            denied = self._check(scope)
+            try:
+                denied = self._check(scope)
+            except Exception:  # outside the app's handlers: still JSON, and logged
+                log.exception("%s %s: the credentials check failed", scope["method"], scope["path"])
+                denied = _json_error("internal error (the credentials check failed)", 500)
             if denied is not None:
                 await denied(scope, receive, send)
                 return

@@ -1,78 +1,144 @@
-"""The OpenAPI 3.1 description of the hub's API, written by hand; payloads use the v1 schemas."""
+"""The OpenAPI 3.1 document of the hub's API, generated from the routes' declarations
+(``spec.OPS``: query parameters, body and answer models) and the v1 wire schemas; only
+``/metrics`` (Prometheus text) and the snapshot (a JPEG) are described here by hand."""
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from cloud_sync.hub import models as m
 from cloud_sync.hub.auth import COOKIE, CSRF_HEADER
+from cloud_sync.hub.params import UUID_PATTERN
+from cloud_sync.hub.snapshots.serve import QUERY_KINDS
+from cloud_sync.hub.spec import OPS, Op
 from cloud_sync.schema import json_schemas
+from edge.wire import DEVICE_ID_PATTERN
+
+REF = "#/components/schemas/{model}"
+_PATH_PARAMS = {
+    "device_id": {"type": "string", "pattern": f"^{DEVICE_ID_PATTERN}$"},
+    "event_id": {"type": "string", "pattern": f"^{UUID_PATTERN}$", "format": "uuid"},
+}
+_400 = "a bad parameter or body, or ?token= / ?access_token= in the URL (refused everywhere)"
+_401 = "missing or wrong bearer token or session cookie (when the hub has one)"
 
 
-def _q(name: str, desc: str, typ: str = "string") -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "description": desc,
-            "schema": {"type": typ}}  # fmt: skip
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": REF.format(model=model.__name__)}
 
 
-_DEVICE = {"name": "device_id", "in": "path", "required": True, "schema": {"type": "string"}}
-_EVENT = {"name": "event_id", "in": "path", "required": True,
-          "schema": {"type": "string", "format": "uuid"}}  # fmt: skip
-_ERR = {"description": "bad parameter", "content": {"application/json": {"schema": {
-    "$ref": "#/components/schemas/Error"}}}}  # fmt: skip
-_401 = {"description": "missing or wrong bearer token or session cookie (when the hub has one)"}
-_400_URL = "?token= or ?access_token= in the URL (refused on every path), or a bad parameter"
-_403 = {"description": f"session cookie without the {CSRF_HEADER}: 1 header"}
-_TIME = "epoch seconds or RFC 3339 with a zone"
-_PHASE = "start, update, end (a track), enter, exit (a zone) or cross (a line)"
+def _json(description: str, model: type[BaseModel]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
 
 
-def _get(summary: str, params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    ok = {"200": {"description": "OK"}, "400": {**_ERR, "description": _400_URL}, "401": _401}
-    return {"get": {"summary": summary, "parameters": params or [], "responses": ok}}
+def _path_params(path: str) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "in": "path", "required": True, "schema": schema}
+        for name, schema in _PATH_PARAMS.items()
+        if "{" + name + "}" in path
+    ]
+
+
+def _operation(op: Op) -> dict[str, Any]:
+    responses: dict[str, Any] = {"400": _json(_400, m.ErrorOut)}
+    if not op.public:
+        responses["401"] = _json(_401, m.ErrorOut)
+    responses["503"] = _json("the database is unavailable; retry later", m.ErrorOut)
+    for status, (desc, model) in op.responses.items():
+        responses[str(status)] = _json(desc, model) if model else {"description": desc}
+    responses.update(op.extra)
+    out: dict[str, Any] = {
+        "summary": op.summary,
+        "operationId": f"{op.method}_{op.path.strip('/').replace('/', '_')}"
+        .replace("{", "").replace("}", ""),
+        "parameters": _path_params(op.path) + [p.openapi() for p in op.params],
+        "responses": dict(sorted(responses.items())),
+    }  # fmt: skip
+    if op.public:
+        out["security"] = []
+    if op.body is not None:
+        out["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(op.body)}},
+        }
+    return out
 
 
 def _snapshot_op() -> dict[str, Any]:
-    kinds = ["start", "start_crop", "best", "best_crop", "crop", "frame"]
     return {"get": {
         "summary": "the event's snapshot as image/jpeg; any event of a track gets the track's"
                    " picture (default: the event's own frame, else the track's best, start,"
                    " then crops). ETag (sha256 prefix), Cache-Control private immutable for"
                    " the first choice (max-age=60 for a fallback); X-Snapshot-Event and"
                    " X-Snapshot-Kind say which one was served",
+        "operationId": "get_api_events_event_id_snapshot",
         "parameters": [
             {"name": "event_id", "in": "path", "required": True,
              "schema": {"type": "string", "format": "uuid"}},
-            {**_q("kind", "start, start_crop, best, best_crop (exact, this event's else its"
-                  " track's), crop (best_crop else start_crop) or frame (best / start)"),
-             "schema": {"type": "string", "enum": kinds}},
+            {"name": "kind", "in": "query", "required": False,
+             "description": "start, start_crop, best, best_crop (exact, this event's else its"
+                            " track's), crop (best_crop else start_crop) or frame (best / start)",
+             "schema": {"type": "string", "enum": list(QUERY_KINDS)}},
         ],
         "responses": {
             "200": {"description": "the JPEG", "content": {"image/jpeg": {
                 "schema": {"type": "string", "format": "binary"}}}},
             "304": {"description": "If-None-Match matched the ETag"},
-            "400": {**_ERR, "description": "a bad kind, or an event id that is not a UUID"},
-            "401": _401,
-            "404": {**_ERR, "description": "no such event, or no snapshot of it or its track"},
+            "400": _json("a bad kind, or an event id that is not a canonical UUID", m.ErrorOut),
+            "401": _json(_401, m.ErrorOut),
+            "404": _json("no such event, or no snapshot of it or its track", m.ErrorOut),
+            "503": _json("the database is unavailable; retry later", m.ErrorOut),
         },
     }}  # fmt: skip
 
 
-def openapi_document() -> dict[str, Any]:
-    schemas: dict[str, Any] = {
-        "Error": {"type": "object", "properties": {"error": {"type": "string"}},
-                  "required": ["error"]},
-    }  # fmt: skip
+def _metrics_op() -> dict[str, Any]:
+    return {"get": {
+        "summary": "Prometheus text metrics",
+        "operationId": "get_metrics",
+        "responses": {
+            "200": {"description": "the metrics", "content": {"text/plain": {
+                "schema": {"type": "string"}}}},
+            "401": _json(_401, m.ErrorOut),
+        },
+    }}  # fmt: skip
+
+
+def _schemas() -> dict[str, Any]:
+    models: set[type[BaseModel]] = {m.ErrorOut}
+    for op in OPS:
+        models |= {model for _, model in op.responses.values() if model is not None}
+        if op.body is not None:
+            models.add(op.body)
+    ordered = sorted(models, key=lambda c: c.__name__)
+    _, top = models_json_schema([(c, "serialization") for c in ordered], ref_template=REF)
+    schemas: dict[str, Any] = dict(top.get("$defs", {}))
     raw = json.dumps(json_schemas()).replace('"#/$defs/', '"#/components/schemas/')
     for name, s in json.loads(raw).items():
-        defs = s.pop("$defs", {})
-        schemas.update(defs)
+        schemas.update(s.pop("$defs", {}))
         schemas[name] = s
+    return schemas
+
+
+@functools.cache
+def _document() -> str:
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op)
+    paths["/api/events/{event_id}/snapshot"] = _snapshot_op()
+    paths["/metrics"] = _metrics_op()
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "edge-hub", "version": "1",
-                 "description": "Devices, events, gaps and a live SSE feed from edgewise devices."},
+                 "description": "Devices, events, gaps and a live SSE feed from edgewise"
+                                " devices. Every error is JSON: {\"error\": \"...\"}."},
         "components": {
-            "schemas": schemas,
+            "schemas": _schemas(),
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "session": {"type": "apiKey", "in": "cookie", "name": COOKIE,
@@ -81,82 +147,12 @@ def openapi_document() -> dict[str, Any]:
             },
         },
         "security": [{"bearer": []}, {"session": []}],
-        "paths": {
-            "/api/login": {"post": {
-                "summary": "the token in the body, never the URL; sets the session cookie"
-                           f" {COOKIE} (HttpOnly, SameSite=Strict, Path=/api, Secure over"
-                           " https; 12 h)",
-                "security": [],
-                "requestBody": {"required": True, "content": {"application/json": {
-                    "schema": {"type": "object", "required": ["token"], "properties": {
-                        "token": {"type": "string"}}}}}},
-                "responses": {"200": {"description": "logged in; body {ok, expires_in_s}"},
-                              "400": _ERR, "401": {"description": "wrong token"},
-                              "415": {"description": "body not application/json"}}}},
-            "/api/logout": {"post": {
-                "summary": f"clears the session cookie; needs the header {CSRF_HEADER}: 1",
-                "security": [],
-                "responses": {"200": {"description": "logged out"}, "403": _403}}},
-            "/api/session": _get("200 {token_required} when the credentials (or none, on a hub"
-                                 " without a token) are accepted; 401 otherwise"),
-            "/healthz": _get("200 when the broker connection, the database and the writer are"
-                             " ok, else 503 with `reasons`; `components` per part (no token)"),
-            "/metrics": _get("Prometheus text metrics"),
-            "/api/devices": _get("every device: state (online/offline/stopped), last seen, "
-                                 "last telemetry, event count"),
-            "/api/devices/{device_id}": _get("one device and its boots", [_DEVICE]),
-            "/api/devices/{device_id}/telemetry": _get(
-                "telemetry history (fps, inference ms, CPU, memory, outbox)",
-                [_DEVICE, _q("since", _TIME), _q("limit", "1..10000", "integer")]),
-            "/api/devices/{device_id}/commands": {
-                **_get("commands sent to the device and their replies", [_DEVICE]),
-                "post": {
-                    "summary": "publish a command (CommandV1) on <prefix>/<device>/cmd/<name>;"
-                               " the reply is recorded when it arrives",
-                    "parameters": [_DEVICE],
-                    "requestBody": {"required": True, "content": {"application/json": {
-                        "schema": {"type": "object", "required": ["name"], "properties": {
-                            "name": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,31}$"},
-                            "args": {"type": "object"}}}}}},
-                    "responses": {"202": {"description": "published; body: {id, topic}"},
-                                  "400": _ERR, "401": _401, "403": _403,
-                                  "503": {"description": "broker not connected"}},
-                },
-            },
-            "/api/events": _get("stored events, newest first, cursor-paginated", [
-                _q("device", "device id"), _q("stream", "stream name"), _q("label", "label"),
-                _q("zone", "zone name: the zone entered / left, or one the object is in"),
-                _q("kind", "vision or audio"),
-                _q("phase", _PHASE), _q("since", _TIME), _q("until", _TIME),
-                _q("cursor", "next_cursor of the previous page", "integer"),
-                _q("limit", "1..1000", "integer"), _q("order", "desc (default) or asc")]),
-            "/api/events/{event_id}/snapshot": _snapshot_op(),
-            "/api/events/{event_id}": {"get": {
-                "summary": "one event", "parameters": [_EVENT],
-                "responses": {"200": {"description": "the event"}, "400": _ERR, "401": _401,
-                              "404": {"description": "no such event"}}}},
-            "/api/events/{event_id}/track": {"get": {
-                "summary": "the event's track: every event of the same device, boot, stream and"
-                           " track id in seq order (start, updates, enter / exit / cross, end);"
-                           " `truncated` when there are more than `limit`",
-                "parameters": [_EVENT, _q("limit", "1..500 (default 500)", "integer")],
-                "responses": {"200": {"description": "{events, truncated}"}, "400": _ERR,
-                              "401": _401, "404": {"description": "no such event"}}}},
-            "/api/stream": _get(
-                "Server-Sent Events: `event: event`, `id:` the event's number; send"
-                " Last-Event-ID to resume; EventSource authenticates with the session cookie",
-                [_q("device", "device id"), _q("stream", "stream name"), _q("label", "label"),
-                 _q("zone", "zone name"), _q("kind", "vision or audio"), _q("phase", _PHASE)]),
-            "/api/gaps": _get("missing seq ranges per device from seq 0; `cause` in_transit or"
-                              " outbox_reset (lost at the device)", [_q("device", "device id")]),
-            "/api/quarantine": _get(
-                "messages (or events) that could not be stored, newest first: reason, detail,"
-                " topic, device_id, payload (first 64 KiB), count", [
-                    _q("device", "device id"), _q("limit", "1..200", "integer"),
-                    _q("cursor", "next_cursor of the previous page", "integer")]),
-            "/api/stats/labels": _get("event counts per label per time bucket", [
-                _q("since", _TIME), _q("bucket", "seconds, 1..86400", "integer"),
-                _q("device", "device id")]),
-        },
+        "paths": dict(sorted(paths.items())),
     }  # fmt: skip
+    return json.dumps(doc)
+
+
+def openapi_document() -> dict[str, Any]:
+    """A fresh copy of the document (built once; callers may change theirs)."""
+    doc: dict[str, Any] = json.loads(_document())
     return doc
