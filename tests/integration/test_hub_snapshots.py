@@ -212,7 +212,13 @@ def test_two_workers_store_each_snapshot_once_even_before_its_event(tmp_path: Pa
             wait_for(lambda: total("snapshots_stored_total") >= len(sent), timeout=15)
             assert total("snapshots_stored_total") == len(sent) == 20
             assert total("snapshots_duplicate_total") == 20  # each was sent twice
-            assert metric(a, "snapshots_stored_total") > 0 < metric(b, "snapshots_stored_total")
+
+            # both workers took part; which one stores a picture first is a race (the other's
+            # copy is then a duplicate), so a slow worker may have stored none itself
+            def handled(h: HubProc) -> float:
+                return metric(h, "snapshots_stored_total") + metric(h, "snapshots_duplicate_total")
+
+            assert handled(a) > 0 < handled(b)
             for (eid, kind), pic in sent.items():
                 for hub in (a, b):  # any worker serves any snapshot: they are in the database
                     assert fetch(snap_url(hub, eid, kind))[2] == pic
