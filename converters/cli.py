@@ -14,11 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edge import redact
+from edge.cli.parser import ArgumentParser
 from edge.errors import run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="edge-convert",
         description="Convert an FP32 ONNX model into a bundle for a device profile, "
         "evaluate it against FP32 and check the profile's accuracy gate.",

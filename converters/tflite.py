@@ -2,7 +2,7 @@
 
 onnx2tf pins TensorFlow 2.19, numpy 1.26, protobuf 4.25 and onnx 1.19, which
 cannot share edgewise's environment, so it runs from an isolated tool venv that
-is created on first use (``~/.cache/edgewise/tools/onnx2tf``, ~2.6 GB from PyPI).
+is created on first use (``~/.cache/edgewise/tools/onnx2tf``, ~2.6 GiB from PyPI).
 Two traps handled here: onnx2tf downloads a calibration sample for 3-channel
 image inputs unless ``calibration_image_sample_data_20x128x128x3_float32.npy``
 is in its working directory, and it fails on dynamic batch (shapes are fixed first).
@@ -47,7 +47,7 @@ def ensure_onnx2tf(*, install: bool = True) -> Path:
         return exe
     if not install:
         raise ToolUnavailableError(f"onnx2tf is not installed in {tool_dir()}")
-    log.warning("creating the onnx2tf tool environment in %s (~2.6 GB, once)", tool_dir())
+    log.warning("creating the onnx2tf tool environment in %s (~2.6 GiB, once)", tool_dir())
     steps = [
         [sys.executable, "-m", "venv", str(tool_dir())],
         [str(tool_dir() / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
@@ -59,7 +59,7 @@ def ensure_onnx2tf(*, install: bool = True) -> Path:
             tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             raise ToolUnavailableError(
                 f"cannot build the onnx2tf tool environment in {tool_dir()} ({tail}); "
-                "check the network to PyPI and free disk space (~2.6 GB)"
+                "check the network to PyPI and free disk space (~2.6 GiB)"
             )
     stamp.write_text(ONNX2TF_REQUIREMENT)
     return exe

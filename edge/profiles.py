@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge.errors import ProfileError
+from edge.suggest import did_you_mean
 from edge.models.manifest import format_validation_error
 
 PROFILES_DIR = Path(__file__).resolve().parents[1] / "device_profiles"
@@ -222,7 +223,7 @@ def get_profile(ref: str) -> Profile:
     profiles = all_profiles()
     if ref not in profiles:
         raise ProfileError(
-            f"unknown profile {ref!r}; choose one of {', '.join(sorted(profiles))} "
-            "(edge-convert --list-profiles)"
+            f"unknown profile {ref!r}{did_you_mean(ref, profiles)}; choose one of "
+            f"{', '.join(sorted(profiles))} (edge-convert --list-profiles)"
         )
     return profiles[ref]

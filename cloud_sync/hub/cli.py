@@ -27,6 +27,7 @@ from cloud_sync.hub import keys_cli
 from cloud_sync.hub.errors import HubError
 from cloud_sync.mqtt_auth import HUB_TLS, TLSFiles, read_secret_file, tls_context
 from edge import redact
+from edge.cli.parser import ArgumentParser
 from edge.errors import run_cli
 from edge.wire import DEFAULT_PREFIX
 
@@ -50,7 +51,7 @@ class _NoPasswordFlag(argparse.Action):
 
 def build_parser() -> argparse.ArgumentParser:
     # allow_abbrev=False: ``--mqtt-password x`` must not be taken for ``--mqtt-password-file``
-    p = argparse.ArgumentParser(prog="edge-hub", description=__doc__, allow_abbrev=False)
+    p = ArgumentParser(prog="edge-hub", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser(
         "serve", help="ingest from MQTT and serve the API and dashboard", allow_abbrev=False

@@ -24,6 +24,7 @@ from edge.cli import (
     run_cmd,
     validate_cmd,
 )
+from edge.cli.parser import ArgumentParser
 from edge.errors import run_cli
 
 COMMANDS: list[ModuleType] = [
@@ -39,7 +40,7 @@ COMMANDS: list[ModuleType] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="edge", description="edgewise: run vision and audio models on edge devices."
     )
     parser.add_argument("--version", action="version", version=f"edgewise {__version__}")

@@ -6,9 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from edge.cli.output import emit_json, human_size, table
+from edge.cli.output import emit_json, table
 from edge.models import zoo
 from edge.models.manifest import NpmSource
+from edge.units import format_size
 
 
 def add_home_option(p: argparse.ArgumentParser) -> None:
@@ -106,7 +107,7 @@ def run_list(args: argparse.Namespace) -> int:
                     r["name"],
                     r["task"],
                     r["format"],
-                    human_size(r["size"]) if r["size"] else "-",
+                    format_size(r["size"]) if r["size"] else "-",
                     r["license"],
                     r["source"],
                     "yes" if r["pulled"] else "no",

@@ -33,6 +33,7 @@ from edge.models.hashing import (
     sha256_file as sha256_file,
 )  # re-exported: callers use zoo.sha256_file
 from edge.models.manifest import Manifest, NpmSource, PypiSource, read_manifest
+from edge.suggest import did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,8 @@ def get(name: str) -> Manifest:
     try:
         return zoo()[name]
     except KeyError:
-        raise ZooError(
-            f"unknown model {name!r}; `edge models list` shows the zoo ({', '.join(sorted(zoo()))})"
-        ) from None
+        hint = did_you_mean(name, zoo()) or f" (the zoo: {', '.join(sorted(zoo()))})"
+        raise ZooError(f"unknown model {name!r}{hint}; `edge models list` shows the zoo") from None
 
 
 def model_dir(m: Manifest, home: Path | None = None) -> Path:
