@@ -16,8 +16,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge.errors import ProfileError
-from edge.suggest import did_you_mean
 from edge.models.manifest import format_validation_error
+from edge.suggest import did_you_mean
 
 PROFILES_DIR = Path(__file__).resolve().parents[1] / "device_profiles"
 

@@ -16,8 +16,8 @@ def close_matches(word: str, choices: Iterable[str], n: int = 3) -> list[str]:
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """``"; did you mean 'x'?"`` (or ``'x' or 'y'``) to end an error, or ``""``."""
+    """``" (did you mean 'x'?)"`` (or ``'x' or 'y'``) to follow the unknown name, or ``""``."""
     found = close_matches(word, choices)
     if not found:
         return ""
-    return "; did you mean " + " or ".join(repr(f) for f in found) + "?"
+    return " (did you mean " + " or ".join(repr(f) for f in found) + "?)"

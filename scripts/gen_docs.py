@@ -26,7 +26,6 @@ sys.path.insert(0, str(ROOT))
 
 from edge.detectors import DECODERS  # noqa: E402
 from edge.models import zoo  # noqa: E402
-from edge.units import format_size  # noqa: E402
 from edge.models.manifest import (  # noqa: E402
     AudioInput,
     ImageInput,
@@ -36,6 +35,7 @@ from edge.models.manifest import (  # noqa: E402
     PypiSource,
     UpdateInfo,
 )
+from edge.units import format_size  # noqa: E402
 
 
 def _type_name(tp: Any) -> str:

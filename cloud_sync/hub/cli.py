@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from cloud_sync.hub import keys_cli
 from cloud_sync.hub.errors import HubError
 from cloud_sync.mqtt_auth import HUB_TLS, TLSFiles, read_secret_file, tls_context
-from edge import redact
+from edge import exit_codes, redact
 from edge.cli.parser import ArgumentParser
 from edge.errors import run_cli
 from edge.wire import DEFAULT_PREFIX
@@ -316,8 +316,8 @@ def serve(args: argparse.Namespace) -> int:
     store.close()
     if fatal:
         log.critical("exiting 1: %s", fatal[0])
-        return 1
-    return 0
+        return exit_codes.FAILED
+    return exit_codes.OK
 
 
 def main(argv: list[str] | None = None) -> int:
