@@ -29,6 +29,15 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
     return []
 
 
+def _is_mapping(annotation: Any) -> bool:
+    """``dict[...]``, also inside ``X | None``."""
+    if typing.get_origin(annotation) is dict:
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_is_mapping(a) for a in typing.get_args(annotation))
+    return False
+
+
 def _names(model: type[BaseModel]) -> set[str]:
     out = set()
     for name, field in model.model_fields.items():
@@ -50,14 +59,18 @@ def allowed_keys(root: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]
     """The keys allowed in the table at ``loc`` (pydantic's location of a key there,
     the key itself last); empty when the walk loses its way."""
     models: list[type[BaseModel]] = [root]
+    keyed = False  # the part before was a ``dict[str, Model]`` field: this part is its key
     for part in loc[:-1]:
-        if isinstance(part, int):
-            continue  # a list index: the element models are already the candidates
+        if isinstance(part, int) or keyed:
+            keyed = False
+            continue  # a list index or a table's name: the value models are the candidates
         owners = [m for m in models if part in m.model_fields]
         if owners:
-            models = [x for m in owners for x in _models_in(m.model_fields[part].annotation)]
+            annotations = [m.model_fields[part].annotation for m in owners]
+            models = [x for a in annotations for x in _models_in(a)]
+            keyed = any(_is_mapping(a) for a in annotations)
         else:  # the tag pydantic inserts for a discriminated union (``sinks.0.jsonl``)
-            models = [m for m in models if _tag_of(m) == part] or models
+            models = [m for m in models if _tag_of(m) == part]
         if not models:
             return []
     return sorted({n for m in models for n in _names(m)})
