@@ -53,7 +53,7 @@ def test_profile_extra_key_is_rejected(tmp_path: Path) -> None:
 
 
 def test_unknown_profile_lists_names() -> None:
-    with pytest.raises(ProfileError, match="unknown profile 'pi-9'.*; choose one of arm64-server"):
+    with pytest.raises(ProfileError, match=r"unknown profile 'pi-9'.*; choose one of arm64-server"):
         get_profile("pi-9")
 
 
