@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edge import native_stderr, progress, redact
-from edge.cli.parser import ArgumentParser
+from edge.argparser import ArgumentParser
 from edge.errors import run_cli
 
 

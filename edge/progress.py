@@ -31,6 +31,11 @@ def configure(prog: str, *, quiet: bool) -> None:
     log.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
+def enabled() -> bool:
+    """Whether progress is shown: bars of our own libraries (tqdm) follow it too."""
+    return log.isEnabledFor(logging.INFO)
+
+
 def step(message: str) -> None:
     """One line: a stage begins (``calibrating on 40 images``)."""
     log.info("%s", message)

@@ -27,7 +27,7 @@ from cloud_sync.hub import keys_cli
 from cloud_sync.hub.errors import HubError
 from cloud_sync.mqtt_auth import HUB_TLS, TLSFiles, read_secret_file, tls_context
 from edge import exit_codes, redact
-from edge.cli.parser import ArgumentParser
+from edge.argparser import ArgumentParser
 from edge.errors import run_cli
 from edge.wire import DEFAULT_PREFIX
 

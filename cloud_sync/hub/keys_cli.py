@@ -32,7 +32,7 @@ from cloud_sync.hub.api_client import (
     reply_message,
 )
 from cloud_sync.hub.errors import HubError
-from edge.cli.parser import ArgumentParser
+from edge.argparser import ArgumentParser
 from edge.wire import COMMAND_RE
 
 WAIT_S = 120.0

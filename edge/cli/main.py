@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from edge import __version__, native_stderr, progress, redact
+from edge.argparser import ArgumentParser
 from edge.cli import (
     bench_cmd,
     demo_cmd,
@@ -26,7 +27,6 @@ from edge.cli import (
     run_cmd,
     validate_cmd,
 )
-from edge.cli.parser import ArgumentParser
 from edge.errors import run_cli
 
 COMMANDS: list[ModuleType] = [

@@ -135,3 +135,21 @@ def test_doctor_reads_cpuinfo(tmp_path: Path) -> None:
     m = read_machine(info, tmp_path / "missing-model")
     assert m.cpu == "Test CPU" and {"avx2", "avx512_vnni"} <= set(m.flags) and m.board == ""
     assert tomllib.loads((PROFILES_DIR / "x86-64-vnni.toml").read_text())["name"] == "x86-64-vnni"
+
+
+def test_conversion_stage_lines_on_stderr_only(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model, calib = tiny
+    profile = _custom_profile(tmp_path, max_size_ratio=0.01)  # the gate misses: say so
+    args = [str(model), "--profile", str(profile), "--calibration", str(calib), "--json"]
+    assert main([*args, "-o", str(tmp_path / "a")]) == 3
+    out, err = capsys.readouterr()
+    assert out == ""  # --json: nothing but the document (none: the gate failed)
+    stages = [ln.split(":")[1].strip() for ln in err.splitlines() if ln.startswith("edge-convert: ")
+              and not ln.startswith("edge-convert: error")]  # fmt: skip
+    assert stages == ["calibrate", "quantize", "evaluate", "gate"]
+    assert "gate: " in err and "missed (size" in err
+    assert main([*args, "-o", str(tmp_path / "b"), "-q"]) == 3
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("edge-convert: error: ")  # -q: the error alone
