@@ -125,7 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--snapshot-sweep-s", type=float, default=60.0, help="seconds between retention sweeps"
     )
     s.add_argument(
-        "--device-rate-mb", type=float, default=16.0, help="per-device payload MiB/s before refusing"
+        "--device-rate-mb",
+        type=float,
+        default=16.0,
+        help="per-device payload MiB/s before refusing",
     )
     s.add_argument(
         "--token", default=None, help="API token (prefer --token-file or EDGE_HUB_TOKEN)"
