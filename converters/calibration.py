@@ -19,6 +19,7 @@ from onnxruntime.quantization import CalibrationDataReader
 from tqdm import tqdm
 
 from converters.errors import CalibrationError
+from edge import progress
 from edge.detectors.preprocess import ImagePreprocessor
 from edge.media.image import AUDIO_SUFFIXES, IMAGE_SUFFIXES, read_image
 from edge.models.manifest import AudioInput, ImageInput
@@ -45,7 +46,9 @@ class CalibrationSet:
         return len(self.samples)
 
     def feeds(self, desc: str = "calibration") -> Iterator[Feeds]:
-        for s in tqdm(self.samples, desc=desc, unit="input", leave=False):
+        for s in tqdm(
+            self.samples, desc=desc, unit="input", leave=False, disable=not progress.enabled()
+        ):
             yield s.load()
 
 

@@ -13,12 +13,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge import __version__, redact
+from edge import __version__, native_stderr, progress, redact
+from edge.argparser import ArgumentParser
 from edge.errors import run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="edge-convert",
         description="Convert an FP32 ONNX model into a bundle for a device profile, "
         "evaluate it against FP32 and check the profile's accuracy gate.",
@@ -39,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list-profiles", action="store_true", help="list device profiles and exit")
     p.add_argument("--json", action="store_true", help="print the report summary as JSON")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress lines, only warnings and errors"
+    )
     return p
 
 
@@ -108,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     fmt = "%(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=level, format=fmt, stream=sys.stderr)
     redact.install()  # no credential in any log line, ours or a library's
+    progress.configure("edge-convert", quiet=args.quiet)
+    native_stderr.set_quiet(args.quiet and not args.debug)
     return run_cli("edge-convert", lambda: _run(args), debug=args.debug)
 
 

@@ -27,6 +27,7 @@ from converters.evaluate import (
     list_images,
 )
 from converters.runtime_errors import FAILURES, describe
+from edge import progress
 from edge.models.manifest import ImageInput, Manifest, read_manifest
 from edge.models.resolve import ResolvedModel, resolve
 from edge.models.zoo import sha256_file
@@ -147,6 +148,7 @@ def run(req: Request, warn: Callable[[str], None] = log.warning) -> tuple[Report
             skip=set(eval_images) if eval_dir is None else set(),
         )  # fmt: skip
         calib.samples[0].load()  # fail fast on a mismatched set, before the long part
+        progress.step(f"calibrate: {len(calib.samples)} samples from {req.calibration}")
         exclude: tuple[str, ...] = ()
         int8 = profile.recipe.precision == "int8" and profile.recipe.format == "onnx"
         rounds = req.fallback_rounds if req.auto_fallback and int8 else 0
@@ -155,9 +157,12 @@ def run(req: Request, warn: Callable[[str], None] = log.warning) -> tuple[Report
             warn(f"--auto-fallback: the {profile.recipe.format} {profile.recipe.precision} "
                  "recipe keeps no nodes in float; converted without it")  # fmt: skip
         while True:
+            kept = f", {len(exclude)} node(s) in float" if exclude else ""
+            progress.step(f"quantize: {profile.recipe.format} {profile.recipe.precision}{kept}")
             converted = _guarded(
                 "quantization", exclude, _convert_once, prepared, work, profile, calib, exclude
             )
+            progress.step(f"evaluate: converted vs FP32, {threads} thread(s)")
             report = _guarded(
                 "evaluation", exclude,
                 _evaluate, req, src, conv_manifest, converted, calib, eval_images, threads,
@@ -166,6 +171,8 @@ def run(req: Request, warn: Callable[[str], None] = log.warning) -> tuple[Report
             if int8:
                 report.float_ops = onnx_recipes.float_op_counts(converted)
             failures = gate_mod.check(report, profile.gate)
+            verdict = "missed (" + "; ".join(failures) + ")" if failures else "passed"
+            progress.step(f"gate: {report.task_metric} {report.task_value:.4f}, {verdict}")
             if record:
                 record["rounds"].append({"kept_in_float": list(exclude), "failures": failures,
                                          "task_value": report.task_value,

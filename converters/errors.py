@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from edge import exit_codes
 from edge.errors import EdgeError, InputError
 
 
@@ -20,7 +21,7 @@ class CalibrationError(InputError):
 class GateFailedError(ConversionError):
     """The converted model missed the profile's accuracy gate."""
 
-    exit_code = 3
+    exit_code = exit_codes.REFUSED
 
 
 class ToolUnavailableError(ConversionError):

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from converters.calibration import CalibrationSet
 from converters.errors import ConversionError
+from edge import progress
 from edge.boxes import iou
 from edge.detectors import DECODERS, ImageDetector, build_detector, decoder_entry
 from edge.detectors.preprocess import ImagePreprocessor
@@ -196,7 +197,9 @@ def evaluate_images(
     tp = fp = fn = 0
     m = Measured("box_f1", 0.0)
     try:
-        for path in tqdm(images, desc="evaluation", unit="image", leave=False):
+        for path in tqdm(
+            images, desc="evaluation", unit="image", leave=False, disable=not progress.enabled()
+        ):
             image = read_image(path)
             found_ref, found_conv = ref_det.detect(image), conv_det.detect(image)
             d_ref, d_conv = [d.box for d in found_ref], [d.box for d in found_conv]

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from converters.evaluate import Report
-from edge.cli.output import human_size
+from edge.units import format_size
 
 
 def _plot(path: Path, r: Report) -> None:
@@ -19,7 +19,7 @@ def _plot(path: Path, r: Report) -> None:
     font = cv2.FONT_HERSHEY_SIMPLEX
     panels = [
         ("median latency (ms)", r.latency_fp32_ms, r.latency_converted_ms),
-        ("size (MB)", r.size_fp32 / 1e6, r.size_converted / 1e6),
+        ("size (MiB)", r.size_fp32 / 2**20, r.size_converted / 2**20),
         (r.task_metric, 1.0, r.task_value),
     ]
     for i, (title, a, b) in enumerate(panels):
@@ -49,7 +49,7 @@ def to_markdown(r: Report) -> str:
         "| --- | --- | --- | --- |",
         f"| median latency ({r.threads} thread{'s' if r.threads > 1 else ''}) | "
         f"{r.latency_fp32_ms:.2f} ms | {r.latency_converted_ms:.2f} ms | {r.speedup:.2f}× faster |",
-        f"| size | {human_size(r.size_fp32)} | {human_size(r.size_converted)} "
+        f"| size | {format_size(r.size_fp32)} | {format_size(r.size_converted)} "
         f"| {r.size_ratio:.3f}× |",
         "",
         f"- task metric `{r.task_metric}` vs FP32 on {r.samples} samples ({r.eval_set}): "

@@ -2,7 +2,7 @@
 
 onnx2tf pins TensorFlow 2.19, numpy 1.26, protobuf 4.25 and onnx 1.19, which
 cannot share edgewise's environment, so it runs from an isolated tool venv that
-is created on first use (``~/.cache/edgewise/tools/onnx2tf``, ~2.6 GB from PyPI).
+is created on first use (``~/.cache/edgewise/tools/onnx2tf``, ~2.6 GiB from PyPI).
 Two traps handled here: onnx2tf downloads a calibration sample for 3-channel
 image inputs unless ``calibration_image_sample_data_20x128x128x3_float32.npy``
 is in its working directory, and it fails on dynamic batch (shapes are fixed first).
@@ -16,19 +16,21 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from converters.errors import ConversionError, ToolUnavailableError
+from edge.errors import ZooError
+from edge.models.tool_env import ensure_tool_env
 from edge.models.zoo import edgewise_home
 from edge.profiles import Recipe
 
 log = logging.getLogger(__name__)
 
 ONNX2TF_REQUIREMENT = "onnx2tf==1.29.24"
+_ONNX2TF_BYTES = int(2.6 * 2**30)  # onnx2tf with TensorFlow and its dependencies
 _SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 
 
@@ -47,21 +49,13 @@ def ensure_onnx2tf(*, install: bool = True) -> Path:
         return exe
     if not install:
         raise ToolUnavailableError(f"onnx2tf is not installed in {tool_dir()}")
-    log.warning("creating the onnx2tf tool environment in %s (~2.6 GB, once)", tool_dir())
-    steps = [
-        [sys.executable, "-m", "venv", str(tool_dir())],
-        [str(tool_dir() / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
-         ONNX2TF_REQUIREMENT],
-    ]  # fmt: skip
-    for cmd in steps:
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603  our argv, no shell
-        if proc.returncode != 0:
-            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise ToolUnavailableError(
-                f"cannot build the onnx2tf tool environment in {tool_dir()} ({tail}); "
-                "check the network to PyPI and free disk space (~2.6 GB)"
-            )
-    stamp.write_text(ONNX2TF_REQUIREMENT)
+    try:
+        ensure_tool_env(
+            "onnx2tf", [ONNX2TF_REQUIREMENT], edgewise_home(),
+            hint="check the network to PyPI and free disk space (~2.6 GiB)", size=_ONNX2TF_BYTES,
+        )  # fmt: skip
+    except ZooError as exc:
+        raise ToolUnavailableError(str(exc)) from None
     return exe
 
 

@@ -9,11 +9,18 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
+from edge import exit_codes
+
 
 class EdgeError(Exception):
     """Base class for every error a user can cause and fix."""
 
-    exit_code = 2
+    exit_code = exit_codes.USAGE
+
+
+class UsageError(EdgeError):
+    """The command line itself is wrong in a way argparse cannot see (``--wheel`` with
+    two names): exit 2, as argparse's own usage errors."""
 
 
 class ModelError(EdgeError):
@@ -61,6 +68,6 @@ def run_cli(prog: str, command: Callable[[], int], *, debug: bool) -> int:
         print(f"{prog}: error: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        return 130
+        return exit_codes.INTERRUPTED
     except BrokenPipeError:
         return 0

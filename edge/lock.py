@@ -15,6 +15,7 @@ import fcntl
 import os
 from pathlib import Path
 
+from edge import exit_codes
 from edge.errors import EdgeError
 
 LOCK_NAME = "edgewise.lock"
@@ -23,7 +24,7 @@ LOCK_NAME = "edgewise.lock"
 class DataDirBusyError(EdgeError):
     """Another process holds the data dir's lock."""
 
-    exit_code = 3
+    exit_code = exit_codes.REFUSED
 
 
 class DataDirLock:

@@ -11,20 +11,67 @@ reading``), from C, on file descriptor 2, past Python's logging.
 and writes each line ``edge.redact``-ed to the real stderr. ``edge run`` starts it only
 when one of those variables asks for native debug output, so an ordinary run writes to
 stderr directly, as before.
+
+``quiet_native_info`` is the other direction: with ``-q`` (``set_quiet``), the
+informational lines LiteRT prints from C while an interpreter is created (``INFO:
+Created TensorFlow Lite XNNPACK delegate for CPU.``) are dropped. fd 2 goes to a
+temporary file for that moment; everything else written there, a warning or another
+thread's log line, is written to the real stderr afterwards, so nothing but the known
+noise is lost.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import TracebackType
 
 from edge.redact import redact
 
 _TRUE = {"1", "true", "yes", "on"}
 _MAX_LINE = 64 * 1024  # a longer run without a newline is written out as it is (redacted)
+# what LiteRT / tflite_runtime print at INFO level from C, once per process
+NATIVE_INFO = (b"INFO: Created TensorFlow Lite XNNPACK delegate",)
+_quiet = False
+
+
+def set_quiet(on: bool) -> None:
+    """``-q`` without ``--debug``: drop the native INFO lines (``quiet_native_info``)."""
+    global _quiet
+    _quiet = on
+
+
+@contextlib.contextmanager
+def quiet_native_info() -> Iterator[None]:
+    """While open and quiet (``set_quiet``), fd 2 is captured; on close the captured text
+    goes to the real fd 2 without the ``NATIVE_INFO`` lines."""
+    if not _quiet:
+        yield
+        return
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as buf:
+        saved = os.dup(2)
+        os.dup2(buf.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            buf.seek(0)
+            kept = b"".join(
+                line
+                for line in buf.read().splitlines(keepends=True)
+                if not line.startswith(NATIVE_INFO)
+            )
+            view = memoryview(kept)
+            with contextlib.suppress(OSError):  # the real stderr is gone
+                while view:
+                    view = view[os.write(2, view) :]
 
 
 def native_debug_vars(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -105,4 +152,10 @@ class NativeStderrRedactor:
             os.close(read_end)
 
 
-__all__ = ["NativeStderrRedactor", "native_debug_vars"]
+__all__ = [
+    "NATIVE_INFO",
+    "NativeStderrRedactor",
+    "native_debug_vars",
+    "quiet_native_info",
+    "set_quiet",
+]

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from edge.compat import tomllib
 from edge.errors import ProfileError
 from edge.models.manifest import format_validation_error
+from edge.suggest import did_you_mean
 
 # Inside the package, so a wheel ships them; ``device_profiles/`` at the top of a checkout
 # is a link to this folder (the path the README and existing scripts use).
@@ -230,7 +231,7 @@ def get_profile(ref: str) -> Profile:
     profiles = all_profiles()
     if ref not in profiles:
         raise ProfileError(
-            f"unknown profile {ref!r}; choose one of {', '.join(sorted(profiles))} "
-            "(edge-convert --list-profiles)"
+            f"unknown profile {ref!r}{did_you_mean(ref, profiles)}; choose one of "
+            f"{', '.join(sorted(profiles))} (edge-convert --list-profiles)"
         )
     return profiles[ref]

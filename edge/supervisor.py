@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edge import sdnotify
+from edge import exit_codes, sdnotify
 from edge.errors import EdgeError
 from edge.supervise import ComponentHealth
 
@@ -34,7 +34,7 @@ class ComponentFailedError(EdgeError):
     """A part of the daemon failed for good (or nothing is left running): exit non-zero
     so the service manager restarts the process."""
 
-    exit_code = 4
+    exit_code = exit_codes.COMPONENT_FAILED
 
 
 @dataclass(frozen=True, slots=True)

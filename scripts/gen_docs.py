@@ -36,6 +36,7 @@ from edge.models.manifest import (  # noqa: E402
     PypiSource,
     UpdateInfo,
 )
+from edge.units import format_size  # noqa: E402
 
 
 def _type_name(tp: Any) -> str:
@@ -187,7 +188,7 @@ def zoo_table() -> str:
     for m in sorted(zoo.zoo().values(), key=lambda m: m.name):
         s = m.source
         assert s is not None
-        size = f"{s.size / 1e6:.2f} MB" if s.size else "-"
+        size = format_size(s.size) if s.size else "-"
         if isinstance(s, NpmSource):
             files = ", ".join(f"`{f.member}`" for f in s.files)
             where = f"npm `{s.package}@{s.version}`, {files}, converted with `{s.convert.tool}`"

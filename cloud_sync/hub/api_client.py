@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cloud_sync.hub.errors import HubError
+from edge import exit_codes
 from edge.wire import DEVICE_ID_RE
 
 DEFAULT_HUB = "http://127.0.0.1:8080"
@@ -32,13 +33,13 @@ POLL_S = 0.5
 class CommandRefusedError(HubError):
     """The device answered the command with ``ok: false``."""
 
-    exit_code = 1
+    exit_code = exit_codes.FAILED
 
 
 class NoReplyError(HubError):
     """No reply came within the wait."""
 
-    exit_code = 3
+    exit_code = exit_codes.REFUSED
 
 
 @dataclass(frozen=True, slots=True)

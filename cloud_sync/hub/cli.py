@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 from cloud_sync.hub import keys_cli
 from cloud_sync.hub.errors import HubError
 from cloud_sync.mqtt_auth import HUB_TLS, TLSFiles, read_secret_file, tls_context
-from edge import __version__, redact
+from edge import __version__, exit_codes, redact
+from edge.argparser import ArgumentParser
 from edge.errors import run_cli
 from edge.wire import DEFAULT_PREFIX
 
@@ -50,7 +51,7 @@ class _NoPasswordFlag(argparse.Action):
 
 def build_parser() -> argparse.ArgumentParser:
     # allow_abbrev=False: ``--mqtt-password x`` must not be taken for ``--mqtt-password-file``
-    p = argparse.ArgumentParser(prog="edge-hub", description=__doc__, allow_abbrev=False)
+    p = ArgumentParser(prog="edge-hub", description=__doc__)
     p.add_argument("--version", action="version", version=f"edgewise {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser(
@@ -125,7 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--snapshot-sweep-s", type=float, default=60.0, help="seconds between retention sweeps"
     )
     s.add_argument(
-        "--device-rate-mb", type=float, default=16.0, help="per-device payload MB/s before refusing"
+        "--device-rate-mb",
+        type=float,
+        default=16.0,
+        help="per-device payload MiB/s before refusing",
     )
     s.add_argument(
         "--token", default=None, help="API token (prefer --token-file or EDGE_HUB_TOKEN)"
@@ -316,8 +320,8 @@ def serve(args: argparse.Namespace) -> int:
     store.close()
     if fatal:
         log.critical("exiting 1: %s", fatal[0])
-        return 1
-    return 0
+        return exit_codes.FAILED
+    return exit_codes.OK
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,12 +32,13 @@ from cloud_sync.hub.api_client import (
     reply_message,
 )
 from cloud_sync.hub.errors import HubError
+from edge.argparser import ArgumentParser
 from edge.wire import COMMAND_RE
 
 WAIT_S = 120.0
 
 
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_commands(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
     """Register the subcommands on ``edge-hub``'s parser; each sets ``run``."""
     keys = sub.add_parser("keys", help="make the Ed25519 key pair that signs model updates")
     ksub = keys.add_subparsers(dest="keys_cmd", required=True)
@@ -97,7 +98,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def _leaf(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_: str, run: Any
+    sub: argparse._SubParsersAction[ArgumentParser], name: str, help_: str, run: Any
 ) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help_, description=help_)
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")

@@ -104,9 +104,10 @@ def _run_image(
     t1 = time.perf_counter()
     detections = det.detect(image)
     total_ms = (time.perf_counter() - t1) * 1000
+    drawn: Path | None = None
     if args.draw is not None:
-        out = args.draw / (path.stem + ".png") if many else args.draw
-        write_image(out, draw_detections(image, detections))
+        drawn = args.draw / (path.stem + ".png") if many else args.draw
+        write_image(drawn, draw_detections(image, detections))
     timing = {"load": load_ms, "read": read_ms, **det.times.ms, "detect": total_ms}
     if args.json:
         emit_json(
@@ -119,6 +120,7 @@ def _run_image(
                 "timing_ms": {k: round(v, 3) for k, v in timing.items()},
                 "accelerator": det.accelerator.to_json(),
             }
+            | ({"drawn": str(drawn)} if drawn is not None else {})
         )
         return
     print(
@@ -130,6 +132,8 @@ def _run_image(
             [d.label, f"{d.score:.3f}", ", ".join(f"{v:.0f}" for v in d.box)] for d in detections
         ]
         print(table(rows, ["LABEL", "SCORE", "BOX x1, y1, x2, y2 (px)"]))
+    if drawn is not None:
+        print(f"{path}: drew {len(detections)} detection(s) into {drawn}")
 
 
 def _run_audio(args: argparse.Namespace, name: str, det: Any, load_ms: float) -> int:

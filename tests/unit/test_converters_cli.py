@@ -53,7 +53,7 @@ def test_profile_extra_key_is_rejected(tmp_path: Path) -> None:
 
 
 def test_unknown_profile_lists_names() -> None:
-    with pytest.raises(ProfileError, match="unknown profile 'pi-9'; choose one of arm64-server"):
+    with pytest.raises(ProfileError, match=r"unknown profile 'pi-9'.*; choose one of arm64-server"):
         get_profile("pi-9")
 
 
@@ -160,3 +160,21 @@ def test_a_missing_profile_folder_is_an_error(
     monkeypatch.setenv("EDGEWISE_PROFILES", str(tmp_path / "nowhere"))
     with pytest.raises(ProfileError, match="no device profiles"):
         all_profiles()
+
+
+def test_conversion_stage_lines_on_stderr_only(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model, calib = tiny
+    profile = _custom_profile(tmp_path, max_size_ratio=0.01)  # the gate misses: say so
+    args = [str(model), "--profile", str(profile), "--calibration", str(calib), "--json"]
+    assert main([*args, "-o", str(tmp_path / "a")]) == 3
+    out, err = capsys.readouterr()
+    assert out == ""  # --json: nothing but the document (none: the gate failed)
+    stages = [ln.split(":")[1].strip() for ln in err.splitlines() if ln.startswith("edge-convert: ")
+              and not ln.startswith("edge-convert: error")]  # fmt: skip
+    assert stages == ["calibrate", "quantize", "evaluate", "gate"]
+    assert "gate: " in err and "missed (size" in err
+    assert main([*args, "-o", str(tmp_path / "b"), "-q"]) == 3
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("edge-convert: error: ")  # -q: the error alone
