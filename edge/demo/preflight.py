@@ -18,6 +18,7 @@ import shutil
 import socket
 from pathlib import Path
 
+from edge import exit_codes
 from edge.errors import EdgeError
 from edge.lock import LOCK_NAME, DataDirBusyError, DataDirLock
 
@@ -25,7 +26,7 @@ from edge.lock import LOCK_NAME, DataDirBusyError, DataDirLock
 class DemoBusyError(EdgeError):
     """Another demo (or another server) holds the folder or a port this demo needs."""
 
-    exit_code = 3
+    exit_code = exit_codes.REFUSED
 
 
 HUB_DB = "hub.db"

@@ -225,7 +225,9 @@ def test_a_config_naming_a_profile_validates_and_a_wrong_name_lists_them(
     config.write_text(f'profile = "raspberry-pi-9"\n{body}')
     r = installed.run("edge", "validate-config", str(config))
     assert r.returncode != 0
-    assert "unknown profile 'raspberry-pi-9'; choose one of " in r.stdout + r.stderr
+    err = r.stdout + r.stderr
+    assert "unknown profile 'raspberry-pi-9' (did you mean 'raspberry-pi-5'" in err, err
+    assert "; choose one of " in err and "raspberry-pi-5" in err.split("choose one of ")[1]
     assert "raspberry-pi-5" in r.stdout + r.stderr
 
 
