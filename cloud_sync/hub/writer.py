@@ -219,8 +219,7 @@ class Writer:
         for device, payload in snaps:
             self.snapshots.handle(device, payload)
         with self.metrics.lock:
-            self.metrics.write_seconds += time.perf_counter() - t0
-            self.metrics.batches_written += 1
+            self.metrics.wrote(time.perf_counter() - t0)
             self.metrics.events_stored += stored
             self.metrics.events_duplicate += dups
             self.metrics.received.update(kinds)
