@@ -6,6 +6,8 @@ The real processes' expositions: tests/integration/test_metrics_exposition.py.""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,3 +133,16 @@ def test_the_docs_list_every_hub_family_and_name_each_rename() -> None:
     assert len(renames) >= 8
     for old, new in renames:
         assert new in documented() and old not in documented(), (old, new)
+
+
+def test_the_daemon_imports_prometheus_client_only_when_scraped() -> None:
+    """Start-up does not pay for it (~50 ms); a scrape loads it (edge.daemon.exposition)."""
+    code = (
+        "import sys\nimport edge.cli.main, edge.daemon, edge.health\n"
+        "print('prometheus_client' in sys.modules)\n"
+        "import edge.daemon.exposition\nprint('prometheus_client' in sys.modules)\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    argv = [sys.executable, "-c", code]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True, cwd=repo)
+    assert out.stdout.split() == ["False", "True"], out.stderr
