@@ -22,10 +22,33 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
-# Upper bounds (seconds) of the write-time histogram: one transaction of a batch, from a
-# local SQLite commit (~1 ms) to a PostgreSQL under load; past the last, only +Inf.
-WRITE_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-_WRITE_LE = (*(repr(b) for b in WRITE_BUCKETS_S), "+Inf")  # the "le" label of each bucket
+# Upper bounds (seconds) of the hub's latency histograms: from a local SQLite commit
+# (~1 ms) to a message that waited out a database outage; past the last, only +Inf.
+BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+             30.0, 60.0)  # fmt: skip
+_LE = (*(repr(b) for b in BUCKETS_S), "+Inf")  # the "le" label of each bucket
+
+
+@dataclass
+class Latency:
+    """A histogram's figures: the count per bucket of ``BUCKETS_S`` (not cumulative; the
+    last, past every bound) and the sum. One bisect per observation."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS_S) + 1))
+    sum_s: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(BUCKETS_S, seconds)] += 1
+        self.sum_s += seconds
+
+    def family(self, name: str, help_: str) -> HistogramMetricFamily:
+        fam = HistogramMetricFamily(name, help_)
+        total, cumulative = 0, []
+        for le, n in zip(_LE, self.counts, strict=True):
+            total += n
+            cumulative.append((le, float(total)))
+        fam.add_metric([], cumulative, self.sum_s)
+        return fam
 
 
 @dataclass
@@ -41,9 +64,8 @@ class HubMetrics:
     events_stored: int = 0
     events_duplicate: int = 0
     batches_written: int = 0
-    write_seconds: float = 0.0
-    # writes per WRITE_BUCKETS_S bucket (not cumulative; the last: past every bound)
-    write_buckets: list[int] = field(default_factory=lambda: [0] * (len(WRITE_BUCKETS_S) + 1))
+    write_time: Latency = field(default_factory=Latency)  # per write transaction
+    ingest_time: Latency = field(default_factory=Latency)  # per message: receipt to written
     write_errors: int = 0
     sse_clients: int = 0
     sse_sent: int = 0
@@ -61,9 +83,8 @@ class HubMetrics:
 
     def wrote(self, seconds: float) -> None:
         """One write transaction took ``seconds``; the caller holds ``lock``."""
-        self.write_seconds += seconds
+        self.write_time.observe(seconds)
         self.batches_written += 1
-        self.write_buckets[bisect.bisect_left(WRITE_BUCKETS_S, seconds)] += 1
 
     def snapshot_counts(self) -> dict[str, object]:
         """The snapshot counters, for ``/healthz``."""
@@ -160,15 +181,14 @@ class HubCollector(Collector):
         yield _one("events_stored", "events stored (new)", m.events_stored)
         yield _one("events_duplicate", "events already stored (redelivered)", m.events_duplicate)
         yield _one("db_batches", "write transactions", m.batches_written)
-        hist = HistogramMetricFamily(
+        yield m.write_time.family(
             "edge_hub_db_write_seconds", "time of one write transaction (seconds)"
         )
-        total, cumulative = 0, []
-        for le, n in zip(_WRITE_LE, m.write_buckets, strict=True):
-            total += n
-            cumulative.append((le, float(total)))
-        hist.add_metric([], cumulative, m.write_seconds)
-        yield hist
+        yield m.ingest_time.family(
+            "edge_hub_ingest_seconds",
+            "time from an MQTT message's receipt to the end of the write that handled it "
+            "(queue wait and write; seconds)",
+        )
         yield _one("db_write_errors", "failed writes (retried)", m.write_errors)
         yield GaugeMetricFamily(
             "edge_hub_sse_clients", "open /api/stream connections", value=m.sse_clients

@@ -130,6 +130,9 @@ def test_the_hub_exposition_parses_after_real_traffic(tmp_path: Path) -> None:
     assert writes >= 1 and writes == value(text, "edge_hub_db_batches_total")
     assert value(text, "edge_hub_db_write_seconds_bucket", le="+Inf") == writes
     assert 0 < value(text, "edge_hub_db_write_seconds_sum") < 10 * writes  # seconds
+    handled = value(text, "edge_hub_ingest_seconds_count")  # every message, rejected too
+    assert handled >= 4 and value(text, "edge_hub_ingest_seconds_bucket", le="+Inf") == handled
+    assert 0 < value(text, "edge_hub_ingest_seconds_sum") / handled < 10
 
 
 def documented_hub() -> set[str]:

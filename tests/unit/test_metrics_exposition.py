@@ -38,6 +38,7 @@ def test_an_in_process_hub_exposes_big_counters_exactly_and_escapes_labels(
     m = HubMetrics(events_stored=BIG, sse_sent=2**53)  # the end of exact float integers
     m.rejected[HOSTILE] = 3
     m.wrote(0.003)
+    m.ingest_time.observe(45.0)  # a message that waited out a database outage
     with TestClient(Hub(store, metrics=m).app) as c:
         r = c.get("/metrics")
         again = c.get("/metrics").text  # a second scrape: nothing registered twice
@@ -50,6 +51,9 @@ def test_an_in_process_hub_exposes_big_counters_exactly_and_escapes_labels(
     assert value(r.text, "edge_hub_db_write_seconds_bucket", le="0.005") == 1
     assert value(r.text, "edge_hub_db_write_seconds_bucket", le="0.0025") == 0
     assert value(r.text, "edge_hub_db_write_seconds_sum") == pytest.approx(0.003)
+    assert value(r.text, "edge_hub_db_batches_total") == 1
+    ingest = [value(r.text, "edge_hub_ingest_seconds_bucket", le=le) for le in ("30.0", "60.0")]
+    assert ingest == [0, 1] and value(r.text, "edge_hub_ingest_seconds_sum") == 45.0
     assert set(families(again)) == set(fams)
     # a second hub in the same process: its own registry, its own figures
     with TestClient(Hub(_store(tmp_path / "other.db")).app) as c:
