@@ -42,7 +42,13 @@ class HealthServer:
                     body = json.dumps(redact_json(detail))  # no credential leaves the device
                     self._send(200 if ok else 503, "application/json", body)
                 elif path == "/metrics":
-                    self._send(200, "text/plain; version=0.0.4; charset=utf-8", outer._metrics())
+                    try:
+                        text = outer._metrics()
+                    except Exception as e:  # a collector bug: say so, keep serving /healthz
+                        log.exception("health: /metrics failed")
+                        self._send(500, "text/plain", f"metrics failed: {type(e).__name__}\n")
+                        return
+                    self._send(200, "text/plain; version=0.0.4; charset=utf-8", text)
                 else:
                     self._send(404, "text/plain", "not found: try /healthz or /metrics\n")
 

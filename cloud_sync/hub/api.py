@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import threading
@@ -13,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
+from prometheus_client.registry import CollectorRegistry
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -30,7 +32,7 @@ from cloud_sync.hub.docs import docs_page
 from cloud_sync.hub.errors import HubError, QueryError
 from cloud_sync.hub.feed import Feed
 from cloud_sync.hub.ingest import Ingest
-from cloud_sync.hub.metrics import HubMetrics
+from cloud_sync.hub.metrics import HubMetrics, new_registry, render
 from cloud_sync.hub.openapi import openapi_document
 from cloud_sync.hub.params import device_id, event_id
 from cloud_sync.hub.snapshots.http import snapshot_response
@@ -212,26 +214,35 @@ class Hub:
         return spec.HEALTHZ.reply(body, 200 if ok else 503)
 
     async def prom(self, _req: Request) -> Response:
-        gauges: dict[str, float] = {"feed_ring_events": len(self.feed.ring)}
+        """Prometheus text; collected in a worker thread (the collector reads the store)."""
+        text = await run_in_threadpool(render, self._registry)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @functools.cached_property
+    def _registry(self) -> CollectorRegistry:
+        """This hub's own registry (several hubs may share a process, as in tests)."""
+        return new_registry(self.metrics, self._scrape_figures)
+
+    def _scrape_figures(self) -> dict[str, float]:
+        """What ``/metrics`` reads at each scrape beside ``HubMetrics`` (see ``EXTRA``)."""
+        out: dict[str, float] = {"feed_ring_events": len(self.feed.ring)}
         if self.ingest is not None:
             q = self.ingest.queue
-            gauges |= {
+            out |= {
                 "queue_depth": len(q),
                 "queue_bytes": q.nbytes,
                 "queue_high_water": q.high_water_items,
                 "queue_blocked_seconds": q.blocked_s,
             }
-        devs = await run_in_threadpool(self.store.devices)
-        n_snaps, snap_bytes = await run_in_threadpool(self.store.snapshot_totals)
-        gauges |= {"snapshots_stored": n_snaps, "snapshots_stored_bytes": snap_bytes}
+        devs = self.store.devices()
+        n_snaps, snap_bytes = self.store.snapshot_totals()
+        out |= {"snapshots_kept": n_snaps, "snapshots_kept_bytes": snap_bytes}
         with self.metrics.lock:
             self.metrics.unreadable = self.store.unreadable.copy()
             self.metrics.snapshots_damaged = self.snapshots.damaged
-        gauges["devices"] = len(devs)
-        gauges["devices_online"] = sum(d["state"] == "online" for d in devs)
-        return PlainTextResponse(
-            self.metrics.render(gauges), media_type="text/plain; version=0.0.4"
-        )
+        out["devices"] = len(devs)
+        out["devices_online"] = sum(d["state"] == "online" for d in devs)
+        return out
 
     async def openapi(self, _req: Request) -> Response:
         return JSONResponse(openapi_document())

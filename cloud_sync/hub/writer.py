@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +56,8 @@ class Item:
     payload: bytes  # at most QUARANTINE_PAYLOAD_MAX bytes when ``size`` is over the cap
     size: int  # bytes received
     too_large: bool = False
+    # when it arrived (monotonic): made in the MQTT thread on receipt; for the ingest latency
+    received: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,8 +222,10 @@ class Writer:
         for device, payload in snaps:
             self.snapshots.handle(device, payload)
         with self.metrics.lock:
-            self.metrics.write_seconds += time.perf_counter() - t0
-            self.metrics.batches_written += 1
+            self.metrics.wrote(time.perf_counter() - t0)
+            done = time.monotonic()
+            for it in items:
+                self.metrics.ingest_time.observe(done - it.received)
             self.metrics.events_stored += stored
             self.metrics.events_duplicate += dups
             self.metrics.received.update(kinds)

@@ -7,8 +7,8 @@ VAD / keyword spotting, segments). Both hand their events to one ``EventBatch``
 (items.py). ``DetectorSlot`` (slots.py) holds one loaded model, swappable while running.
 """
 
-from edge.pipeline.metrics import StreamMetrics, prometheus
+from edge.pipeline.metrics import StreamMetrics
 from edge.pipeline.slots import DetectorSlot, load_slot
 from edge.pipeline.stream import StreamRunner
 
-__all__ = ["DetectorSlot", "StreamMetrics", "StreamRunner", "load_slot", "prometheus"]
+__all__ = ["DetectorSlot", "StreamMetrics", "StreamRunner", "load_slot"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from cloud_sync.schema import topic
+from tests.support.edge_run import sample
 
 from ..support.snapshots import batch, header, jpeg, message, raw_message, track
 from .hub_support import HubProc, Publisher, mosquitto, wait_for
@@ -41,9 +41,10 @@ def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[st
 
 
 def metric(hub: HubProc, name: str) -> float:
+    """``edge_hub_NAME`` (``NAME`` may end in ``{label="value"}``), parsed; 0 if absent."""
     text = fetch(hub.url("/metrics"), AUTH)[2].decode()
-    m = re.search(rf"^edge_hub_{re.escape(name)} (\S+)$", text, re.M)
-    return float(m.group(1)) if m else 0.0
+    base, _, labels = name.partition("{")
+    return max(sample(text, f"edge_hub_{base}", labels.rstrip("}")), 0.0)
 
 
 def snap_url(hub: HubProc, event_id: str, kind: str | None = None) -> str:
@@ -163,9 +164,9 @@ def test_retention_by_size_then_by_age(db_url: str, tmp_path: Path) -> None:
             assert fetch(snap_url(hub, tracks[0][0].id))[0] == 404  # the oldest went
             for i in (1, 2):
                 assert fetch(snap_url(hub, tracks[i][0].id))[2] == pics[i]
-            assert metric(hub, "snapshots_stored_bytes") == limit
+            assert metric(hub, "snapshots_kept_bytes") == limit
             wait_for(lambda: metric(hub, 'snapshots_deleted_total{reason="age"}') == 2, timeout=15)
-            assert metric(hub, "snapshots_stored") == 0
+            assert metric(hub, "snapshots_kept") == 0
             assert fetch(snap_url(hub, tracks[2][0].id))[0] == 404
             if db_url.startswith("sqlite"):
                 assert not list(Path(f"{db_url[10:]}.snapshots").rglob("*.jpg"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import urllib.request
 import uuid
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cloud_sync.schema import topic
+from tests.support.prom import value
 
 from .hub_support import HubProc, Publisher, make_batch, mosquitto, pg_database, wait_for
 
@@ -18,9 +18,7 @@ pytestmark = pytest.mark.slow
 
 def stored(hub: HubProc) -> int:
     text = urllib.request.urlopen(hub.url("/metrics")).read().decode()
-    m = re.search(r"^edge_hub_events_stored_total (\d+)$", text, re.M)
-    assert m, text
-    return int(m.group(1))
+    return int(value(text, "edge_hub_events_stored_total"))
 
 
 def test_two_workers_store_each_event_exactly_once(tmp_path: Path) -> None:

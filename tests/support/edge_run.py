@@ -20,6 +20,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parents[2]
 EDGE = [sys.executable, "-m", "edge.cli.main"]
@@ -148,11 +149,15 @@ def healthz(port: int) -> tuple[int, dict[str, Any]]:
 
 
 def sample(text: str, name: str, labels: str = "") -> float:
-    """One sample of ``name`` in Prometheus text (with exactly ``labels``, e.g.
-    ``sink="jsonl"``; without: the first, whatever its labels); -1 if absent."""
-    lab = re.escape("{" + labels + "}") if labels else r"(?:\{[^}]*\})?"
-    m = re.search(rf"^{name}{lab} (\S+)$", text, re.M)
-    return float(m.group(1)) if m else -1.0
+    """One sample of ``name`` in Prometheus text, read with the Prometheus parser (with
+    exactly ``labels``, e.g. ``sink="jsonl"``, in any order; without: the first, whatever
+    its labels); -1 if absent."""
+    want = dict(re.findall(r'(\w+)="([^"]*)"', labels)) if labels else None
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if s.name == name and (want is None or s.labels == want):
+                return float(s.value)
+    return -1.0
 
 
 def metric(port: int, name: str, labels: str = "") -> float:

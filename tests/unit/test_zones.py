@@ -449,15 +449,16 @@ def test_telemetry_carries_zone_and_line_counts() -> None:
 
 
 def test_prometheus_shows_zone_objects_and_line_crossings() -> None:
-    from edge.pipeline.metrics import prometheus
+    from edge.pipeline.prom import stream_families
 
     m = StreamMetrics("cam")
     m.zones = {"porch": {"person": 2}}
     m.lines = {"gate": {"in": 3, "out": 1}}
-    text = prometheus([m], {"cam": True})
-    assert 'edgewise_zone_objects{stream="cam",zone="porch",label="person"} 2' in text
-    assert 'edgewise_line_crossings_total{stream="cam",line="gate",direction="in"} 3' in text
-    assert 'edgewise_line_crossings_total{stream="cam",line="gate",direction="out"} 1' in text
+    fams = {f.name: f for f in stream_families([m], {"cam": True})}
+    (zone,) = fams["edgewise_zone_objects"].samples
+    assert zone.labels == {"stream": "cam", "zone": "porch", "label": "person"} and zone.value == 2
+    crossings = {s.labels["direction"]: s.value for s in fams["edgewise_line_crossings"].samples}
+    assert crossings == {"in": 3, "out": 1}
 
 
 # --- remote tuning ------------------------------------------------------------------------
