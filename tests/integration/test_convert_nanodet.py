@@ -49,8 +49,9 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _errors(stderr: str) -> list[str]:
-    """The CLI's own lines (tqdm's progress bars share stderr on a terminal-less run)."""
-    return [ln for ln in stderr.splitlines() if ln.startswith("edge-convert:")]
+    """The CLI's error lines (tqdm's bars and the stage lines, ``edge-convert: calibrate``,
+    share stderr)."""
+    return [ln for ln in stderr.splitlines() if ln.startswith("edge-convert: error:")]
 
 
 def _convert(photos: tuple[Path, Path], profile: str, out: Path, *extra: str) -> int:
