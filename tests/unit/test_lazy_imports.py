@@ -60,3 +60,45 @@ def test_building_the_parser_loads_no_daemon_config_or_runtime() -> None:
     assert rc == 0
     assert not loaded & {"edge.config", "edge.sinks", "edge.daemon", "onnxruntime", "cv2"}
     assert not loaded & {"ai_edge_litert", "paho", "cloud_sync"}
+
+
+def _device_config(tmp_path: Path, stream: str, detector: str) -> Path:
+    cfg = tmp_path / "device.toml"
+    cfg.write_text(
+        f'device_id = "lazy"\ndata_dir = "{tmp_path / "data"}"\n'
+        f"[[streams]]\n{stream}\n"
+        f"[detectors.d]\n{detector}\n"
+        f'[[sinks]]\ntype = "jsonl"\npath = "{tmp_path / "ev.jsonl"}"\n'
+        "[health]\nenabled = false\n"
+    )
+    return cfg
+
+
+@pytest.mark.usefixtures("zoo_model")
+def test_an_audio_only_daemon_never_loads_opencv_nor_litert(tmp_path: Path) -> None:
+    """A WAV and Silero VAD (ONNX), read to its end: OpenCV and LiteRT stay unloaded."""
+    wav = REPO / "examples" / "media" / "speech.wav"
+    cfg = _device_config(
+        tmp_path,
+        f'name = "a"\nsource = "{wav}"\ndetectors = ["d"]',
+        'model = "silero-vad"',
+    )
+    rc, loaded = _loaded("-q", "run", "--config", str(cfg))
+    assert rc == 0
+    assert (tmp_path / "ev.jsonl").read_text().strip()  # it did detect speech
+    assert "onnxruntime" in loaded  # the probe sees the runtime the model needs
+    assert not loaded & {"cv2", "ai_edge_litert", "paho", "cloud_sync"}
+
+
+@pytest.mark.usefixtures("zoo_model")
+def test_a_tflite_video_daemon_never_loads_onnxruntime(tmp_path: Path) -> None:
+    video = REPO / "examples" / "media" / "lobby.avi"
+    cfg = _device_config(
+        tmp_path,
+        f'name = "v"\nsource = "{video}"\ndetectors = ["d"]',
+        'model = "blazeface-short"',
+    )
+    rc, loaded = _loaded("-q", "run", "--config", str(cfg))
+    assert rc == 0
+    assert {"cv2", "ai_edge_litert"} <= loaded
+    assert not loaded & {"onnxruntime", "paho", "cloud_sync"}
