@@ -102,3 +102,14 @@ def test_a_tflite_video_daemon_never_loads_onnxruntime(tmp_path: Path) -> None:
     assert rc == 0
     assert {"cv2", "ai_edge_litert"} <= loaded
     assert not loaded & {"onnxruntime", "paho", "cloud_sync"}
+
+
+def test_every_registered_decoder_module_imports_on_first_use() -> None:
+    """The lazy registry names modules by string: a misspelt one fails here, not on a device."""
+    from pydantic import BaseModel
+
+    from edge.detectors import DECODERS
+
+    for name, entry in DECODERS.items():
+        assert issubclass(entry.params, BaseModel), name
+        assert callable(entry.build), name
