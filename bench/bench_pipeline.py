@@ -198,7 +198,10 @@ def main() -> None:
             print(mp_out)
         rss, first = daemon_figures(video, tmp)
         print(f"daemon RSS (BlazeFace + Silero VAD, 2 streams): {rss:.0f} MB")
-        print(f"daemon start-up to first event: {first:.2f} s (exec to first event, incl. imports)")
+        print(
+            f"daemon start-up to first event: {first:.2f} s (exec to first event, incl. imports "
+            "and the real-time media up to its first face or speech; bench_startup: start-up alone)"
+        )
 
 
 if __name__ == "__main__":

@@ -1,18 +1,24 @@
-"""``edge validate-config FILE``: every problem as ``file:line key: message``; non-zero if any."""
+"""``edge validate-config FILE``: every problem as ``file:line key: message``; non-zero if any.
+
+``edge.config`` and ``edge.sinks`` (pydantic models, ~60 ms) are imported when the command
+runs: ``edge.cli.main`` imports every command module to build its parser, and ``edge detect``
+must not pay for them (bench/bench_cold_start.py).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge import exit_codes
 from edge.cli.output import emit_json
-from edge.config import DeviceConfig, InvalidConfigError, key_lines, load_config
 from edge.errors import ConfigError, EdgeError
 from edge.redact import redact
-from edge.sinks import sink_factory
+
+if TYPE_CHECKING:
+    from edge.config import DeviceConfig
 
 
 def add_parser(sub: Any) -> None:
@@ -32,8 +38,10 @@ def add_parser(sub: Any) -> None:
 def deep_problems(path: Path, cfg: DeviceConfig, check_models: bool) -> list[str]:
     """What the schema cannot see: models that do not resolve, sinks whose extra is not
     installed, missing files."""
+    from edge.config import key_lines
     from edge.models.resolve import resolve
     from edge.pipeline.filters import check_names
+    from edge.sinks import sink_factory
 
     lines = key_lines(path.read_text(encoding="utf-8"))
 
@@ -84,6 +92,8 @@ def deep_problems(path: Path, cfg: DeviceConfig, check_models: bool) -> list[str
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge.config import InvalidConfigError, load_config
+
     path: Path = args.config
     try:
         cfg = load_config(path)

@@ -4,10 +4,14 @@
 entry, whose ``Params`` model validates the manifest's decoder parameters and
 whose ``build`` returns a ready detector. Adding a model of a known family is a
 manifest; adding a family is one module and one line here.
+
+Each entry names its module and imports it on first use: a daemon with only an audio
+model does not import the image decoders (nor OpenCV through them) at start-up.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +19,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from edge.detectors import db_text, detections, gfl, kws, ssd_anchor, vad, yolo
 from edge.detectors.base import AudioDetector, Detection, ImageDetector, Segment, StageTimes
 from edge.detectors.labels import LabelThresholds, check_label_count, unknown_labels
 from edge.errors import InputError, ManifestError
@@ -27,19 +30,32 @@ from edge.runtime.base import Backend
 
 @dataclass(frozen=True, slots=True)
 class DecoderEntry:
+    """A decoder family: the input it takes and its module under ``edge.detectors``, whose
+    ``Params`` and ``build`` are looked up (and the module imported) when first used."""
+
     input_kind: Literal["image", "audio"]
-    params: type[BaseModel]
-    build: Callable[[Manifest, Backend, Any], ImageDetector | AudioDetector]
+    module: str
+
+    @property
+    def params(self) -> type[BaseModel]:
+        params: type[BaseModel] = importlib.import_module(self.module).Params
+        return params
+
+    @property
+    def build(self) -> Callable[[Manifest, Backend, Any], ImageDetector | AudioDetector]:
+        build: Callable[[Manifest, Backend, Any], ImageDetector | AudioDetector]
+        build = importlib.import_module(self.module).build
+        return build
 
 
 DECODERS: dict[str, DecoderEntry] = {
-    "ssd_anchor": DecoderEntry("image", ssd_anchor.Params, ssd_anchor.build),
-    "db_text": DecoderEntry("image", db_text.Params, db_text.build),
-    "yolo": DecoderEntry("image", yolo.Params, yolo.build),
-    "detections": DecoderEntry("image", detections.Params, detections.build),
-    "gfl": DecoderEntry("image", gfl.Params, gfl.build),
-    "silero_vad": DecoderEntry("audio", vad.Params, vad.build),
-    "micro_wakeword": DecoderEntry("audio", kws.Params, kws.build),
+    "ssd_anchor": DecoderEntry("image", "edge.detectors.ssd_anchor"),
+    "db_text": DecoderEntry("image", "edge.detectors.db_text"),
+    "yolo": DecoderEntry("image", "edge.detectors.yolo"),
+    "detections": DecoderEntry("image", "edge.detectors.detections"),
+    "gfl": DecoderEntry("image", "edge.detectors.gfl"),
+    "silero_vad": DecoderEntry("audio", "edge.detectors.vad"),
+    "micro_wakeword": DecoderEntry("audio", "edge.detectors.kws"),
 }
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 
-import cv2
 import numpy as np
 
 from edge.config import MotionGateConfig
@@ -13,7 +12,7 @@ from edge.sources.base import Image
 
 log = logging.getLogger(__name__)
 
-_CONVERT = {1: cv2.COLOR_GRAY2BGR, 4: cv2.COLOR_BGRA2BGR}
+_CONVERT = {1: "COLOR_GRAY2BGR", 4: "COLOR_BGRA2BGR"}  # cv2 constants, by name
 
 
 class FrameChecker:
@@ -35,11 +34,13 @@ class FrameChecker:
         channels = 1 if image.ndim == 2 else image.shape[2] if image.ndim == 3 else -1
         out: Image = image
         if channels != 3:
-            code = _CONVERT.get(channels)
-            if code is None:
+            name = _CONVERT.get(channels)
+            if name is None:
                 self._skip(index, f"shape {image.shape}, expected H×W×3 (or grey, BGRA)")
                 return None
-            out = np.asarray(cv2.cvtColor(image, code), dtype=np.uint8)
+            import cv2  # here, not at import: an audio-only daemon never loads OpenCV
+
+            out = np.asarray(cv2.cvtColor(image, getattr(cv2, name)), dtype=np.uint8)
             self.converted += 1
             if self.converted == 1 or self.converted % 100 == 0:
                 log.warning(
@@ -72,6 +73,8 @@ class MotionGate:
         self.last_diff = 0.0
 
     def should_run(self, image: Image, now: float | None = None) -> bool:
+        import cv2
+
         now = time.monotonic() if now is None else now
         small = cv2.resize(
             cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), self.SIZE, interpolation=cv2.INTER_AREA

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from edge.snapshots import Box
@@ -27,7 +26,7 @@ FALLBACK_QUALITIES = (75, 60, 45, 30, 20)
 SHRINK = 0.75  # each smaller size: this fraction of the last one's sides
 MIN_SIDE = 16  # no JPEG is made smaller than this on its longest side
 
-_TO_BGR = {1: cv2.COLOR_GRAY2BGR, 4: cv2.COLOR_BGRA2BGR}
+_TO_BGR = {1: "COLOR_GRAY2BGR", 4: "COLOR_BGRA2BGR"}  # cv2 constants, by name
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,19 +39,23 @@ class Jpeg:
 
 def as_bgr(image: Image) -> Image:
     """Grey and BGRA frames as BGR (the pipeline converts them already; a job may not)."""
+    import cv2  # here, not at import: an audio-only daemon never loads OpenCV
+
     if image.ndim == 2:
         return np.asarray(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR), dtype=np.uint8)
     channels = image.shape[2]
     if channels == 3:
         return image
-    code = _TO_BGR.get(channels)
-    if code is None:
+    name = _TO_BGR.get(channels)
+    if name is None:
         raise ValueError(f"image has {channels} channels; expected 1, 3 or 4")
-    return np.asarray(cv2.cvtColor(image, code), dtype=np.uint8)
+    return np.asarray(cv2.cvtColor(image, getattr(cv2, name)), dtype=np.uint8)
 
 
 def downsize(image: Image, max_dim: int) -> Image:
     """``image`` with its longest side at most ``max_dim`` (aspect kept, never enlarged)."""
+    import cv2
+
     h, w = image.shape[:2]
     longest = max(h, w)
     if longest <= max_dim:
@@ -63,6 +66,8 @@ def downsize(image: Image, max_dim: int) -> Image:
 
 
 def _encode(image: Image, quality: int) -> bytes | None:
+    import cv2
+
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     return bytes(buf.tobytes()) if ok else None
 

@@ -4,6 +4,9 @@ Files deliver every frame in order and end (or loop); their capture time is the
 media time from the moment the file opened. Live sources (camera, URL) stamp
 the wall clock, reconnect with capped jittered backoff and count reconnects; a
 network read that yields nothing for ``stall_timeout_s`` fails and reconnects.
+
+OpenCV is imported where a source opens or decodes, not with this module: an audio-only
+daemon imports ``edge.sources`` but never loads OpenCV.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from edge.errors import InputError
@@ -36,6 +38,8 @@ class VideoFileSource:
         self.reconnects = 0
         if not path.is_file():
             raise InputError(f"{path}: video file not found; fix the stream's `source`")
+        import cv2
+
         self._cap = self._open()
         self.fps = float(self._cap.get(cv2.CAP_PROP_FPS)) or 25.0
         if not 1.0 <= self.fps <= 1000.0:
@@ -54,6 +58,8 @@ class VideoFileSource:
         self._m0 = time.monotonic()
 
     def _open(self) -> Any:
+        import cv2
+
         cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
         if not cap.isOpened():
             cap = cv2.VideoCapture(str(self.path))
@@ -116,6 +122,8 @@ class ImageFolderSource:
                 self._i = 0
             path = self.files[self._i]
             self._i += 1
+            import cv2
+
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
                 self.skipped += 1
@@ -161,6 +169,8 @@ class LiveVideoSource:
         self._ever_opened = False
 
     def _open(self) -> Any:
+        import cv2
+
         if isinstance(self.target, int):
             cap = cv2.VideoCapture(self.target, cv2.CAP_V4L2)
             if self._resolution is not None:
