@@ -59,6 +59,12 @@ class VisionResult(Inferred):
     image: Image | None = None  # the (BGR) image the detectors saw: snapshots keep it
 
 
+def _matched(tracker: Tracker, ts: float) -> list[Track]:
+    """The started tracks a detection matched in the frame of ``ts`` (zones and lines
+    observe them; snapshots offer them the frame)."""
+    return [t for t in tracker.tracks if t.started and t.missing == 0 and t.last_ts == ts]
+
+
 class VisionPipeline(Pipeline):
     def __init__(
         self,
@@ -137,11 +143,7 @@ class VisionPipeline(Pipeline):
                 if steps:  # the common case, every frame: nothing to do
                     self._events(name, steps, [], latency_ms, out)
                 continue
-            seen = [
-                Seen(t.id, t.label, t.box)
-                for t in tracker.tracks
-                if t.started and t.missing == 0 and t.last_ts == ts  # matched in this frame
-            ]
+            seen = [Seen(t.id, t.label, t.box) for t in _matched(tracker, ts)]
             region_steps = regions.observe(seen, ts)
             if steps or region_steps:
                 self._events(name, steps, region_steps, latency_ms, out)
@@ -168,9 +170,8 @@ class VisionPipeline(Pipeline):
         assert shots is not None
         if image is None:
             return
-        for t in tracker.tracks:
-            if t.started and t.missing == 0 and t.last_ts == ts:
-                shots.seen((name, t.id), t.score, t.box, ts, image)
+        for t in _matched(tracker, ts):
+            shots.seen((name, t.id), t.score, t.box, ts, image)
         if len(shots.held) > len(tracker.tracks):  # a track left without an end: forget it
             ending = {st.track.id for st in steps if st.phase == "end"}  # _events takes those
             shots.keep_only(name, {t.id for t in tracker.tracks} | ending)
