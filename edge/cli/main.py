@@ -22,6 +22,7 @@ from edge.cli import (
     demo_cmd,
     detect_cmd,
     doctor_cmd,
+    examples_cmd,
     models_cmd,
     outbox_cmd,
     run_cmd,
@@ -38,6 +39,7 @@ COMMANDS: list[ModuleType] = [
     doctor_cmd,
     demo_cmd,
     outbox_cmd,
+    examples_cmd,
 ]
 
 

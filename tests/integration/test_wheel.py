@@ -10,8 +10,11 @@ folder without ``PYTHONPATH``, and the test asserts that ``edge`` is imported fr
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -39,7 +42,8 @@ REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("edge", "converters", "cloud_sync")
 # what the code reads beside its modules; each must be in the wheel (and non-empty here)
 DATA = ("edge/device_profiles", "edge/models/zoo", "edge/models/zoo/references",
-        "edge/demo/media", "cloud_sync/schemas", "cloud_sync/hub/static",
+        "edge/demo/media", "edge/examples/configs", "edge/examples/media",
+        "edge/examples/mosquitto", "cloud_sync/schemas", "cloud_sync/hub/static",
         "cloud_sync/hub/static/js")  # fmt: skip
 
 
@@ -261,3 +265,55 @@ def test_the_hub_serves_its_dashboard_from_the_wheel(installed: Installed, tmp_p
             hub.terminate()
             hub.wait(10)
             log.close()
+
+
+README_SAMPLES = re.compile(r"^(edge (?:detect|validate-config|run) .*examples/\S+.*?)(?:\s+#.*)?$")
+
+
+def _readme_sample_commands() -> list[list[str]]:
+    """The quick start's ``edge …`` lines on the sample inputs, as README.md writes them."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    found = [m.group(1) for line in text.splitlines() if (m := README_SAMPLES.match(line))]
+    return [shlex.split(c) for c in found]
+
+
+def test_the_readme_sample_commands_run_from_the_wheel_after_edge_examples(
+    installed: Installed, tmp_path: Path
+) -> None:
+    """What a user without the checkout types: ``edge examples``, then the README's quick
+    start as written, from the same folder; each finds what the README says."""
+    commands = _readme_sample_commands()
+    assert len(commands) >= 5, commands  # the parse found the quick start
+    user = installed.cwd / "user"
+    user.mkdir()
+    run = functools.partial(_run_in, installed, user, tmp_path / "home")
+    out = run("edge", "examples")
+    assert out.returncode == 0, out.stderr
+    assert (user / "examples" / "media" / "photo.jpg").is_file(), out.stdout
+    assert run("edge", "examples").returncode == 3  # a second copy is refused, not merged
+    wav = user / "examples" / "configs" / "wav.toml"  # its health port, free for this run
+    wav.write_text(wav.read_text().replace("port = 9481", f"port = {free_port()}"))
+    expected = {"photo.jpg": "face", "cat.jpg": "cat", "speech.wav": "speech"}
+    for argv in commands:
+        proc = run(*argv)
+        assert proc.returncode == 0, f"{shlex.join(argv)}: exit {proc.returncode}\n{proc.stderr}"
+        if argv[1] == "detect":
+            doc = json.loads(proc.stdout)
+            labels = {d["label"] for d in doc.get("detections", doc.get("segments", []))}
+            assert expected[Path(argv[3]).name] in labels, (argv, doc)
+        elif argv[1] == "validate-config":
+            assert proc.stdout.strip().endswith(": ok"), proc.stdout
+        else:
+            events = (user / "examples" / "configs" / "events.jsonl").read_text().split()
+            starts = [e for e in map(json.loads, events) if e["phase"] == "start"]
+            assert [e["label"] for e in starts] == ["speech", "speech"], events
+
+
+def _run_in(
+    installed: Installed, cwd: Path, home: Path, *argv: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(installed.venv / "bin" / argv[0]), *argv[1:]], cwd=cwd,
+        env={**installed.env, "HOME": str(home)}, capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
