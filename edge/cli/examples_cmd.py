@@ -72,7 +72,9 @@ def copy_examples(dest: Path, force: bool = False) -> list[Path]:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(SHIPPED / rel, target)
         except OSError as exc:
-            raise ExamplesError(f"{target}: cannot write ({exc.strerror}); choose another DIR")
+            raise ExamplesError(
+                f"{target}: cannot write ({exc.strerror}); choose another DIR"
+            ) from exc
     return files
 
 

@@ -267,14 +267,13 @@ def test_the_hub_serves_its_dashboard_from_the_wheel(installed: Installed, tmp_p
             log.close()
 
 
-README_SAMPLES = re.compile(r"^(edge (?:detect|validate-config|run) .*examples/\S+.*?)(?:\s+#.*)?$")
+README_SAMPLES = re.compile(r"^edge (?:detect|validate-config|run) .*examples/")
 
 
 def _readme_sample_commands() -> list[list[str]]:
     """The quick start's ``edge …`` lines on the sample inputs, as README.md writes them."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
-    found = [m.group(1) for line in text.splitlines() if (m := README_SAMPLES.match(line))]
-    return [shlex.split(c) for c in found]
+    return [shlex.split(x, comments=True) for x in text.splitlines() if README_SAMPLES.match(x)]
 
 
 def test_the_readme_sample_commands_run_from_the_wheel_after_edge_examples(
