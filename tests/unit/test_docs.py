@@ -113,19 +113,65 @@ def test_the_link_check_catches_a_missing_file_and_a_missing_heading(tmp_path: P
     ]
 
 
-def test_every_test_the_threat_model_names_exists() -> None:
-    """docs/security.md: each row names its test as ``tests/…py::name`` (or ``::name``,
-    in the file named just before it); a renamed or removed test fails here."""
-    text = (REPO / "docs" / "security.md").read_text(encoding="utf-8")
+NAMED_TEST = re.compile(r"`(?:(tests/[\w/]+\.py)?::(\w+))?(?:\[([^\]`]+)\])?`")
+
+
+def missing_named_tests(text: str, repo: Path) -> tuple[list[str], int]:
+    """The tests ``text`` names that do not exist, and how many it names. A test is
+    ``tests/…py::name``, ``::name`` (in the file named just before it), either with a
+    parametrize id ``[id]``, or ``[id]`` alone (another id of the test named just before);
+    an id exists when the file spells it as a string (each ``-``-joined part, for ids
+    pytest joins from several parameters)."""
     named = 0
-    current: str | None = None
+    file: str | None = None
+    test: str | None = None
     missing: list[str] = []
-    for m in re.finditer(r"`(tests/[\w/]+\.py)?::(\w+)(?:\[[^\]`]*\])?`", text):
-        current = m.group(1) or current
-        assert current is not None, f"{m.group(0)} names no file before it"
-        source = (REPO / current).read_text(encoding="utf-8") if (REPO / current).is_file() else ""
-        if not re.search(rf"^(async )?def {m.group(2)}\(", source, re.MULTILINE):
-            missing.append(f"{current}::{m.group(2)}")
+    for m in NAMED_TEST.finditer(text):
+        if not (m.group(2) or m.group(3)):
+            continue
+        if m.group(2):
+            file, test = m.group(1) or file, m.group(2)
+        assert file is not None and test is not None, f"{m.group(0)} names no test before it"
+        path = repo / file
+        source = path.read_text(encoding="utf-8") if path.is_file() else ""
+        name = f"{file}::{test}"
+        if not re.search(rf"^(async )?def {test}\(", source, re.MULTILINE):
+            missing.append(name)
+        elif (param := m.group(3)) is not None and not (
+            _spelled(param, source) or all(_spelled(p, source) for p in param.split("-"))
+        ):
+            missing.append(f"{name}[{param}]")
         named += 1
+    return missing, named
+
+
+def _spelled(word: str, source: str) -> bool:
+    return f'"{word}"' in source or f"'{word}'" in source
+
+
+def test_every_test_the_threat_model_names_exists() -> None:
+    """docs/security.md: each row names its test (see ``missing_named_tests``); a renamed or
+    removed test, or a parametrize id no longer there, fails here."""
+    text = (REPO / "docs" / "security.md").read_text(encoding="utf-8")
+    missing, named = missing_named_tests(text, REPO)
     assert not missing, missing
     assert named >= 40, named  # the parse found the rows
+
+
+def test_the_named_test_check_catches_a_missing_test_or_id(tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_x.py").write_text(
+        '@pytest.mark.parametrize("v", ["a b", "c"], ids=["first one", "c"])\n'
+        "def test_x(v): ...\n\n\ndef test_y(): ...\n"
+    )
+    doc = (
+        "| `tests/test_x.py::test_x[first one]`, `[c]`, `[d]`, `[c-first one]`, `::test_y`, "
+        "`::test_z`, `tests/test_gone.py::test_x`, `x = [1]` |"
+    )
+    missing, named = missing_named_tests(doc, tmp_path)
+    assert missing == [
+        "tests/test_x.py::test_x[d]",
+        "tests/test_x.py::test_z",
+        "tests/test_gone.py::test_x",
+    ]
+    assert named == 7
