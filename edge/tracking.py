@@ -258,6 +258,12 @@ class Tracker:
         """Assign observations ``ois`` to tracks ``tis`` by IoU with the prediction."""
         if not tis or not ois:
             return []
+        if len(tis) == 1 and len(ois) == 1:  # one track, one box: the same IoU in plain floats
+            (ti,), (oi,) = tis, ois
+            o = observations[oi]
+            same = self.tracks[ti].label == o.label
+            overlap = iou(predicted[ti].tolist(), o.box) if same else 0.0
+            return [(ti, oi)] if 1.0 - overlap <= 1.0 - min_iou else []
         m: Floats = iou_matrix(
             predicted[tis], np.array([observations[oi].box for oi in ois], np.float64)
         ).astype(np.float64)
