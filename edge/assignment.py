@@ -24,6 +24,8 @@ def assign(cost: Floats, max_cost: float) -> list[tuple[int, int]]:
     n, m = cost.shape
     if n == 0 or m == 0:
         return []
+    if n == 1 and m == 1:  # one track, one box (one face in view): what the rest would find
+        return [(0, 0)] if cost[0, 0] <= max_cost else []
     valid = cost <= max_cost
     per_row, per_col = valid.sum(axis=1), valid.sum(axis=0)
     # the common case: a row and a column that have only each other

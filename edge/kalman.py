@@ -20,52 +20,65 @@ Floats = npt.NDArray[np.float64]
 W_POS, W_VEL = 1.0 / 20, 1.0 / 160
 _F = np.eye(8)
 _F[:4, 4:] = np.eye(4)
-_H = np.eye(4, 8)
 
 
 def to_xyah(boxes: Floats) -> Floats:
     """(N, 4) x1, y1, x2, y2 → (N, 4) cx, cy, w/h, h."""
     w = boxes[:, 2] - boxes[:, 0]
     h = np.maximum(boxes[:, 3] - boxes[:, 1], 1e-9)
-    return np.stack([boxes[:, 0] + w / 2, boxes[:, 1] + h / 2, w / h, h], axis=1)
+    out = np.empty((len(boxes), 4))
+    out[:, 0] = boxes[:, 0] + w / 2
+    out[:, 1] = boxes[:, 1] + h / 2
+    out[:, 2] = w / h
+    out[:, 3] = h
+    return out
 
 
 def to_xyxy(xyah: Floats) -> Floats:
     """(N, ≥4) cx, cy, w/h, h (a state's first four) → (N, 4) x1, y1, x2, y2."""
     h = xyah[:, 3]
     w = xyah[:, 2] * h
-    return np.stack(
-        [xyah[:, 0] - w / 2, xyah[:, 1] - h / 2, xyah[:, 0] + w / 2, xyah[:, 1] + h / 2], axis=1
-    )
+    out = np.empty((len(xyah), 4))
+    out[:, 0] = xyah[:, 0] - w / 2
+    out[:, 1] = xyah[:, 1] - h / 2
+    out[:, 2] = xyah[:, 0] + w / 2
+    out[:, 3] = xyah[:, 1] + h / 2
+    return out
 
 
 def _diag(std: Floats) -> Floats:
     """(N, k) standard deviations → (N, k, k) diagonal covariances."""
-    out = np.zeros((*std.shape, std.shape[1]))
-    idx = np.arange(std.shape[1])
-    out[:, idx, idx] = std**2
+    n, k = std.shape
+    out = np.zeros((n, k, k))
+    out.reshape(n, k * k)[:, :: k + 1] = std**2  # the diagonal, as a strided view
     return out
+
+
+def _stds(h: Floats, pos: float, vel: float, aspect: float, aspect_vel: float) -> Floats:
+    """(N, 8) standard deviations: ``pos·h`` for cx, cy, h, ``vel·h`` for their velocities,
+    the constants ``aspect`` and ``aspect_vel`` for the aspect ratio and its velocity.
+    Columns filled in place: the tracker runs this per frame, where ``np.stack``'s
+    Python-level cost is larger than the arithmetic."""
+    std = np.empty((len(h), 8))
+    std[:, 0] = std[:, 1] = std[:, 3] = pos * h
+    std[:, 4] = std[:, 5] = std[:, 7] = vel * h
+    std[:, 2] = aspect
+    std[:, 6] = aspect_vel
+    return std
 
 
 def initiate(boxes: Floats) -> tuple[Floats, Floats]:
     """New states (N, 8) and covariances (N, 8, 8) from (N, 4) xyxy boxes, at rest."""
     z = to_xyah(boxes)
-    h = z[:, 3]
     mean = np.concatenate([z, np.zeros_like(z)], axis=1)
-    one = np.ones_like(h)
-    pos, vel = 2 * W_POS * h, 10 * W_VEL * h
-    std = np.stack([pos, pos, 1e-2 * one, pos, vel, vel, 1e-5 * one, vel], axis=1)
-    return mean, _diag(std)
+    return mean, _diag(_stds(z[:, 3], 2 * W_POS, 10 * W_VEL, 1e-2, 1e-5))
 
 
 def predict(mean: Floats, cov: Floats, steps: float = 1.0) -> tuple[Floats, Floats]:
     """``steps`` frames ahead (1: the next frame; 2: a frame was dropped): (N, 8),
     (N, 8, 8) → the predicted states and covariances. The process noise grows with
     ``steps`` as over that many single steps (to first order)."""
-    h = mean[:, 3]
-    one = np.ones_like(h)
-    pos, vel = W_POS * h, W_VEL * h
-    std = np.stack([pos, pos, 1e-2 * one, pos, vel, vel, 1e-5 * one, vel], axis=1)
+    std = _stds(mean[:, 3], W_POS, W_VEL, 1e-2, 1e-5)
     f = _F if steps == 1.0 else _transition(steps)
     return mean @ f.T, f @ cov @ f.T + _diag(std) * steps
 
@@ -83,11 +96,14 @@ def update(
     idx = np.arange(len(mean)) if rows is None else np.asarray(rows, np.int64)
     m, p = mean[idx], cov[idx]
     z = to_xyah(boxes)
-    h = m[:, 3]
-    one = np.ones_like(h)
-    r = _diag(np.stack([W_POS * h, W_POS * h, 1e-1 * one, W_POS * h], axis=1))
-    s = _H @ p @ _H.T + r  # (k, 4, 4)
-    gain = np.linalg.solve(s, (p @ _H.T).transpose(0, 2, 1)).transpose(0, 2, 1)  # (k, 8, 4)
+    std = np.empty((len(m), 4))
+    std[:, 0] = std[:, 1] = std[:, 3] = W_POS * m[:, 3]
+    std[:, 2] = 1e-1
+    r = _diag(std)
+    # H·P·Hᵀ and P·Hᵀ, H = [I₄ 0]: P's first four rows and columns (the same values as
+    # the products with H, without two batched matrix products per frame)
+    s = p[:, :4, :4] + r  # (k, 4, 4)
+    gain = np.linalg.solve(s, p[:, :, :4].transpose(0, 2, 1)).transpose(0, 2, 1)  # (k, 8, 4)
     innov = z - m[:, :4]
     new_mean, new_cov = mean.copy(), cov.copy()
     new_mean[idx] = m + np.einsum("kij,kj->ki", gain, innov)

@@ -221,8 +221,9 @@ class Tracker:
         low = [i for i, o in enumerate(observations) if cfg.low_score <= o.score < cfg.high_score]
         if not self.tracks:
             return [], high
-        mean = np.stack([t.mean for t in self.tracks if t.mean is not None])
-        cov = np.stack([t.cov for t in self.tracks if t.cov is not None])
+        # np.array, not np.stack: the same copy, without np.stack's Python-level cost
+        mean = np.array([t.mean for t in self.tracks if t.mean is not None])
+        cov = np.array([t.cov for t in self.tracks if t.cov is not None])
         lost = np.array([t.missing > 0 for t in self.tracks])
         mean[lost, 7] = 0.0  # a lost track's height stops changing (as ByteTrack does)
         mean, cov = kalman.predict(mean, cov, ahead)
@@ -257,12 +258,20 @@ class Tracker:
         """Assign observations ``ois`` to tracks ``tis`` by IoU with the prediction."""
         if not tis or not ois:
             return []
+        if len(tis) == 1 and len(ois) == 1:  # one track, one box: the same IoU in plain floats
+            (ti,), (oi,) = tis, ois
+            o = observations[oi]
+            same = self.tracks[ti].label == o.label
+            overlap = iou(predicted[ti].tolist(), o.box) if same else 0.0
+            return [(ti, oi)] if 1.0 - overlap <= 1.0 - min_iou else []
         m: Floats = iou_matrix(
             predicted[tis], np.array([observations[oi].box for oi in ois], np.float64)
         ).astype(np.float64)
-        labels_t = np.array([self.tracks[ti].label for ti in tis])
-        labels_o = np.array([observations[oi].label for oi in ois])
-        m[labels_t[:, None] != labels_o[None, :]] = 0.0
+        labels_t = [self.tracks[ti].label for ti in tis]
+        labels_o = [observations[oi].label for oi in ois]
+        if len({*labels_t, *labels_o}) > 1:  # one label (a face detector): nothing to mask
+            lt, lo = np.array(labels_t), np.array(labels_o)
+            m[lt[:, None] != lo[None, :]] = 0.0
         return [(tis[r], ois[c]) for r, c in assign(1.0 - m, 1.0 - min_iou)]
 
     # -- lifecycle -----------------------------------------------------------------------

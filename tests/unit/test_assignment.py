@@ -43,3 +43,10 @@ def test_global_not_greedy() -> None:
 def test_empty() -> None:
     assert assign(np.zeros((0, 3)), 1.0) == []
     assert assign(np.ones((2, 2)), 0.5) == []
+
+
+def test_one_by_one_at_the_gate() -> None:
+    # one track, one box (every frame of a single face): paired up to the gate, not past it
+    assert assign(np.array([[0.7]]), 0.7) == [(0, 0)]
+    assert assign(np.array([[np.nextafter(0.7, 1.0)]]), 0.7) == []
+    assert assign(np.array([[np.nan]]), 0.7) == []
