@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from converters.cli import main as convert
 from edge.models.resolve import resolve
 from edge.runtime import BackendOptions, load_backend
+from edge.units import format_size
 from tests.fixtures import coco_photos
 from tests.fixtures.convert_scenes import (
     CALIBRATION_PHOTOS,
@@ -68,9 +69,9 @@ def _convert(model: str, calib: Path, evals: Path, out: Path) -> tuple[dict[str,
 def _print(model: str, report: dict[str, Any], wall: float, n_calib: int, n_eval: int) -> None:
     print(f"{model}: conversion wall time {wall:.1f} s ({n_calib} calibration images, "
           f"{n_eval} evaluation images)")  # fmt: skip
-    mb_fp32, mb_int8 = report["size_fp32"] / 1e6, report["size_converted"] / 1e6
-    print(f"{model}: size FP32 {mb_fp32:.2f} MB, INT8 {mb_int8:.2f} MB, "
-          f"ratio {mb_int8 / mb_fp32:.3f}")  # fmt: skip
+    fp32, int8 = report["size_fp32"], report["size_converted"]
+    print(f"{model}: size FP32 {format_size(fp32)}, INT8 {format_size(int8)}, "
+          f"ratio {int8 / fp32:.3f}")  # fmt: skip
     print(f"{model}: box F1 INT8 vs FP32 at IoU 0.5: {report['task_value']:.4f} "
           f"on {report['samples']} held-out images")  # fmt: skip
 

@@ -2,10 +2,10 @@
 
 1. ``SnapshotStore.put`` (encode + one fsync'd commit) per snapshot size, ms p50 / p99.
 2. Event appends (groups of 10, ``Outbox.append``) p50 / p99 alone, and again while a
-   thread commits a 70 KB snapshot every 20 ms into the store beside it (its own file,
+   thread commits a 70 KiB snapshot every 20 ms into the store beside it (its own file,
    its own lock): the separate file is meant to keep the second figure near the first.
 3. Snapshots from ``emit_snapshot`` to PUBACK'd and deleted through a private mosquitto,
-   snapshots/s and MB/s.
+   snapshots/s and MiB/s.
 
 ``.venv/bin/python bench/bench_snapshot_store.py [--n 200]``
 """
@@ -49,7 +49,7 @@ def puts(d: Path, n: int) -> None:
             assert store.put(s)
             ms.append((time.perf_counter() - t) * 1000)
         kb = len(shots[0].jpeg) / 1024
-        print(f"put {w}x{h} ({kb:5.1f} KB): {pct(ms)}")
+        print(f"put {w}x{h} ({kb:5.1f} KiB): {pct(ms)}")
         store.close()
 
 
@@ -103,9 +103,9 @@ def delivery(d: Path, n: int) -> None:
             while sink.snapshots.stats().queued:
                 time.sleep(0.005)
             dt = time.perf_counter() - t
-            mb = sum(len(s.jpeg) for s in shots) / 1e6
+            mb = sum(len(s.jpeg) for s in shots) / 2**20
             print(f"emit_snapshot -> PUBACK'd, deleted: {n / dt:6.1f} snapshots/s, "
-                  f"{mb / dt:5.1f} MB/s (320x240, ~{mb * 1e3 / n:.0f} KB each)")  # fmt: skip
+                  f"{mb / dt:5.1f} MiB/s (320x240, ~{mb * 1024 / n:.0f} KiB each)")  # fmt: skip
     finally:
         b.stop()
 
