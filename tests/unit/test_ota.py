@@ -124,9 +124,14 @@ REFUSALS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
     ("hidden file", {"file": ".m.tflite"}, {}, "plain file name"),
     ("update for another detector", {"detector": "plates"}, {}, "update.detector"),
     ("update for other devices", {"devices": ["cam2", "cam3"]}, {}, "update.devices"),
-    # NOW is read at collection: 30 min ahead stays "in the future" (beyond the 5 min skew)
-    # however long the suite runs before this test
-    ("issued in the future", {"issued_at": NOW + timedelta(minutes=30)}, {}, "issued_at"),
+    # NOW is read at collection: 6 h ahead stays "in the future" (beyond the 5 min skew)
+    # however long the suite runs before this test (30 min did not: a loaded CI run took 27)
+    (
+        "issued in the future",
+        {"issued_at": NOW + timedelta(hours=6), "expires_at": NOW + timedelta(hours=12)},
+        {},
+        "issued_at",
+    ),
     (
         "expired",
         {"issued_at": NOW - timedelta(hours=2), "expires_at": NOW - timedelta(seconds=1)},
