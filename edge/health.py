@@ -11,7 +11,6 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from edge.redact import redact_json
@@ -32,6 +31,10 @@ class HealthServer:
         health: Callable[[], tuple[bool, dict[str, Any]]],
         metrics: Callable[[], str],
     ) -> None:
+        # here, not at the top: http.server pulls in http.client, ssl and email (~1.5 MB)
+        # that a daemon with the listener off never needs
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
         outer = self
 
         class Handler(BaseHTTPRequestHandler):

@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
             handler = logging.StreamHandler(sys.stderr)
             handler.setFormatter(JsonFormatter())
             root.addHandler(handler)
+    from edge import malloc
     from edge.daemon import Daemon
     from edge.native_stderr import NativeStderrRedactor, native_debug_vars
 
@@ -65,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
             logging.getLogger("edge.daemon").info(
                 "%s set: OpenCV/ffmpeg debug output passes through the redactor", ", ".join(asked)
             )
+        malloc.limit_arenas(1)  # before any thread starts: see edge.malloc
         daemon = Daemon(args.config)
         daemon.install_signals()
         return daemon.run()

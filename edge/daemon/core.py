@@ -6,11 +6,13 @@ exit 0 within 5 s; SIGHUP reloads the config (``edge.daemon.reload``).
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 from pathlib import Path
 from types import FrameType
 
+from edge import malloc
 from edge.config import DeviceConfig
 from edge.daemon.control import Control
 from edge.daemon.generation import SHUTDOWN_BUDGET_S
@@ -51,6 +53,8 @@ class Daemon(Control):
             raise
         self.supervisor.ready()
         self.supervisor.poll()
+        gc.collect()  # start-up's garbage (config, manifests, runtimes' set-up) back to the OS
+        malloc.trim()
         log.info(
             "running device %s: %d stream(s), %d detector(s), boot %s",
             self.cfg.device_id, len(running.runners), len(self.cfg.detectors), self.boot_id,
