@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -31,6 +31,42 @@ class MotionGateConfig(Section):
     max_skip_s: float = Field(
         default=2.0, gt=0, title="Max skip", description="run inference at least this often anyway"
     )
+
+
+CpuList = Annotated[
+    list[Annotated[int, Field(ge=0, le=4095)]], Field(min_length=1, max_length=1024)
+]
+
+
+class StreamCpus(Section):
+    """Which CPUs each of a stream's threads may run on (Linux ``sched_setaffinity``).
+
+    Off by default: the OS scheduler is right for most mixes of streams. On a 2-core
+    board running one camera, ``infer = [0]`` with ``capture = [1]`` and ``post = [1]``
+    keeps inference on its core, its caches warm, and decoding off it
+    (bench/bench_pipeline.py measures both)."""
+
+    capture: CpuList | None = Field(
+        default=None, title="Capture", description="CPUs for reading and decoding the source"
+    )
+    infer: CpuList | None = Field(
+        default=None, title="Infer", description="CPUs for pre-processing and the model"
+    )
+    post: CpuList | None = Field(
+        default=None, title="Post", description="CPUs for tracking and events"
+    )
+
+    @field_validator("capture", "infer", "post")
+    @classmethod
+    def _no_repeats(cls, cpus: list[int] | None) -> list[int] | None:
+        if cpus is not None and len(set(cpus)) != len(cpus):
+            raise ValueError(f"CPU listed twice in {cpus}")
+        return cpus
+
+    def parts(self) -> dict[str, set[int]]:
+        """Each pinned part → its CPUs; parts left unset are absent."""
+        chosen = {"capture": self.capture, "infer": self.infer, "post": self.post}
+        return {part: set(cpus) for part, cpus in chosen.items() if cpus is not None}
 
 
 class StreamConfig(Section):
@@ -106,6 +142,12 @@ class StreamConfig(Section):
     )
     reconnect_max_s: float = Field(
         default=10.0, gt=0, title="Reconnect max", description="backoff cap"
+    )
+    cpus: StreamCpus | None = Field(
+        default=None,
+        title="CPU pinning",
+        description="pin this stream's threads to CPUs (Linux), e.g. {infer = [0], capture = "
+        "[1], post = [1]}; default: the OS schedules them",
     )
 
     @field_validator("zones", "lines")

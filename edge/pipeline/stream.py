@@ -35,6 +35,7 @@ from collections.abc import Callable
 from edge.config import StreamConfig, TrackingConfig
 from edge.errors import EdgeError, InputError
 from edge.events import Event
+from edge.pipeline import affinity
 from edge.pipeline.audio import AudioPipeline
 from edge.pipeline.items import (
     END_CAPTURE,
@@ -85,6 +86,7 @@ class StreamRunner:
             )
         self.cfg = cfg
         self.slots = slots
+        self.cpus = affinity.check(cfg.name, cfg.cpus)  # before any source is opened
         self.metrics = StreamMetrics(cfg.name)
         self._vision: VisionPipeline | None = None
         self.pipeline: Pipeline
@@ -108,10 +110,16 @@ class StreamRunner:
 
         def guarded(part: str, target: Callable[[], None], stop: threading.Event,
                     stall: float | None) -> GuardedThread:  # fmt: skip
+            cpus = self.cpus.get(part)
+
+            def run() -> None:
+                affinity.pin(cpus)  # each (re)start: a restarted loop runs where it was put
+                target()
+
             # forever=False: each part ends by itself (capture at the end of a file)
             return GuardedThread(
-                f"{name}.{part}", target, stop=stop, forever=False, max_restarts=max_restarts,
-                window_s=window_s, stall_after_s=stall,
+                f"{name}.{part}", run if cpus else target, stop=stop, forever=False,
+                max_restarts=max_restarts, window_s=window_s, stall_after_s=stall,
             )  # fmt: skip
 
         self._capture_t = guarded("capture", self._capture, self.stop_event, None)

@@ -6,6 +6,8 @@ face is in frames 30–89 (top right) and 150–209 (centre); `coffee` elsewhere
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -116,3 +118,41 @@ def test_frames_of_unexpected_shape_mid_stream_do_not_crash(video: Path) -> None
     assert m.processed == 239
     # the face in 30–89 is still one track with one end
     assert sorted({e.track_id for e in evs if e.track_id is not None}) == [1, 2]
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity"), reason="this OS cannot pin threads (no sched_setaffinity)"
+)
+def test_pinned_threads_run_where_the_config_puts_them_and_find_the_same_faces(
+    video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edge.config.streams import StreamCpus
+    from edge.pipeline import affinity
+
+    cpus = sorted(os.sched_getaffinity(0))
+    first, last = {cpus[0]}, {cpus[-1]}
+    where: dict[str, set[int]] = {}
+    real_pin = affinity.pin
+
+    def pin(chosen: set[int] | None) -> None:
+        real_pin(chosen)
+        where[threading.current_thread().name] = set(os.sched_getaffinity(0))
+
+    monkeypatch.setattr(affinity, "pin", pin)
+    cfg = StreamConfig(
+        name="cam", source=str(video), detectors=["face"],
+        cpus=StreamCpus(infer=sorted(first), capture=sorted(last), post=sorted(last)),
+    )  # fmt: skip
+    slot = load_slot("face", DetectorConfig(model="blazeface-short"), 0.6, None)
+    out: list[Event] = []
+    r = StreamRunner(cfg, [slot], TrackingConfig(min_hits=3, max_missing=5), out.extend)
+    r.start()
+    assert r.done.wait(60)
+    r.join(5)
+    assert r.metrics.processed == 240
+    assert {n.rsplit(".", 1)[-1]: s for n, s in where.items()} == {
+        "infer": first, "capture": last, "post": last,
+    }  # fmt: skip
+    assert set(os.sched_getaffinity(0)) == set(cpus)  # the caller's thread is left alone
+    assert sorted({e.track_id for e in out if e.track_id is not None}) == [1, 2]
+    assert [e.phase for e in out].count("end") == 2
