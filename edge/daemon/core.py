@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import logging
 import signal
+import time
 from pathlib import Path
 from types import FrameType
 
@@ -23,6 +24,23 @@ from edge.supervisor import ComponentFailedError, Supervisor
 
 log = logging.getLogger("edge.daemon")  # one logger for the package, as before the split
 
+# seconds after start (or a reload) at which the start-up's garbage is collected: late
+# enough that the streams' first frames are not held up by it (a full collection holds
+# the GIL ~15 ms here), early enough that the memory is back before anyone looks
+SETTLE_AFTER_S = 1.0
+
+
+def settle() -> None:
+    """Once the daemon runs: collect the start-up's garbage (config validation, manifests,
+    the runtimes' set-up), freeze what is left (the schemas, models and modules live as
+    long as the process: later full collections no longer walk them, so no stream stalls
+    for them), and hand the freed heap back to the OS (``edge.malloc``). After a reload,
+    what the last call froze is thawed first, so that the old generation's garbage goes."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    malloc.trim()
+
 
 class Daemon(Control):
     """``edge run``: one config's streams, detectors, sinks and health listener; reloads
@@ -31,6 +49,7 @@ class Daemon(Control):
     def __init__(self, config_path: Path, cfg: DeviceConfig | None = None) -> None:
         super().__init__(config_path, cfg)
         self.supervisor = Supervisor(self.components)
+        self._settle_at = 0.0  # when to run settle(); 0: not due
 
     def start(self) -> None:
         # one daemon per data dir, decided before any sink opens anything in it
@@ -53,8 +72,7 @@ class Daemon(Control):
             raise
         self.supervisor.ready()
         self.supervisor.poll()
-        gc.collect()  # start-up's garbage (config, manifests, runtimes' set-up) back to the OS
-        malloc.trim()
+        self._settle_at = time.monotonic() + SETTLE_AFTER_S
         log.info(
             "running device %s: %d stream(s), %d detector(s), boot %s",
             self.cfg.device_id, len(running.runners), len(self.cfg.detectors), self.boot_id,
@@ -90,6 +108,10 @@ class Daemon(Control):
                 if self._reload.is_set():
                     self._reload.clear()
                     self.reload()
+                    self._settle_at = time.monotonic() + SETTLE_AFTER_S
+                if self._settle_at and time.monotonic() >= self._settle_at:
+                    self._settle_at = 0.0
+                    settle()
                 if self._check():
                     break
         finally:

@@ -89,3 +89,27 @@ def test_the_daemon_limits_arenas_before_it_starts(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(edge.daemon, "Daemon", FakeDaemon)
     assert run_cmd.run(argparse.Namespace(config=Path("x.toml"), log_json=False)) == 0
     assert calls == ["limit 1", "daemon"]
+
+
+def test_settle_freezes_the_living_and_a_later_settle_frees_what_died_since() -> None:
+    import gc
+    import weakref
+
+    from edge.daemon.core import settle
+
+    class Node:
+        other: object = None
+
+    a, b = Node(), Node()
+    a.other, b.other = b, a  # a cycle: only the collector can free it
+    gone = weakref.ref(a)
+    try:
+        settle()
+        assert gc.get_freeze_count() > 0  # full collections skip the start-up's objects
+        del a, b  # the cycle dies after it was frozen (the old generation after a reload)
+        gc.collect()
+        assert gone() is not None  # frozen: a plain collection does not see it
+        settle()
+        assert gone() is None  # settle thaws first: nothing frozen leaks
+    finally:
+        gc.unfreeze()
