@@ -46,6 +46,7 @@ from edge.pipeline.affinity import allowed_cpus  # noqa: E402
 from tests.fixtures.video import DEFAULT_SPANS, face_video  # noqa: E402
 
 N_FRAMES, RUNS = 300, 7
+CV_THREADS = cv2.getNumThreads()  # OpenCV's default, before any pipeline changes it
 MP_VENV = Path.home() / ".cache" / "edgewise" / "venvs" / "mediapipe-0.10.21"
 
 
@@ -59,6 +60,9 @@ def decode_ms(video: Path) -> float:
 
 
 def bare_ms(video: Path) -> tuple[float, dict[str, float]]:
+    """The model in a plain loop, at its best: OpenCV's thread pool as it comes (a pipeline
+    run in this process before turns it off: ``edge.pipeline.stream.single_threaded_opencv``)."""
+    cv2.setNumThreads(CV_THREADS)
     cap = cv2.VideoCapture(str(video))
     frames = []
     while True:
@@ -81,7 +85,9 @@ def bare_ms(video: Path) -> tuple[float, dict[str, float]]:
 
 
 def lean_fps(video: Path) -> float:
-    """Decode in one thread, ``detect`` in this one, a bounded queue between: nothing else."""
+    """Decode in one thread, ``detect`` in this one, a bounded queue between: nothing else
+    (OpenCV's thread pool as it comes, as a plain script would have it)."""
+    cv2.setNumThreads(CV_THREADS)
     _, det = load_detector("blazeface-short", threads=1)
     q: Queue[npt.NDArray[np.uint8] | None] = Queue(maxsize=8)
 

@@ -58,6 +58,21 @@ from edge.supervise import ComponentHealth, GuardedThread
 
 log = logging.getLogger(__name__)
 
+
+def single_threaded_opencv() -> None:
+    """OpenCV's own thread pool off (``cv2.setNumThreads(1)``), once a video stream starts.
+
+    A stream already runs decode, inference and post in parallel threads; OpenCV splitting
+    each resize or colour conversion of the pre-processing across the cores only makes the
+    inference thread wait for the core that is decoding. Measured on 2 cores
+    (bench/bench_pipeline.py's round): the pipeline 367 → 399 frames/s, a bare
+    decode-thread + detect loop 353 → 455, at the price of ~7% on a lone ``detect`` loop
+    with nothing else running (which ``edge detect`` keeps: it never starts a stream)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 # infer/post: one item taking this long means a stuck call (reported, cannot be interrupted)
 STALL_AFTER_S = 60.0
 _POLL_S = 0.1
@@ -135,6 +150,8 @@ class StreamRunner:
     # -- control ---------------------------------------------------------------------
 
     def start(self) -> None:
+        if self._vision is not None:
+            single_threaded_opencv()
         self._started_at = time.monotonic()
         for t in self._threads:
             t.start()

@@ -156,3 +156,16 @@ def test_pinned_threads_run_where_the_config_puts_them_and_find_the_same_faces(
     assert set(os.sched_getaffinity(0)) == set(cpus)  # the caller's thread is left alone
     assert sorted({e.track_id for e in out if e.track_id is not None}) == [1, 2]
     assert [e.phase for e in out].count("end") == 2
+
+
+def test_a_video_stream_turns_opencvs_thread_pool_off(video: Path) -> None:
+    import cv2
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)  # as OpenCV starts on a 2-core machine
+    try:
+        r, evs = run(video)
+        assert cv2.getNumThreads() == 1  # edge.pipeline.stream.single_threaded_opencv
+        assert r.metrics.processed == 240 and [e.phase for e in evs].count("end") == 2
+    finally:
+        cv2.setNumThreads(before)

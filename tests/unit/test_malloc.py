@@ -12,7 +12,7 @@ import pytest
 
 from edge import malloc
 
-pytestmark = pytest.mark.skipif(
+glibc = pytest.mark.skipif(
     malloc._libc() is None, reason="glibc only: this libc has no mallopt/malloc_trim"
 )
 
@@ -38,6 +38,7 @@ def arenas(mode: str, env: dict[str, str] | None = None) -> int:
     return sum(line.startswith("Arena ") for line in r.stderr.splitlines())
 
 
+@glibc
 def test_threads_share_one_arena_when_limited() -> None:
     assert arenas("free") > 1  # without the limit glibc gives threads their own
     assert arenas("limit") == 1
@@ -62,9 +63,17 @@ print(before - rss())
 """
 
 
+@glibc
 def test_trim_hands_freed_heap_pages_back() -> None:
     r = subprocess.run([sys.executable, "-c", TRIM], capture_output=True, text=True, check=True)
     assert int(r.stdout) > 32 * 1024  # KiB: most of the 64 MiB freed inside the heap
+
+
+def test_without_glibc_both_do_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    monkeypatch.setattr(malloc, "_libc", lambda: None)  # musl, macOS: nothing to tune
+    assert malloc.limit_arenas(1) is False
+    assert malloc.trim() is False
 
 
 def test_the_daemon_limits_arenas_before_it_starts(monkeypatch: pytest.MonkeyPatch) -> None:
