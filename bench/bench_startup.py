@@ -6,7 +6,7 @@
   for an audio-only config (WAV + Silero VAD) and a vision one (video + BlazeFace), the
   sources read as fast as they decode (``realtime = false``) so that the figure is the
   start-up, not where the first speech or face lies in the media; against the 0.5 s target.
-- ``edge detect`` cold start against a process that only imports numpy, OpenCV and LiteRT.
+- (``edge detect``'s cold start is bench/bench_cold_start.py's.)
 - Daemon RSS (BlazeFace + Silero VAD, two real-time streams, after 3 s) against two floors,
   each a bare process measured in the same run:
   - *imports + models*: it imports the same libraries, loads the same two models and does
@@ -40,7 +40,6 @@ from edge.models.resolve import resolve  # noqa: E402
 TARGET_FIRST_EVENT_S = 0.5
 WAV = REPO / "examples" / "media" / "speech.wav"
 VIDEO = REPO / "examples" / "media" / "lobby.avi"
-PHOTO = REPO / "examples" / "media" / "photo.jpg"
 EDGE = [sys.executable, "-m", "edge.cli.main"]
 FLOOR = """
 import sys, time, re
@@ -178,12 +177,6 @@ def daemon_rss_mib(cfg: Path) -> float:
     return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
 
 
-def _ms(cmd: list[str]) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True)
-    return (time.perf_counter() - t0) * 1000
-
-
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--runs", type=int, default=5)
@@ -216,20 +209,6 @@ def main() -> int:
                 f"vs target {TARGET_FIRST_EVENT_S} s: {s / TARGET_FIRST_EVENT_S:.2f}x; vs a bare "
                 f"script to its first detection (same libraries, model, media) {b:.3f} s: "
                 f"{s / b:.2f}x"
-            )
-        if not a.rss_only:
-            detect = [*EDGE, "-q", "detect", "blazeface-short", str(PHOTO), "--json"]
-            imports = "import numpy, cv2; from ai_edge_litert import interpreter"
-            bare = [sys.executable, "-c", imports]
-            _ms(detect)
-            ours, base = [], []
-            for _ in range(runs):  # interleaved
-                ours.append(_ms(detect))
-                base.append(_ms(bare))
-            o, b = statistics.median(ours), statistics.median(base)
-            print(
-                f"edge detect blazeface-short cold start {o:.0f} ms vs bare imports "
-                f"(numpy, cv2, LiteRT) {b:.0f} ms: {o / b:.2f}x (target <= 2.5x)"
             )
         both = _config(tmp, "both", AUDIO + VISION.replace('"v"\n', '"v"\nloop = true\n'), True)
         both.write_text(both.read_text().replace('"a"\n', '"a"\nloop = true\n'))
