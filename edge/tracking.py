@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -83,9 +84,8 @@ class Track:
     emitted_ts: float = 0.0
     emitted_box: Box = (0.0, 0.0, 0.0, 0.0)  # box_avg at the last sent step
     emitted_score: float = 0.0  # score_avg at the last sent step
-    # bytetrack only: the Kalman state (8,) and covariance (8, 8); None for ``iou``
-    mean: Floats | None = None
-    cov: Floats | None = None
+    # bytetrack only: the Kalman filter of the box; None for ``iou``
+    kf: kalman.BoxFilter | None = None
     # the score and box smoothed over hits (SMOOTH), which the update rules are checked on
     score_avg: float = -1.0
     box_avg: Box = (0.0, 0.0, 0.0, 0.0)
@@ -108,7 +108,7 @@ def _moved(a: Box, b: Box, frac: float) -> bool:
     return shift > frac * size_a or abs(math.log(size_b / size_a)) > math.log1p(frac)
 
 
-def _box(row: Floats) -> Box:
+def _box(row: Sequence[float]) -> Box:
     """A filtered Kalman box, published: clipped to the image. The filter's state may run
     past an edge (an object leaving the frame at speed, or the velocity overshooting after
     a hit at the border), but an event's box is normalized (``Event`` refuses anything
@@ -136,7 +136,7 @@ class Tracker:
         matched = {ti for ti, _ in pairs}
         for ti, oi in pairs:
             t, o = self.tracks[ti], observations[oi]
-            if t.mean is None:
+            if t.kf is None:
                 t.box = o.box
             t.score, t.last_ts = o.score, ts
             t.score_avg += SMOOTH * (o.score - t.score_avg)
@@ -158,8 +158,7 @@ class Tracker:
             t = Track(self._next_id, o.label, o.box, o.score, ts, ts, score_avg=o.score)
             t.box_avg = o.box
             if self.cfg.kind == "bytetrack":
-                mean, cov = kalman.initiate(np.array([o.box], np.float64))
-                t.mean, t.cov = mean[0], cov[0]
+                t.kf = kalman.BoxFilter(o.box)
             self._next_id += 1
             self.tracks.append(t)
             steps.extend(self._after_hit(t, ts))
@@ -221,13 +220,12 @@ class Tracker:
         low = [i for i, o in enumerate(observations) if cfg.low_score <= o.score < cfg.high_score]
         if not self.tracks:
             return [], high
-        # np.array, not np.stack: the same copy, without np.stack's Python-level cost
-        mean = np.array([t.mean for t in self.tracks if t.mean is not None])
-        cov = np.array([t.cov for t in self.tracks if t.cov is not None])
-        lost = np.array([t.missing > 0 for t in self.tracks])
-        mean[lost, 7] = 0.0  # a lost track's height stops changing (as ByteTrack does)
-        mean, cov = kalman.predict(mean, cov, ahead)
-        predicted = kalman.to_xyxy(mean)
+        lost = [t.missing > 0 for t in self.tracks]
+        predicted: list[Box] = []
+        for t, gone in zip(self.tracks, lost, strict=True):
+            assert t.kf is not None  # every bytetrack track has its filter
+            t.kf.predict(ahead, hold_height=gone)  # a lost track's height stops changing
+            predicted.append(t.kf.box())
         pairs = self._stage(
             predicted, observations, list(range(len(self.tracks))), high, cfg.iou_threshold
         )
@@ -235,21 +233,17 @@ class Tracker:
         pairs += self._stage(
             predicted, observations, [ti for ti in rest if not lost[ti]], low, cfg.low_iou_threshold
         )
-        if pairs:
-            rows = [ti for ti, _ in pairs]
-            boxes = np.array([observations[oi].box for _, oi in pairs], np.float64)
-            mean, cov = kalman.update(mean, cov, boxes, rows)
-        for ti, t in enumerate(self.tracks):
-            t.mean, t.cov = mean[ti], cov[ti]
-        if pairs:
-            for (ti, _), row in zip(pairs, kalman.to_xyxy(mean[rows]), strict=True):
-                self.tracks[ti].box = _box(row)
+        for ti, oi in pairs:
+            kf = self.tracks[ti].kf
+            assert kf is not None
+            kf.update(observations[oi].box)
+            self.tracks[ti].box = _box(kf.box())
         used = {oi for _, oi in pairs}
         return pairs, [oi for oi in high if oi not in used]
 
     def _stage(
         self,
-        predicted: Floats,
+        predicted: list[Box],
         observations: list[Observation],
         tis: list[int],
         ois: list[int],
@@ -262,10 +256,11 @@ class Tracker:
             (ti,), (oi,) = tis, ois
             o = observations[oi]
             same = self.tracks[ti].label == o.label
-            overlap = iou(predicted[ti].tolist(), o.box) if same else 0.0
+            overlap = iou(predicted[ti], o.box) if same else 0.0
             return [(ti, oi)] if 1.0 - overlap <= 1.0 - min_iou else []
         m: Floats = iou_matrix(
-            predicted[tis], np.array([observations[oi].box for oi in ois], np.float64)
+            np.array([predicted[ti] for ti in tis], np.float64),
+            np.array([observations[oi].box for oi in ois], np.float64),
         ).astype(np.float64)
         labels_t = [self.tracks[ti].label for ti in tis]
         labels_o = [observations[oi].label for oi in ois]

@@ -5,6 +5,7 @@ Each test states the boxes it feeds; the IoU tracker on the same input is the co
 
 from __future__ import annotations
 
+import random
 from typing import Literal
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 from edge import kalman
 from edge.config import InvalidConfigError, TrackingConfig, parse_config
 from edge.tracking import Observation, Tracker
+from tests.support import kalman_ref
 
 Box = tuple[float, float, float, float]
 
@@ -77,21 +79,45 @@ def test_crossing_people_keep_their_ids() -> None:
 
 
 def test_the_filter_learns_a_constant_velocity() -> None:
-    boxes = np.array([[0.1 + 0.02 * i, 0.3, 0.2 + 0.02 * i, 0.5] for i in range(12)])
-    mean, cov = kalman.initiate(boxes[:1])
+    boxes = [(0.1 + 0.02 * i, 0.3, 0.2 + 0.02 * i, 0.5) for i in range(12)]
+    f = kalman.BoxFilter(boxes[0])
     for b in boxes[1:]:
-        mean, cov = kalman.predict(mean, cov)
-        mean, cov = kalman.update(mean, cov, b[None])
-    mean, cov = kalman.predict(mean, cov)
-    assert kalman.to_xyxy(mean)[0] == pytest.approx([0.34, 0.3, 0.44, 0.5], abs=0.005)
-    assert np.allclose(kalman.to_xyxy(kalman.to_xyah(boxes)), boxes)
+        f.predict()
+        f.update(b)
+    f.predict()
+    assert f.box() == pytest.approx([0.34, 0.3, 0.44, 0.5], abs=0.005)
+    ref = np.array(boxes)
+    assert np.allclose(kalman_ref.to_xyxy(kalman_ref.to_xyah(ref)), ref)
 
 
-def test_the_update_rows_leave_other_tracks_alone() -> None:
-    boxes = np.array([[0.1, 0.1, 0.2, 0.2], [0.5, 0.5, 0.7, 0.7]])
-    mean, cov = kalman.initiate(boxes)
-    new_mean, _ = kalman.update(mean, cov, np.array([[0.12, 0.1, 0.22, 0.2]]), [0])
-    assert np.array_equal(new_mean[1], mean[1]) and new_mean[0, 0] > mean[0, 0]
+def test_the_per_track_filter_is_bytetracks_batched_filter() -> None:
+    """Random walks, dropped frames, half and fractional steps, lost tracks holding their
+    height: state and covariance agree with the batched numpy filter to 1e-12."""
+    rng = random.Random(3)
+    for _ in range(200):
+        x, y = rng.uniform(0, 0.8), rng.uniform(0, 0.8)
+        box = (x, y, x + rng.uniform(0.01, 0.2), y + rng.uniform(0.01, 0.2))
+        f = kalman.BoxFilter(box)
+        mean, cov = kalman_ref.initiate(np.array([box]))
+        for _ in range(30):
+            steps, hold = rng.choice([1.0, 1.0, 2.0, 0.5, 3.7]), rng.random() < 0.2
+            if hold:
+                mean[0, 7] = 0.0
+            f.predict(steps, hold_height=hold)
+            mean, cov = kalman_ref.predict(mean, cov, steps)
+            if rng.random() < 0.7:
+                dx, dy = rng.uniform(-0.02, 0.02), rng.uniform(-0.02, 0.02)
+                x1, y1 = box[0] + dx, box[1] + dy
+                box = (
+                    x1, y1, max(box[2] + dx + rng.uniform(-0.01, 0.01), x1 + 0.01),
+                    max(box[3] + dy + rng.uniform(-0.01, 0.01), y1 + 0.01),
+                )  # fmt: skip
+                f.update(box)
+                mean, cov = kalman_ref.update(mean, cov, np.array([box]))
+            m, c = f.state()
+            assert np.allclose(m, mean[0], rtol=1e-12, atol=1e-15)
+            assert np.allclose(c, cov[0], rtol=1e-12, atol=1e-18)
+            assert np.allclose(f.box(), kalman_ref.to_xyxy(mean)[0], rtol=0, atol=1e-12)
 
 
 def test_low_score_not_below_high_score_is_refused_at_its_line() -> None:
