@@ -89,3 +89,35 @@ def test_mistyped_subcommand_gets_a_suggestion(capsys: pytest.CaptureFixture[str
     with pytest.raises(SystemExit):
         edge_main(["xyzzy"])  # nothing close: the choices, no guess
     assert "did you mean" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "prog", "flag", "meant"),
+    [
+        (["run", "--conf", "x.toml"], "edge run", "--conf", "'--config'"),
+        (["run", "--config", "x", "--conf", "y"], "edge run", "--conf", "'--config'"),
+        (["models", "pull", "--al"], "edge models pull", "--al", "'--all'"),
+        (["detect", "m", "a.jpg", "--jsn"], "edge detect", "--jsn", "'--json'"),
+        (["run", "--config=x", "--log-jsn"], "edge run", "--log-jsn", "'--log-json'"),
+    ],
+    ids=["missing required", "beside the right one", "nested sub-command", "detect", "with ="],
+)
+def test_a_mistyped_flag_is_named_with_a_suggestion(
+    argv: list[str], prog: str, flag: str, meant: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        edge_main(argv)
+    assert exc.value.code == exit_codes.USAGE
+    err = capsys.readouterr().err
+    assert f"{prog}: error: unrecognized arguments: {flag} (did you mean {meant}" in err
+    assert "required" not in err  # the typo, not what it left missing
+
+
+def test_what_only_looks_like_an_unknown_flag_still_parses() -> None:
+    p = edge_parser()
+    assert p.parse_args(["run", "-cdevice.toml"]).config == Path("device.toml")  # -cFILE
+    assert p.parse_args(["run", "--config=d.toml"]).config == Path("d.toml")
+    args = p.parse_args(["models", "pull", "--all"])  # a parent leaves the check to its child
+    assert args.all is True
+    for prog, build in PARSERS.items():  # every parser still builds with the stricter class
+        assert build().prog.startswith(prog.split()[0])
