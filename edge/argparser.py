@@ -48,17 +48,17 @@ class ArgumentParser(argparse.ArgumentParser):
         return super().parse_known_args(argv, namespace)
 
     def _unknown_flag(self, argv: list[str]) -> str | None:
-        """The first token that looks like a flag and is none of this parser's."""
+        """The first arg that looks like a flag and is none of this parser's."""
         known = self._option_string_actions
-        for token in argv:
-            if token == "--":
+        for arg in argv:
+            if arg == "--":
                 return None
-            if not token.startswith("-") or token == "-":
+            if not arg.startswith("-") or arg == "-":
                 continue
-            if self._negative_number_matcher.match(token):
+            if self._negative_number_matcher.match(arg):
                 continue  # a value such as -0.5
-            flag = token.split("=", 1)[0]
-            if flag in known or (not token.startswith("--") and token[:2] in known):
+            flag = arg.split("=", 1)[0]
+            if flag in known or (not arg.startswith("--") and arg[:2] in known):
                 continue  # -cFILE: a short flag with its value attached
             return flag
         return None
