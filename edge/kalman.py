@@ -10,12 +10,18 @@ or normalized units.
 
 from __future__ import annotations
 
-import numpy as np
-import numpy.typing as npt
-
-Floats = npt.NDArray[np.float64]
+from edge.boxes import Box
 
 W_POS, W_VEL = 1.0 / 20, 1.0 / 160
+# the aspect ratio's noise, constant (ByteTrack's): process (value, velocity) and measurement
+ASPECT_Q, ASPECT_R = (1e-2**2, 1e-5**2), 1e-1**2
+
+
+def _xyah(box: Box) -> tuple[float, float, float, float]:
+    """x1, y1, x2, y2 → cx, cy, w/h, h (h at least 1e-9)."""
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, max(y2 - y1, 1e-9)
+    return x1 + w / 2, y1 + h / 2, w / h, h
 
 
 class BoxFilter:
@@ -23,75 +29,60 @@ class BoxFilter:
 
     With F = [[I, s·I], [0, I]] and diagonal noises, the covariance never couples two
     coordinates: ByteTrack's 8-state filter is four independent (value, velocity) filters,
-    for cx, cy, a and h. Each keeps its 2×2 covariance as (p_xx, p_xv, p_vv). The tracker
-    runs this for each track and frame, where about 40 small numpy calls cost more than the
-    arithmetic (and hold the GIL the inference thread wants): one update with one face took 0.21 ms
-    batched and takes 0.03 ms here (bench/bench_tracker.py). tests/unit/test_tracking_bytetrack.py
-    checks it against the batched filter (tests/support/kalman_ref.py) to 1e-12."""
+    for cx, cy, a and h. Each keeps its 2×2 covariance as [p_xx, p_xv, p_vv]. The tracker
+    runs this for each track and frame, where about 40 small numpy calls cost more than
+    the arithmetic (and hold the GIL the inference thread wants): one update with one face
+    took 0.21 ms batched and takes 0.03 ms here (bench/bench_tracker.py).
+    tests/unit/test_tracking_bytetrack.py checks it against the batched filter
+    (tests/support/kalman_ref.py) to 1e-12."""
 
     __slots__ = ("p", "v", "x")
 
-    def __init__(self, box: tuple[float, float, float, float]) -> None:
-        x1, y1, x2, y2 = box
-        w, h = x2 - x1, max(y2 - y1, 1e-9)
-        self.x = [x1 + w / 2, y1 + h / 2, w / h, h]
+    def __init__(self, box: Box) -> None:
+        self.x = list(_xyah(box))
         self.v = [0.0, 0.0, 0.0, 0.0]
-        pos, vel = 2 * W_POS * h, 10 * W_VEL * h
+        h = self.x[3]
+        pos, vel = (2 * W_POS * h) ** 2, (10 * W_VEL * h) ** 2
         self.p = [
-            [pos * pos, 0.0, vel * vel],
-            [pos * pos, 0.0, vel * vel],
-            [1e-4, 0.0, 1e-10],  # (1e-2)², (1e-5)²
-            [pos * pos, 0.0, vel * vel],
+            [pos, 0.0, vel],
+            [pos, 0.0, vel],
+            [ASPECT_Q[0], 0.0, ASPECT_Q[1]],
+            [pos, 0.0, vel],
         ]
 
     def predict(self, steps: float = 1.0, hold_height: bool = False) -> None:
         """``steps`` frame intervals ahead; ``hold_height``: a lost track's height stops
-        changing (its height velocity is zeroed first, as ByteTrack does)."""
+        changing (its height velocity is zeroed first, as ByteTrack does). The process
+        noise grows with ``steps`` as over that many single steps (to first order)."""
         if hold_height:
             self.v[3] = 0.0
-        h = self.x[3]
-        qx, qv = (W_POS * h) ** 2 * steps, (W_VEL * h) ** 2 * steps
-        x, v, s = self.x, self.v, steps
+        h, s = self.x[3], steps
+        q = ((W_POS * h) ** 2, (W_VEL * h) ** 2)
         for i, p in enumerate(self.p):
+            qx, qv = ASPECT_Q if i == 2 else q
             pxx, pxv, pvv = p
-            x[i] += s * v[i]
-            if i == 2:
-                p[0] = pxx + 2 * s * pxv + s * s * pvv + 1e-4 * steps
-                p[1] = pxv + s * pvv
-                p[2] = pvv + 1e-10 * steps
-            else:
-                p[0] = pxx + 2 * s * pxv + s * s * pvv + qx
-                p[1] = pxv + s * pvv
-                p[2] = pvv + qv
+            self.x[i] += s * self.v[i]
+            p[0] = pxx + 2 * s * pxv + s * s * pvv + qx * s
+            p[1] = pxv + s * pvv
+            p[2] = pvv + qv * s
 
-    def update(self, box: tuple[float, float, float, float]) -> None:
+    def update(self, box: Box) -> None:
         """Correct with a measured xyxy box."""
-        x1, y1, x2, y2 = box
-        w, h = x2 - x1, max(y2 - y1, 1e-9)
-        z = (x1 + w / 2, y1 + h / 2, w / h, h)
+        z = _xyah(box)
         r = (W_POS * self.x[3]) ** 2
-        x, v = self.x, self.v
         for i, p in enumerate(self.p):
             pxx, pxv, pvv = p
-            s = pxx + (1e-2 if i == 2 else r)  # 1e-2: (1e-1)², the aspect's noise
+            s = pxx + (ASPECT_R if i == 2 else r)
             kx, kv = pxx / s, pxv / s
-            innov = z[i] - x[i]
-            x[i] += kx * innov
-            v[i] += kv * innov
+            innov = z[i] - self.x[i]
+            self.x[i] += kx * innov
+            self.v[i] += kv * innov
             p[0] = pxx - kx * pxx
             p[1] = pxv - kx * pxv
             p[2] = pvv - kv * pxv
 
-    def box(self) -> tuple[float, float, float, float]:
+    def box(self) -> Box:
         """The state's box, xyxy (unclipped)."""
         cx, cy, a, h = self.x
         w = a * h
         return (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
-
-    def state(self) -> tuple[Floats, Floats]:
-        """(8,) mean and (8, 8) covariance, laid out as ByteTrack's filter has them."""
-        mean = np.array([*self.x, *self.v])
-        cov = np.zeros((8, 8))
-        for i, (pxx, pxv, pvv) in enumerate(self.p):
-            cov[i, i], cov[i, i + 4], cov[i + 4, i], cov[i + 4, i + 4] = pxx, pxv, pxv, pvv
-        return mean, cov

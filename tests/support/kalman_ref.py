@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from edge.kalman import W_POS, W_VEL
+from edge.kalman import W_POS, W_VEL, BoxFilter
 
 Floats = npt.NDArray[np.float64]
 _F = np.eye(8)
@@ -104,3 +104,12 @@ def update(
     new_mean[idx] = m + np.einsum("kij,kj->ki", gain, innov)
     new_cov[idx] = p - gain @ s @ gain.transpose(0, 2, 1)
     return new_mean, new_cov
+
+
+def state_of(f: BoxFilter) -> tuple[Floats, Floats]:
+    """A ``BoxFilter``'s (8,) mean and (8, 8) covariance, laid out as the batched filter's."""
+    mean = np.array([*f.x, *f.v])
+    cov = np.zeros((8, 8))
+    for i, (pxx, pxv, pvv) in enumerate(f.p):
+        cov[i, i], cov[i, i + 4], cov[i + 4, i], cov[i + 4, i + 4] = pxx, pxv, pxv, pvv
+    return mean, cov

@@ -114,7 +114,7 @@ def test_the_per_track_filter_is_bytetracks_batched_filter() -> None:
                 )  # fmt: skip
                 f.update(box)
                 mean, cov = kalman_ref.update(mean, cov, np.array([box]))
-            m, c = f.state()
+            m, c = kalman_ref.state_of(f)
             assert np.allclose(m, mean[0], rtol=1e-12, atol=1e-15)
             assert np.allclose(c, cov[0], rtol=1e-12, atol=1e-18)
             assert np.allclose(f.box(), kalman_ref.to_xyxy(mean)[0], rtol=0, atol=1e-12)
