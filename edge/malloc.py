@@ -16,6 +16,7 @@ Two things keep a Python daemon's resident memory above what it uses:
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import sys
@@ -24,7 +25,9 @@ M_ARENA_MAX = -8  # <malloc.h>
 log = logging.getLogger(__name__)
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
+    """glibc, looked up once; None off Linux or on a libc without mallopt/malloc_trim."""
     if not sys.platform.startswith("linux"):
         return None
     try:
