@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from queue import Queue
 
@@ -50,6 +51,16 @@ CV_THREADS = cv2.getNumThreads()  # OpenCV's default, before any pipeline change
 MP_VENV = Path.home() / ".cache" / "edgewise" / "venvs" / "mediapipe-0.10.21"
 
 
+def frames_of(video: Path) -> Iterator[npt.NDArray[np.uint8]]:
+    """The video's frames as OpenCV decodes them."""
+    cap = cv2.VideoCapture(str(video))
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            return
+        yield np.asarray(f, np.uint8)
+
+
 def decode_ms(video: Path) -> float:
     cap = cv2.VideoCapture(str(video))
     t0 = time.perf_counter()
@@ -63,13 +74,7 @@ def bare_ms(video: Path) -> tuple[float, dict[str, float]]:
     """The model in a plain loop, at its best: OpenCV's thread pool as it comes (a pipeline
     run in this process before turns it off: ``edge.pipeline.stream.single_threaded_opencv``)."""
     cv2.setNumThreads(CV_THREADS)
-    cap = cv2.VideoCapture(str(video))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(np.asarray(f, np.uint8))
+    frames = list(frames_of(video))
     _, det = load_detector("blazeface-short", threads=1)
     for f in frames[:20]:
         det.detect(f)  # type: ignore[union-attr]  # an image detector
@@ -92,12 +97,8 @@ def lean_fps(video: Path) -> float:
     q: Queue[npt.NDArray[np.uint8] | None] = Queue(maxsize=8)
 
     def capture() -> None:
-        cap = cv2.VideoCapture(str(video))
-        while True:
-            ok, f = cap.read()
-            if not ok:
-                break
-            q.put(np.asarray(f, np.uint8))
+        for f in frames_of(video):
+            q.put(f)
         q.put(None)
 
     t = threading.Thread(target=capture)

@@ -50,22 +50,21 @@ tfl.allocate_tensors()
 opts = onnxruntime.SessionOptions()
 opts.intra_op_num_threads = opts.inter_op_num_threads = 1
 ort = onnxruntime.InferenceSession(sys.argv[2], opts, providers=["CPUExecutionProvider"])
-""" + (
-    "\nif sys.argv[3:]:\n"  # the job once
-    "    class One(pydantic.BaseModel):\n"
-    "        x: int\n"
-    "    One(x=1)\n"
-    "    ok, frame = cv2.VideoCapture(sys.argv[3]).read()\n"
-    "    d = tfl.get_input_details()[0]\n"
-    "    h, w = d['shape'][1:3]\n"
-    "    tfl.set_tensor(d['index'], cv2.resize(frame, (w, h)).astype(numpy.float32)[None])\n"
-    "    tfl.invoke()\n"
-    "    z = numpy.zeros\n"
-    "    ort.run(None, {'input': z((1, 512), numpy.float32), 'state': z((2, 1, 128), "
-    "numpy.float32), 'sr': numpy.array(16000)})\n"
-    "status = open('/proc/self/status').read()\n"
-    "print(int(re.search(r'VmRSS:\\s+(\\d+)', status).group(1)) / 1024)\n"
-)
+if sys.argv[3:]:  # the job once: a pydantic model, a frame decoded, each model run
+    class One(pydantic.BaseModel):
+        x: int
+    One(x=1)
+    ok, frame = cv2.VideoCapture(sys.argv[3]).read()
+    d = tfl.get_input_details()[0]
+    h, w = d["shape"][1:3]
+    tfl.set_tensor(d["index"], cv2.resize(frame, (w, h)).astype(numpy.float32)[None])
+    tfl.invoke()
+    z, f32 = numpy.zeros, numpy.float32
+    sr = numpy.array(16000)
+    ort.run(None, {"input": z((1, 512), f32), "state": z((2, 1, 128), f32), "sr": sr})
+status = open("/proc/self/status").read()
+print(int(re.search(r"VmRSS:\\s+(\\d+)", status).group(1)) / 1024)
+"""
 
 
 def _config(tmp: Path, name: str, streams: str, realtime: bool) -> Path:
@@ -139,33 +138,27 @@ for i in range(0, len(a) - 511, 512):
 """
 
 
+def seconds_to(cmd: list[str], marker: str, stream: str = "stderr") -> float:
+    """Seconds from exec to the first line of ``stream`` holding ``marker`` (nan if none)."""
+    out = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, stream: subprocess.PIPE}
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdout=out["stdout"], stderr=out["stderr"], text=True)
+    pipe = p.stdout if stream == "stdout" else p.stderr
+    assert pipe is not None
+    first = next((time.monotonic() - t0 for line in pipe if marker in line), float("nan"))
+    p.terminate()
+    p.communicate(timeout=20)
+    return first
+
+
 def bare_first_s(script: str, model: Path, media: Path) -> float:
     """Seconds from exec to the bare floor's first detection (nan if none came)."""
-    t0 = time.monotonic()
-    p = subprocess.Popen(
-        [sys.executable, "-c", script, str(model), str(media)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    assert p.stdout is not None
-    first = time.monotonic() - t0 if p.stdout.readline().strip() == "first" else float("nan")
-    p.kill()
-    p.wait(20)
-    return first
+    return seconds_to([sys.executable, "-c", script, str(model), str(media)], "first", "stdout")
 
 
 def first_event_s(cfg: Path) -> float:
     """Seconds from exec to the daemon's "first event" line (nan if none came)."""
-    t0 = time.monotonic()
-    p = subprocess.Popen([*EDGE, "run", "--config", str(cfg)], stderr=subprocess.PIPE, text=True)
-    first = float("nan")
-    assert p.stderr is not None
-    for line in p.stderr:
-        if "first event" in line:
-            first = time.monotonic() - t0
-            break
-    p.terminate()
-    p.communicate(timeout=20)
-    return first
+    return seconds_to([*EDGE, "run", "--config", str(cfg)], "first event")
 
 
 def daemon_rss_mib(cfg: Path) -> float:
