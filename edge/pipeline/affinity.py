@@ -4,15 +4,20 @@ Checked when the stream is built, against the CPUs this process may use (a conta
 ``--cpuset-cpus`` or a systemd ``CPUAffinity=`` narrows them), so a CPU that is not
 there is a config error naming the field rather than a thread that dies at start.
 Each thread pins itself first thing (``sched_setaffinity(0, ...)`` sets the calling
-thread's mask on Linux), and again after a restart.
+thread's mask on Linux), and again after a restart. The CPUs can still go away after the
+check (a cpuset narrowed at run time, a CPU taken offline): then the thread says so in the
+log and runs where the OS puts it. Pinning is for speed; a stream must not stop over it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 
 from edge.config.streams import StreamCpus
 from edge.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def allowed_cpus() -> set[int] | None:
@@ -43,7 +48,16 @@ def check(stream: str, cpus: StreamCpus | None) -> dict[str, set[int]]:
     return parts
 
 
-def pin(cpus: set[int] | None) -> None:
-    """Pin the calling thread (no-op for None)."""
-    if cpus:
+def pin(cpus: set[int] | None, where: str = "thread") -> bool:
+    """Pin the calling thread (no-op for None); False, logged, when the OS refuses."""
+    if not cpus:
+        return False
+    try:
         os.sched_setaffinity(0, cpus)
+    except OSError as exc:
+        log.warning(
+            "%s: cannot pin to CPU(s) %s (%s); running unpinned",
+            where, ", ".join(map(str, sorted(cpus))), exc.strerror or exc,
+        )  # fmt: skip
+        return False
+    return True

@@ -128,7 +128,8 @@ class StreamRunner:
             cpus = self.cpus.get(part)
 
             def run() -> None:
-                affinity.pin(cpus)  # each (re)start: a restarted loop runs where it was put
+                # each (re)start: a restarted loop runs where it was put
+                affinity.pin(cpus, f"streams.{name}.cpus.{part}")
                 target()
 
             # forever=False: each part ends by itself (capture at the end of a file)

@@ -134,9 +134,10 @@ def test_pinned_threads_run_where_the_config_puts_them_and_find_the_same_faces(
     where: dict[str, set[int]] = {}
     real_pin = affinity.pin
 
-    def pin(chosen: set[int] | None) -> None:
-        real_pin(chosen)
+    def pin(chosen: set[int] | None, label: str = "thread") -> bool:
+        ok = real_pin(chosen, label)
         where[threading.current_thread().name] = set(os.sched_getaffinity(0))
+        return ok
 
     monkeypatch.setattr(affinity, "pin", pin)
     cfg = StreamConfig(
@@ -169,3 +170,31 @@ def test_a_video_stream_turns_opencvs_thread_pool_off(video: Path) -> None:
         assert r.metrics.processed == 240 and [e.phase for e in evs].count("end") == 2
     finally:
         cv2.setNumThreads(before)
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity"), reason="this OS cannot pin threads (no sched_setaffinity)"
+)
+def test_cpus_that_go_away_after_the_check_leave_the_stream_running_unpinned(
+    video: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from edge.config.streams import StreamCpus
+
+    cpu = min(os.sched_getaffinity(0))
+
+    def refuse(pid: int, cpus: object) -> None:  # a cpuset narrowed after the check
+        raise OSError(22, "Invalid argument")
+
+    cfg = StreamConfig(
+        name="cam", source=str(video), detectors=["face"], cpus=StreamCpus(infer=[cpu])
+    )
+    slot = load_slot("face", DetectorConfig(model="blazeface-short"), 0.6, None)
+    out: list[Event] = []
+    r = StreamRunner(cfg, [slot], TrackingConfig(min_hits=3, max_missing=5), out.extend)
+    monkeypatch.setattr(os, "sched_setaffinity", refuse)
+    r.start()
+    assert r.done.wait(60)
+    r.join(5)
+    assert r.metrics.processed == 240 and r.healthy()
+    assert [e.phase for e in out].count("end") == 2
+    assert f"streams.cam.cpus.infer: cannot pin to CPU(s) {cpu} (Invalid argument)" in caplog.text
