@@ -60,13 +60,13 @@ def run(args: argparse.Namespace) -> int:
     from edge.daemon import Daemon
     from edge.native_stderr import NativeStderrRedactor, native_debug_vars
 
+    malloc.limit_arenas(1)  # before any thread starts (the redactor's too): see edge.malloc
     with contextlib.ExitStack() as stack:
         if asked := native_debug_vars():  # OpenCV/ffmpeg would print source URLs whole
             stack.enter_context(NativeStderrRedactor())
             logging.getLogger("edge.daemon").info(
                 "%s set: OpenCV/ffmpeg debug output passes through the redactor", ", ".join(asked)
             )
-        malloc.limit_arenas(1)  # before any thread starts: see edge.malloc
         daemon = Daemon(args.config)
         daemon.install_signals()
         return daemon.run()
