@@ -151,6 +151,10 @@ class Reloading(Reporting):
             message = f"reload failed, the old config was restarted: {describe(exc)}"
             log.error("%s", message)
             raise ConfigError(message) from None
+        # before the new generation is visible: whoever sees the config's model running
+        # (health, telemetry, a `status` reply) also sees the OTA record without the
+        # entries that model replaced
+        self._ota.commit(new)  # entries whose model the owner changed: dropped (counters stay)
         self._running = running
         old_slots = old.slots() if finished else None  # a stuck stream may still use them
         release = None
@@ -165,6 +169,5 @@ class Reloading(Reporting):
             if health is not None:
                 health.start()
         self.cfg = new
-        self._ota.commit(new)  # entries whose model the owner changed: dropped (counters stay)
         self.reloads += 1
         log.info("config reloaded: %d stream(s)", len(running.runners))
