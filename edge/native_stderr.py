@@ -25,10 +25,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from types import TracebackType
+from typing import BinaryIO
 
 from edge.redact import redact
 
@@ -45,6 +45,16 @@ def set_quiet(on: bool) -> None:
     _quiet = on
 
 
+def _scratch() -> BinaryIO:
+    """A file in memory where Linux has one (``memfd_create``): it needs no writable, non-full
+    /tmp, and it spares the cold start ``tempfile``'s imports; a temporary file elsewhere."""
+    if hasattr(os, "memfd_create"):
+        return os.fdopen(os.memfd_create("edge-native-stderr", os.MFD_CLOEXEC), "w+b")
+    import tempfile
+
+    return tempfile.TemporaryFile()
+
+
 @contextlib.contextmanager
 def quiet_native_info() -> Iterator[None]:
     """While open and quiet (``set_quiet``), fd 2 is captured; on close the captured text
@@ -53,7 +63,7 @@ def quiet_native_info() -> Iterator[None]:
         yield
         return
     sys.stderr.flush()
-    with tempfile.TemporaryFile() as buf:
+    with _scratch() as buf:
         saved = os.dup(2)
         os.dup2(buf.fileno(), 2)
         try:

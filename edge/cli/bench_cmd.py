@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,8 @@ def add_parser(sub: Any) -> None:
 
 
 def _median(xs: list[float]) -> float:
+    import statistics  # here: every command's parser imports this module
+
     return statistics.median(xs) if xs else float("nan")
 
 

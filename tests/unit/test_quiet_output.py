@@ -90,6 +90,31 @@ def test_fd2_is_restored_when_creation_fails(tmp_path: Path) -> None:
     assert _fd2_through(tmp_path, body) == b"ERROR: cannot load the model\nafter\n"
 
 
+@pytest.mark.usefixtures("quiet")
+@pytest.mark.parametrize("memfd", [True, False], ids=["memfd", "tempfile"])
+def test_the_capture_needs_no_writable_tmp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, memfd: bool
+) -> None:
+    """A full or read-only /tmp must not break ``-q``: on Linux the capture is a memfd; where
+    there is none, a temporary file (and then a broken TMPDIR is the user's to see)."""
+    if memfd and not hasattr(os, "memfd_create"):
+        pytest.skip("os.memfd_create exists only on Linux")
+    if not memfd:
+        monkeypatch.delattr(os, "memfd_create", raising=False)
+    else:
+        monkeypatch.setenv("TMPDIR", str(tmp_path / "no-such-dir"))
+        import tempfile
+
+        monkeypatch.setattr(tempfile, "tempdir", None)  # TMPDIR is read again
+
+    def body() -> None:
+        with native_stderr.quiet_native_info():
+            os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+            os.write(2, b"kept\n")
+
+    assert _fd2_through(tmp_path, body) == b"kept\n"
+
+
 def test_not_quiet_leaves_fd2_alone(tmp_path: Path) -> None:
     def body() -> None:
         with native_stderr.quiet_native_info():
