@@ -37,6 +37,14 @@ class ComponentFailedError(EdgeError):
     exit_code = exit_codes.COMPONENT_FAILED
 
 
+class IncompleteRunError(EdgeError):
+    """Every source ended, but a pipeline thread crashed on the way (it was restarted and
+    the item it held was dropped): the run finished without some of its events, so it
+    does not exit 0."""
+
+    exit_code = exit_codes.FAILED
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     components: tuple[ComponentHealth, ...]

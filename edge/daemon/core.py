@@ -20,7 +20,7 @@ from edge.daemon.generation import SHUTDOWN_BUDGET_S
 from edge.daemon.ota import models_dir, sweep
 from edge.errors import InputError
 from edge.lock import DataDirLock
-from edge.supervisor import ComponentFailedError, Supervisor
+from edge.supervisor import ComponentFailedError, IncompleteRunError, Supervisor
 
 log = logging.getLogger("edge.daemon")  # one logger for the package, as before the split
 
@@ -101,7 +101,9 @@ class Daemon(Control):
         """Start, serve until stopped or every file source ended, then shut down; exit code.
 
         Raises ``ComponentFailedError`` (exit 4) when a component failed for good or no stream
-        is left running, ``InputError`` (exit 2) when the sources ended with an error."""
+        is left running, ``InputError`` (exit 2) when the sources ended with an error,
+        ``IncompleteRunError`` (exit 1) when they ended but a pipeline thread crashed on the
+        way (the items it held were dropped)."""
         self.start()
         try:
             while not self._stop.wait(0.1):
@@ -138,9 +140,17 @@ class Daemon(Control):
             if not all(r.done.is_set() for r in running.runners):
                 return False
             errors = [r.metrics.error for r in running.runners if r.metrics.error]
+            crashes = {k: n for r in running.runners for k, n in r.crashes().items()}
         log.info("every source ended; stopping")
         if errors:
             raise InputError(errors[0])
+        if crashes:
+            which = ", ".join(f"{k} {n} time(s)" for k, n in sorted(crashes.items()))
+            raise IncompleteRunError(
+                f"every source ended, but pipeline threads crashed on the way ({which}; "
+                "restarted, the item each held dropped): events of those frames may be "
+                "missing; see the log for the traceback"
+            )
         return True
 
     def shutdown(self) -> None:

@@ -19,6 +19,8 @@ not one, it is counted as a skipped frame):
   the file from its start and repeat events that were already sent; instead the
   stream ends as for a corrupt file: open events are ended, ``metrics.error`` says
   why, ``health()`` reports it, and ``edge run`` exits non-zero once every source ended.
+- A run of file sources that ends after an infer or post crash (``crashes()``) is
+  incomplete, the events of the dropped items are missing: ``edge run`` exits 1.
 
 A thread that crashes more than ``max_restarts`` times in ``window_s`` is fatal:
 its ``health()`` says so and the daemon's supervisor exits non-zero.
@@ -186,6 +188,11 @@ class StreamRunner:
         out = [t.health() for t in self._threads]
         out.append(self._stream_health(time.monotonic() if now is None else now))
         return out
+
+    def crashes(self) -> dict[str, int]:
+        """Restarts of the threads whose crash drops the item they held (infer, post), by
+        thread name; a file run that ends with any is incomplete (``edge run`` exits 1)."""
+        return {t.name: t.restarts for t in (self._infer_t, self._post_t) if t.restarts}
 
     def stats(self) -> StreamStats:
         restarts = sum(t.restarts for t in self._threads)

@@ -218,3 +218,60 @@ def test_a_live_source_without_frames_is_reported(video: Path) -> None:
         r.stop()
         src.close()
         finish(r, 10)
+
+
+def _file_daemon(tmp_path: Path, video: Path) -> Any:
+    from edge.config import load_config
+    from edge.daemon import Daemon
+
+    path = tmp_path / "edge.toml"
+    path.write_text(f"""\
+device_id = "crash-dev"
+data_dir = "{tmp_path / "data"}"
+[[streams]]
+name = "cam"
+source = "{video}"
+detectors = ["face"]
+thresholds = {{ face = 0.6 }}
+[detectors.face]
+model = "blazeface-short"
+[[sinks]]
+type = "jsonl"
+path = "{tmp_path / "events.jsonl"}"
+[health]
+enabled = false
+""")
+    return Daemon(path, load_config(path))
+
+
+@pytest.mark.parametrize("part", ["infer", "post"])
+def test_a_file_run_that_crashed_on_the_way_exits_1_not_0(
+    tmp_path: Path, video: Path, monkeypatch: pytest.MonkeyPatch, part: str
+) -> None:
+    """The thread was restarted and the file ran to its end, but the frame it held is gone
+    with whatever events it had: the run is incomplete, and says so in its exit code."""
+    from edge.pipeline.vision import VisionPipeline
+    from edge.supervisor import IncompleteRunError
+
+    original = getattr(VisionPipeline, part)
+    armed = [True]
+
+    def crashing(self: VisionPipeline, item: Any, *rest: Any) -> Any:
+        frame = item if isinstance(item, Frame) else item.frame
+        if armed[0] and frame.index == 40:
+            armed[0] = False
+            raise RuntimeError("boom at frame 40")
+        return original(self, item, *rest)
+
+    monkeypatch.setattr(VisionPipeline, part, crashing)
+    d = _file_daemon(tmp_path, video)
+    with pytest.raises(IncompleteRunError) as got:
+        d.run()
+    assert got.value.exit_code == 1
+    assert f"cam.{part} 1 time(s)" in str(got.value), got.value
+    lines = (tmp_path / "events.jsonl").read_text().splitlines()
+    assert len(lines) >= 4  # the rest of the run was delivered: both faces, start and end
+
+
+def test_a_file_run_without_a_crash_exits_0(tmp_path: Path, video: Path) -> None:
+    assert _file_daemon(tmp_path, video).run() == 0
