@@ -65,6 +65,18 @@ def read_token(token_file: Path | None, env: Mapping[str, str] | None = None) ->
     return lines[0].strip()
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is not followed: urllib would send the bearer token on to wherever the
+    ``Location`` points (another host included) and turn a POST into a GET. The 3xx is
+    raised as an ``HTTPError`` instead, and reported with where it pointed."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 class HubClient:
     def __init__(self, base: str, token: str | None, timeout_s: float = REQUEST_TIMEOUT_S) -> None:
         url = urllib.parse.urlsplit(base)
@@ -84,7 +96,7 @@ class HubClient:
         if self._token:
             req.add_header("Authorization", f"Bearer {self._token}")
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:  # noqa: S310 (as above)
+            with _OPENER.open(req, timeout=self.timeout_s) as resp:
                 raw = resp.read()
         except urllib.error.HTTPError as exc:
             raise self._http_error(method, path, exc) from None
@@ -117,6 +129,13 @@ class HubClient:
                 else f"the hub needs a token; pass --token-file FILE or set {TOKEN_ENV}"
             )
             return HubError(f"{self.base}: 401 unauthorized ({detail}); {fix}")
+        if 300 <= exc.code < 400:
+            where = str(exc.headers.get("Location", "?"))[:300] if exc.headers else "?"
+            return HubError(
+                f"{self.base}: {method} {path} answered {exc.code}, a redirect to {where}; "
+                "redirects are not followed (the token would go with them): pass the hub's "
+                "own address as --hub"
+            )
         return HubError(f"{self.base}: {method} {path} answered {exc.code}: {detail}")
 
     def send(self, device: str, name: str, args: dict[str, Any]) -> Sent:
