@@ -163,6 +163,10 @@ def test_the_wheel_holds_every_data_file_the_code_reads(installed: Installed) ->
     data = [p for p in tracked if p.split("/")[0] in PACKAGES and not p.endswith(".py")]
     assert not sorted(set(data) - names), sorted(set(data) - names)
     assert not [n for n in names if n.startswith(("tests/", "bench/", "scripts/"))]
+    # the licence: its text (PEP 639's licenses/ folder) and its SPDX expression
+    assert [n for n in names if n.endswith(".dist-info/licenses/LICENSE")], "no LICENSE"
+    meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    assert "License-Expression: Apache-2.0" in zipfile.ZipFile(installed.wheel).read(meta).decode()
 
 
 def test_it_imports_from_the_venv_not_the_checkout(installed: Installed) -> None:
