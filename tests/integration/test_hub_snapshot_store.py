@@ -276,3 +276,73 @@ def test_a_database_outage_keeps_the_snapshot_waiting_then_stores_it(
     intake.handle(DEV, message(DEV, start2, "start", PICS[2]))
     intake.retry(now=time.monotonic() + 31)
     assert m.snapshots_rejected == {"store_failed": 1} and len(intake.pending) == 0
+
+
+def test_a_snapshot_waiting_when_the_hub_dies_is_stored_after_it_starts_again(
+    store: Store, tmp_path: Path
+) -> None:
+    """The broker was acknowledged while it waited; the hub then died (nothing of the
+    first intake is closed or flushed). A new intake on the same database holds it again
+    and stores it when its event comes."""
+    first, _ = _intake(store, tmp_path, pending_s=30.0)
+    start, end = track(DEV, BOOT, 7)
+    first.handle(DEV, message(DEV, start.id, "start", PICS[0]))
+    first.handle(DEV, message(DEV, end.id, "best", PICS[1]))
+    assert len(first.pending) == 2 and len(store.pending_all(10)) == 2
+    del first  # killed: what it held in memory is gone
+    again, m = _intake(store, tmp_path, pending_s=30.0)
+    assert len(again.pending) == 2 and m.snapshots_pending == 2
+    again.retry()
+    assert len(again.pending) == 2  # still no event
+    store.write([EventBatchV1(device_id=DEV, boot_id=BOOT, events=[start, end])])
+    again.retry()
+    assert m.snapshots_stored == 2 and len(again.pending) == 0 and not m.snapshots_rejected
+    assert store.pending_all(10) == []  # nothing left to load at the next start
+    ref = store.event_ref(start.id)
+    assert ref is not None
+    stored = {r.kind: again.store.read(r) for r in store.snapshots_of(ref)}
+    assert stored == {"start": PICS[0], "best": PICS[1]}  # byte-exact after the restart
+
+
+def test_what_waited_too_long_across_a_restart_is_refused_and_forgotten(
+    store: Store, tmp_path: Path
+) -> None:
+    eid = str(uuid.uuid4())
+    store.pending_put(eid, "best", DEV, message(DEV, eid, "best", PICS[0]), time.time() - 3600)
+    intake, m = _intake(store, tmp_path, pending_s=30.0)
+    assert len(intake.pending) == 1
+    intake.retry()  # an hour old, the wait is 30 s: refused at once
+    assert m.snapshots_rejected == {"unknown_event": 1} and store.pending_all(10) == []
+
+
+def test_a_damaged_or_overflowing_kept_row_is_refused_at_start(
+    store: Store, tmp_path: Path
+) -> None:
+    bad, ok1, ok2 = (str(uuid.uuid4()) for _ in range(3))
+    now = time.time()
+    store.pending_put(bad, "start", DEV, b"EWS1\x00\x02{}" + PICS[0], now - 3)  # bad header
+    store.pending_put(ok1, "best", DEV, message(DEV, ok1, "best", PICS[1]), now - 2)
+    store.pending_put(ok2, "best", DEV, message(DEV, ok2, "best", PICS[2]), now - 1)
+    intake, m = _intake(store, tmp_path, pending_items=1)
+    assert len(intake.pending) == 1  # the oldest good one
+    assert m.snapshots_rejected == {"bad_header": 1, "pending_full": 1}
+    assert [r[0] for r in store.pending_all(10)] == [ok1]
+
+
+def test_a_database_down_while_it_waits_keeps_it_in_memory(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cloud_sync.hub.errors import StoreError
+
+    def down(*_a: object) -> None:
+        raise StoreError("connection lost")
+
+    intake, m = _intake(store, tmp_path, pending_s=30.0)
+    monkeypatch.setattr(store, "pending_put", down)
+    start, end = track(DEV, BOOT, 8)
+    intake.handle(DEV, message(DEV, start.id, "start", PICS[0]))
+    assert len(intake.pending) == 1 and intake._unkept == 1
+    monkeypatch.undo()
+    store.write([EventBatchV1(device_id=DEV, boot_id=BOOT, events=[start, end])])
+    intake.retry()
+    assert m.snapshots_stored == 1 and len(intake.pending) == 0

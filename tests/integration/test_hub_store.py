@@ -25,7 +25,7 @@ def test_each_event_is_stored_once_across_redeliveries(store: Store) -> None:
     r = store.write([b1, b2])  # b1 redelivered alongside the next batch
     assert (r.stored, r.duplicates) == (5, 5)
     assert store.count_events() == 10
-    assert store.migrate() == 5  # idempotent
+    assert store.migrate() == 6  # idempotent
 
 
 def test_gaps_show_and_close_when_late_batches_arrive(store: Store) -> None:
@@ -159,7 +159,7 @@ def test_migration_4_keeps_the_events_stored_before_it(
     old.close()
     monkeypatch.undo()
     new = open_store(url)
-    assert new.migrate() == 5
+    assert new.migrate() == 6
     new.write([_region_batch("d2")])
     page, _ = new.events(EventQuery(order="asc"))
     assert [(e["device_id"], e["zones"], e["zone"]) for e in page][:2] == [
@@ -194,7 +194,7 @@ def test_migration_5_keeps_the_events_stored_before_it(
     old.close()
     monkeypatch.undo()
     new = open_store(db_url)
-    assert new.migrate() == 5
+    assert new.migrate() == 6
     page, _ = new.events(EventQuery(order="asc"))
     assert [(e["id"], e["snapshots"], e["snapshots_stored"]) for e in page] == [(eid, None, [])]
     ref = new.event_ref(eid)

@@ -118,6 +118,18 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX snapshots_created ON snapshots (created)",
         ],
     ),
+    (
+        6,
+        [
+            # Snapshots that came before their event (``cloud_sync.hub.snapshots.pending``):
+            # the whole wire message, so a hub that restarts (or crashes) after the broker's
+            # acknowledgement still holds them, and checks them again when it loads them.
+            """CREATE TABLE snapshots_pending (
+                event_id TEXT NOT NULL, kind TEXT NOT NULL, device_id TEXT NOT NULL,
+                payload {blob} NOT NULL, received_at {real} NOT NULL,
+                PRIMARY KEY (event_id, kind))""",
+        ],
+    ),
 ]
 
 

@@ -140,6 +140,38 @@ class SnapshotRows(Engine):
             )
         return len(keys)
 
+    # -- snapshots that wait for their event (migration 6) ----------------------------
+
+    def pending_put(
+        self, event_id: str, kind: str, device_id: str, payload: bytes, received_at: float
+    ) -> None:
+        """Keep one waiting snapshot's message; a resend of one kept already changes nothing."""
+        with self._tx() as cur:
+            cur.execute(
+                self._sql(
+                    "INSERT INTO snapshots_pending (event_id, kind, device_id, payload,"
+                    " received_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id, kind) DO NOTHING"
+                ),
+                (event_id, kind, device_id, payload, received_at),
+            )
+
+    def pending_delete(self, event_id: str, kind: str) -> None:
+        with self._tx() as cur:
+            cur.execute(
+                self._sql("DELETE FROM snapshots_pending WHERE event_id = ? AND kind = ?"),
+                (event_id, kind),
+            )
+
+    def pending_all(self, limit: int) -> list[tuple[str, str, str, bytes, float]]:
+        """The kept messages, oldest first: (event_id, kind, topic device, payload,
+        received_at)."""
+        rows = self._rows(
+            "SELECT event_id, kind, device_id, payload, received_at FROM snapshots_pending"
+            " ORDER BY received_at, event_id, kind LIMIT ?",
+            (limit,),
+        )
+        return [(str(r[0]), str(r[1]), str(r[2]), bytes(r[3]), float(r[4])) for r in rows]
+
     def mark_stored(self, events: list[dict[str, Any]]) -> None:
         """Add ``snapshots_stored`` (the kinds the hub holds) to rendered events, in place:
         one query for the page."""

@@ -23,6 +23,9 @@ from edge.supervise import ComponentHealth
 
 log = logging.getLogger("edge_hub.snapshots")
 
+LOAD_LIMIT = 100_000
+"""Rows read back at start; the wait's own bounds (``pending_items``) keep far fewer."""
+
 
 @dataclass(frozen=True)
 class SnapshotConfig:
@@ -46,6 +49,58 @@ class SnapshotIntake:
         self._failing: str | None = None
         self._last_retry = 0.0
         self._last_sweep = 0.0
+        self._unkept = 0  # waiting snapshots the database could not keep (memory only)
+        self._load()
+
+    # -- what waits is kept in the database too ----------------------------------------
+
+    def _load(self) -> None:
+        """The snapshots that waited when the hub last stopped or crashed: checked again
+        (a damaged row is refused and deleted), their wait going on from when they came."""
+        try:
+            rows = self.store.store.pending_all(LOAD_LIMIT)
+        except Exception as e:
+            log.error("the snapshots kept waiting could not be read: %s: %s",
+                      type(e).__name__, e)  # fmt: skip
+            return
+        mono, wall = time.monotonic(), time.time()
+        for event_id, kind, device, payload, received_at in rows:
+            m = check(device, payload)
+            if not isinstance(m, SnapAccepted):
+                self._reject(m.reason, f"kept while waiting: {m.detail}", device)
+                self._unkeep(event_id, kind)
+                continue
+            since = mono - min(max(0.0, wall - received_at), 10 * 365 * 86400.0)
+            if not self.pending.add(m, now=since):
+                self._reject("pending_full", f"event {event_id}: more wait than fits", device)
+                self._unkeep(event_id, kind)
+        if rows:
+            log.info("%d snapshot(s) waiting for their event since before the start",
+                     len(self.pending))  # fmt: skip
+        self._gauge()
+
+    def _keep(self, device: str, payload: bytes, m: SnapAccepted) -> None:
+        """Before the broker is acknowledged: a crash after the ack must not lose it."""
+        try:
+            self.store.store.pending_put(
+                m.header.event_id, m.header.kind, device, payload, time.time()
+            )
+        except Exception as e:  # the database is down: it waits in memory only
+            self._unkept += 1
+            if self._unkept <= 10 or self._unkept % 1000 == 0:
+                log.warning("snapshot %s/%s waits in memory only (%d so far): %s: %s",
+                            m.header.event_id, m.header.kind, self._unkept,
+                            type(e).__name__, e)  # fmt: skip
+
+    def _unkeep(self, event_id: str, kind: str) -> None:
+        try:
+            self.store.store.pending_delete(event_id, kind)
+        except Exception as e:  # left there: the next start checks it again
+            log.warning("a waiting snapshot's row stays for now: %s: %s", type(e).__name__, e)
+
+    def _drop(self, s: SnapAccepted) -> None:
+        self.pending.drop(s)
+        self._unkeep(s.header.event_id, s.header.kind)
 
     def health(self) -> ComponentHealth:
         if self._failing is None:
@@ -84,8 +139,11 @@ class SnapshotIntake:
                     topic_device,
                 )
             else:
+                new = len(self.pending) > before
+                if new:
+                    self._keep(topic_device, payload, m)
                 with self.metrics.lock:
-                    if len(self.pending) > before:
+                    if new:
                         self.metrics.snapshots_waited += 1
                     else:  # a resend of one that waits already
                         self.metrics.snapshots_duplicate += 1
@@ -137,9 +195,9 @@ class SnapshotIntake:
         expired = {id(s) for s in self.pending.expired(now)}
         for s in self.pending.waiting():
             if self._try(s):
-                self.pending.drop(s)
+                self._drop(s)
             elif id(s) in expired:
-                self.pending.drop(s)
+                self._drop(s)
                 if self._failing is not None:  # the database, not the event, kept it waiting
                     self._reject("store_failed", self._failing, s.header.device_id)
                     continue

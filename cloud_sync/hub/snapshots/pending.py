@@ -3,8 +3,11 @@
 Events and snapshots travel on different topics, and with several hub workers another
 worker may still be writing the event when this one gets its picture. Such a snapshot
 waits here (at most ``max_items`` and ``max_bytes``, each for ``max_age_s``); the
-writer retries them, and one whose event never shows up is refused as unknown. Memory
-only: a hub that crashes loses what waited (already acknowledged to the broker).
+writer retries them, and one whose event never shows up is refused as unknown.
+
+This is the index the writer retries from; the messages themselves are also kept in the
+database (``snapshots_pending``, ``SnapshotIntake``) before the broker is acknowledged,
+so a hub that crashes or restarts loads them again and loses none.
 """
 
 from __future__ import annotations
