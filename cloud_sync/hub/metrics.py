@@ -74,7 +74,7 @@ class HubMetrics:
     snapshots_stored: int = 0
     snapshots_duplicate: int = 0
     snapshots_rejected: Counter[str] = field(default_factory=Counter)  # by reason
-    snapshots_deleted: Counter[str] = field(default_factory=Counter)  # retention: age, size
+    snapshots_deleted: Counter[str] = field(default_factory=Counter)  # age, size, orphan
     snapshots_damaged: int = 0
     snapshots_pending: int = 0
     snapshots_waited: int = 0
@@ -209,8 +209,9 @@ def _snapshot_families(m: HubMetrics) -> Iterator[Metric]:
                m.snapshots_duplicate)  # fmt: skip
     yield _by("snapshots_rejected", "snapshot messages refused, by reason", "reason",
               m.snapshots_rejected)  # fmt: skip
-    yield _by("snapshots_deleted", "snapshots deleted by retention (age or size)", "reason",
-              {k: m.snapshots_deleted[k] for k in ("age", "size")})  # fmt: skip
+    yield _by("snapshots_deleted", "snapshots deleted by retention (age or size) or as files a "
+              "crash left unindexed (orphan)", "reason",
+              {k: m.snapshots_deleted[k] for k in ("age", "size", "orphan")})  # fmt: skip
     yield _one("snapshots_damaged",
                "stored snapshots not served: file missing or not matching its sha256",
                m.snapshots_damaged)  # fmt: skip

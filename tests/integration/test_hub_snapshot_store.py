@@ -346,3 +346,44 @@ def test_a_database_down_while_it_waits_keeps_it_in_memory(
     store.write([EventBatchV1(device_id=DEV, boot_id=BOOT, events=[start, end])])
     intake.retry()
     assert m.snapshots_stored == 1 and len(intake.pending) == 0
+
+
+def test_files_a_crash_left_unindexed_are_swept_and_nothing_else(
+    store: Store, tmp_path: Path
+) -> None:
+    import os
+
+    d = tmp_path / "snaps"
+    intake, m = _intake(store, tmp_path)
+    start, end = _events(store)
+    intake.handle(DEV, message(DEV, start, "start", PICS[0]))  # indexed: kept
+    kept = d / relpath(start, "start")
+    lost = str(uuid.uuid4())  # killed between the rename and the index
+    unindexed = d / relpath(lost, "best")
+    unindexed.parent.mkdir(parents=True, exist_ok=True)
+    unindexed.write_bytes(PICS[1])
+    tmp = d / relpath(end, "best")  # killed before the rename: its temporary file
+    tmp = tmp.with_name(f".{tmp.name}.4242.0badc0de.tmp")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_bytes(PICS[2][:100])
+    young = d / relpath(str(uuid.uuid4()), "start")  # a write in progress, maybe
+    young.parent.mkdir(parents=True, exist_ok=True)
+    young.write_bytes(PICS[3])
+    foreign = [d / start[:2] / "notes.txt", d / "README", d / start[:2] / "X.start.jpg"]
+    for f in foreign:
+        f.write_text("not the hub's")
+    old = time.time() - 3600
+    for f in (kept, unindexed, tmp, *foreign):
+        os.utime(f, (old, old))
+    intake.sweep()  # the first sweep looks for them (a start)
+    assert m.snapshots_deleted["orphan"] == 2
+    assert not unindexed.exists() and not tmp.exists()
+    assert kept.exists() and young.exists() and all(f.exists() for f in foreign)
+    ref = store.event_ref(start)
+    assert ref is not None
+    assert intake.store.read(store.snapshots_of(ref)[0]) == PICS[0]  # still served
+    unindexed.write_bytes(PICS[1])
+    os.utime(unindexed, (old, old))
+    intake.sweep()  # within 6 h of the last look: not looked for again
+    assert unindexed.exists() and m.snapshots_deleted["orphan"] == 2
+    assert intake.store.sweep_orphans() == 1  # the next look finds it

@@ -38,6 +38,8 @@ class SnapshotConfig:
     pending_bytes: int = 32 * 1024 * 1024
     retry_s: float = 0.5
     sweep_s: float = 60.0
+    orphan_sweep_s: float = 6 * 3600.0
+    """How often the files a crash left unindexed are looked for (and at the start)."""
 
 
 class SnapshotIntake:
@@ -49,6 +51,7 @@ class SnapshotIntake:
         self._failing: str | None = None
         self._last_retry = 0.0
         self._last_sweep = 0.0
+        self._last_orphans: float | None = None
         self._unkept = 0  # waiting snapshots the database could not keep (memory only)
         self._load()
 
@@ -217,9 +220,18 @@ class SnapshotIntake:
             return
         if by_age or by_size:
             log.info("snapshot retention: deleted %d for age, %d for size", by_age, by_size)
+        orphans = 0
+        t = time.monotonic()
+        if self._last_orphans is None or t - self._last_orphans >= self.cfg.orphan_sweep_s:
+            self._last_orphans = t
+            try:
+                orphans = self.store.sweep_orphans()
+            except Exception as e:  # best effort, as above
+                log.error("snapshot orphan sweep failed: %s: %s", type(e).__name__, e)
         with self.metrics.lock:
             self.metrics.snapshots_deleted["age"] += by_age
             self.metrics.snapshots_deleted["size"] += by_size
+            self.metrics.snapshots_deleted["orphan"] += orphans
 
     def _gauge(self) -> None:
         with self.metrics.lock:

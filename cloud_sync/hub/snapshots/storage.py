@@ -16,6 +16,8 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
+import stat
 import time
 import uuid
 from dataclasses import dataclass
@@ -30,6 +32,12 @@ from edge.wire import SNAPSHOT_KINDS
 log = logging.getLogger("edge_hub.snapshots")
 
 Put = Literal["stored", "duplicate"]
+
+_TMP = re.compile(r"^\.(?P<name>[0-9a-f-]{36}\.[a-z_]+\.jpg)\.\d+\.[0-9a-f]{8}\.tmp$")
+_FILE = re.compile(r"^(?P<id>[0-9a-f-]{36})\.(?P<kind>[a-z_]+)\.jpg$")
+ORPHAN_GRACE_S = 600.0
+"""A file younger than this is left alone by the orphan sweep: it may be a write in
+progress (this worker's or another's on shared storage) between its rename and its index."""
 
 
 def default_dir(db_url: str, override: Path | None) -> Path | None:
@@ -136,6 +144,45 @@ class SnapshotStore:
                 with contextlib.suppress(FileNotFoundError):
                     (self.dir / relpath(r.event_id, r.kind)).unlink()
         return n
+
+    def sweep_orphans(self, now: float | None = None, grace_s: float = ORPHAN_GRACE_S) -> int:
+        """Delete the files a crash left that nothing will ever serve or delete: a
+        temporary file (killed before the rename), a JPEG with no index row (killed after
+        the rename but before the index, or after the unindex but before the unlink). Only
+        names this module makes, only older than ``grace_s``; retention counts indexed
+        bytes, so without this such files would fill the disk unseen. How many went."""
+        if self.dir is None or not self.dir.is_dir():
+            return 0
+        t = time.time() if now is None else now
+        gone = 0
+        for sub in sorted(self.dir.iterdir()):
+            if len(sub.name) != 2 or not sub.is_dir():
+                continue
+            for f in sorted(sub.iterdir()):
+                try:
+                    st = f.lstat()
+                except FileNotFoundError:
+                    continue
+                if not stat.S_ISREG(st.st_mode) or t - st.st_mtime < grace_s:
+                    continue
+                if _TMP.match(f.name):
+                    orphan = True
+                elif (m := _FILE.match(f.name)) is not None:
+                    try:
+                        ours = relpath(m["id"], m["kind"]) == f"{sub.name}/{f.name}"
+                    except ValueError:
+                        continue  # not a name of ours: left alone
+                    orphan = ours and not self.store.snapshot_exists(m["id"], m["kind"])
+                else:
+                    continue
+                if orphan:
+                    with contextlib.suppress(FileNotFoundError):
+                        f.unlink()
+                    gone += 1
+        if gone:
+            log.info("snapshot files: deleted %d that a crash left unindexed in %s", gone,
+                     self.dir)  # fmt: skip
+        return gone
 
     def sweep(
         self, max_age_s: float | None, max_bytes: int | None, now: float | None = None
