@@ -83,6 +83,7 @@ class Hub:
         on_fatal: Callable[[str], None] | None = None,
         cookie_secure: bool = False,
         snapshots: SnapshotStore | None = None,
+        root_path: str = "",
     ) -> None:
         self.store = store
         self.snapshots = snapshots or (
@@ -100,7 +101,7 @@ class Hub:
         if settle is None:
             settle = 2.0 if store.url.startswith("postgres") else 0.0
         self.feed = Feed(store, settle_s=settle)
-        login = LoginRoutes(token, cookie_secure=cookie_secure)
+        login = LoginRoutes(token, cookie_secure=cookie_secure, root_path=root_path)
         routes = [
             Route("/api/login", login.login, methods=["POST"]),
             Route("/api/logout", login.logout, methods=["POST"]),
@@ -134,7 +135,7 @@ class Hub:
             },
             lifespan=self._lifespan,
         )
-        self.app: ASGIApp = Auth(app, token)
+        self.app: ASGIApp = Auth(app, token, root_path)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:

@@ -102,11 +102,18 @@ def _json_error(msg: str, status: int, headers: dict[str, str] | None = None) ->
     return JSONResponse({"error": msg}, status_code=status, headers=headers)
 
 
-def _unauthorized(msg: str, clear_cookie: bool = False) -> JSONResponse:
+def _unauthorized(msg: str, clear_cookie: str | None = None) -> JSONResponse:
+    """401; ``clear_cookie``: the session cookie's path, to delete it."""
     resp = _json_error(msg, 401, {"WWW-Authenticate": 'Bearer realm="edge-hub"'})
-    if clear_cookie:
-        resp.delete_cookie(COOKIE, path="/api", httponly=True, samesite="strict")
+    if clear_cookie is not None:
+        resp.delete_cookie(COOKIE, path=clear_cookie, httponly=True, samesite="strict")
     return resp
+
+
+def cookie_path(root_path: str) -> str:
+    """Where the session cookie is sent: the API, under ``--root-path`` when a proxy
+    serves the hub under a path (``/edgewise`` → ``/edgewise/api``)."""
+    return f"{root_path}/api"
 
 
 def _protected(path: str) -> bool:
@@ -118,10 +125,11 @@ class Auth:
     /metrics need the bearer token or a valid session cookie (plus the CSRF header for
     a cookie request that changes something)."""
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    def __init__(self, app: ASGIApp, token: str | None, root_path: str = "") -> None:
         self.app = app
         self.token = token
         self.sessions = Sessions.for_token(token) if token else None
+        self.cookie_path = cookie_path(root_path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -160,7 +168,7 @@ class Auth:
         if self.sessions is None or not self.sessions.valid(cookie):
             return _unauthorized(
                 "session expired or not valid (the token may have changed); log in again",
-                clear_cookie=True,
+                clear_cookie=self.cookie_path,
             )
         if scope["method"] not in SAFE_METHODS and req.headers.get(CSRF_HEADER) != "1":
             return _json_error(_CSRF_MSG, 403)
@@ -170,10 +178,11 @@ class Auth:
 class LoginRoutes:
     """``POST /api/login`` (``{"token": "…"}`` in a JSON body) and ``POST /api/logout``."""
 
-    def __init__(self, token: str | None, cookie_secure: bool = False) -> None:
+    def __init__(self, token: str | None, cookie_secure: bool = False, root_path: str = "") -> None:
         self.token = token
         self.sessions = Sessions.for_token(token) if token else None
         self.cookie_secure = cookie_secure
+        self.cookie_path = cookie_path(root_path)
 
     async def login(self, req: Request) -> Response:
         # JSON only: a cross-site HTML form cannot send it without a CORS preflight
@@ -201,7 +210,7 @@ class LoginRoutes:
             COOKIE,
             self.sessions.issue(),
             max_age=int(self.sessions.ttl_s),
-            path="/api",
+            path=self.cookie_path,
             secure=_secure(req, self.cookie_secure),
             httponly=True,
             samesite="strict",
@@ -215,7 +224,7 @@ class LoginRoutes:
         resp = JSONResponse({"ok": True})
         resp.delete_cookie(
             COOKIE,
-            path="/api",
+            path=self.cookie_path,
             secure=_secure(req, self.cookie_secure),
             httponly=True,
             samesite="strict",

@@ -49,6 +49,24 @@ class _NoPasswordFlag(argparse.Action):
         )
 
 
+_ROOT_SEGMENT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._~-")
+
+
+def _root_path(value: str) -> str:
+    """``--root-path``: ``/a/b`` (a trailing slash dropped; "" or "/" is the root)."""
+    path = value.rstrip("/")
+    segments = path.split("/")[1:]
+    if path and (
+        not path.startswith("/")
+        or any(not seg or seg in (".", "..") or set(seg) - _ROOT_SEGMENT for seg in segments)
+    ):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: give the path the proxy serves the hub under, like /edgewise "
+            "(letters, digits and . _ ~ - between slashes)"
+        )
+    return path
+
+
 def build_parser() -> argparse.ArgumentParser:
     # allow_abbrev=False: ``--mqtt-password x`` must not be taken for ``--mqtt-password-file``
     p = ArgumentParser(prog="edge-hub", description=__doc__)
@@ -146,6 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="always mark the dashboard's session cookie Secure (default: when the request"
         " came over https, or X-Forwarded-Proto says so)",
+    )
+    s.add_argument(
+        "--root-path",
+        type=_root_path,
+        default="",
+        metavar="PATH",
+        help="the path a reverse proxy serves the hub under, with the prefix stripped"
+        " (e.g. /edgewise for https://example.org/edgewise/): the session cookie's path",
     )
     s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     s.add_argument("--debug", action="store_true", help="tracebacks on errors")
@@ -292,6 +318,7 @@ def serve(args: argparse.Namespace) -> int:
         prefix=args.prefix,
         on_fatal=on_fatal,
         cookie_secure=args.cookie_secure,
+        root_path=args.root_path,
     )
     config = uvicorn.Config(
         hub.app,

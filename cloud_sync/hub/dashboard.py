@@ -19,7 +19,9 @@ FAVICON = (
 
 
 async def _root(_req: object) -> Response:
-    return RedirectResponse("/static/dashboard.html")
+    # relative, so that behind a proxy serving the hub under a path (/edgewise/ → /) the
+    # browser stays under it; the page finds the API from its own address (core.js ROOT)
+    return RedirectResponse("static/dashboard.html")
 
 
 async def _favicon(_req: object) -> Response:

@@ -75,7 +75,7 @@ _404 = "no such device or event"
 
 LOGIN = Op("post", "/api/login",
            "the token in the body, never the URL; sets the session cookie (HttpOnly,"
-           " SameSite=Strict, Path=/api, Secure over https; 12 h)",
+           " SameSite=Strict, Path=/api (under --root-path), Secure over https; 12 h)",
            {200: ("logged in", m.LoginOut), 400: ("no token in the body", m.ErrorOut),
             401: ("wrong token", m.ErrorOut), 413: ("body over 4 KiB", m.ErrorOut),
             415: ("body not application/json", m.ErrorOut)},

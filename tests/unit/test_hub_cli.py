@@ -108,3 +108,29 @@ def test_an_api_without_a_token_is_refused_where_other_hosts_reach_it(
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "[::1]", "localhost", "127.0.0.2"])
 def test_loopback_needs_no_token(host: str) -> None:
     check_exposure(host, None, False)
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [("", ""), ("/", ""), ("/edgewise", "/edgewise"), ("/edgewise/", "/edgewise"),
+     ("/a/b-c.d~e_f", "/a/b-c.d~e_f")],
+)  # fmt: skip
+def test_root_path_is_kept_without_its_trailing_slash(given: str, kept: str) -> None:
+    from cloud_sync.hub.cli import build_parser
+
+    assert build_parser().parse_args(["serve", "--root-path", given]).root_path == kept
+
+
+@pytest.mark.parametrize(
+    "bad", ["edgewise", "/a/../b", "/a//b", "/./a", "/a b", "/a?x=1", "/a;x", "/ä", "//evil.com"]
+)
+def test_a_root_path_that_is_not_a_plain_path_is_refused(
+    bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cloud_sync.hub.cli import build_parser
+
+    with pytest.raises(SystemExit) as got:
+        build_parser().parse_args(["serve", "--root-path", bad])
+    assert got.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--root-path" in err and "like /edgewise" in err, err

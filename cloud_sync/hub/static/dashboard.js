@@ -2,7 +2,7 @@
 // #/ (overview), #/history?filters, #/event/<id>, #/device/<id>.
 // Auth: when the hub has a token, a login form POSTs it (JSON body) to /api/login, which
 // sets an HttpOnly session cookie; the page never keeps the token, in a URL or in storage.
-import { api, auth, CSRF, setConn, warn, Unauthorized } from "./js/core.js";
+import { api, auth, CSRF, setConn, url, warn, Unauthorized } from "./js/core.js";
 import * as overview from "./js/overview.js";
 import * as history from "./js/history.js";
 import * as eventView from "./js/event.js";
@@ -29,7 +29,7 @@ auth.onUnauthorized = () => showLogin(started ? "The session ended; log in again
 async function login(ev) {
   ev.preventDefault();
   const input = document.getElementById("login-token");
-  const r = await fetch("/api/login", {
+  const r = await fetch(url("/api/login"), {
     method: "POST", credentials: "same-origin",
     headers: { "Content-Type": "application/json", ...CSRF },
     body: JSON.stringify({ token: input.value }),
@@ -47,7 +47,7 @@ async function login(ev) {
 }
 
 async function logout() {
-  await fetch("/api/logout", { method: "POST", credentials: "same-origin", headers: CSRF });
+  await fetch(url("/api/logout"), { method: "POST", credentials: "same-origin", headers: CSRF });
   showLogin("Logged out.");
 }
 
@@ -55,7 +55,7 @@ async function logout() {
 async function startFeed() {
   await overview.loadFeed();
   // same origin: the session cookie goes with it (EventSource cannot set headers)
-  const es = new EventSource("/api/stream");
+  const es = new EventSource(url("/api/stream"));
   source = es;
   es.addEventListener("event", m => overview.addEvent(JSON.parse(m.data), true));
   es.onopen = () => setConn(true, "live");

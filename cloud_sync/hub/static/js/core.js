@@ -6,6 +6,14 @@ const colors = {};
 
 export class Unauthorized extends Error {}
 
+// The hub's root, from this page's own address (<root>/static/dashboard.html), so that
+// behind a reverse proxy serving the hub under a path (https://example.org/edgewise/)
+// every request stays under it. url("/api/x") is <root>api/x.
+export const ROOT = new URL("../", document.baseURI);
+export function url(path) {
+  return new URL(path.replace(/^\/+/, ""), ROOT).href;
+}
+
 // set by dashboard.js: what to do when the hub says 401 (show the login form)
 export const auth = { onUnauthorized: () => {} };
 
@@ -30,12 +38,12 @@ async function check(path, r) {
 }
 
 export async function api(path) {
-  const r = await fetch(path, { credentials: "same-origin", headers: CSRF });
+  const r = await fetch(url(path), { credentials: "same-origin", headers: CSRF });
   return check(path, r);
 }
 
 export async function apiPost(path, body) {
-  const r = await fetch(path, {
+  const r = await fetch(url(path), {
     method: "POST", credentials: "same-origin",
     headers: { "Content-Type": "application/json", ...CSRF },
     body: JSON.stringify(body),
@@ -79,7 +87,7 @@ export function regionText(e) {
 
 // The hub's snapshot route (GET /api/events/{id}/snapshot, image/jpeg, 404 when none).
 export function snapshotUrl(id, kind) {
-  return `/api/events/${encodeURIComponent(id)}/snapshot` + (kind ? `?kind=${kind}` : "");
+  return url(`/api/events/${encodeURIComponent(id)}/snapshot` + (kind ? `?kind=${kind}` : ""));
 }
 
 // An <img> that hides itself when the hub has no such picture.

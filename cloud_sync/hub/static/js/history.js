@@ -1,7 +1,7 @@
 // Event history: filters (device, stream, label, zone, phase, from / to), pages through
 // /api/events with its cursor ("older"), thumbnails, and live events over /api/stream
 // with the same filter, when the range is open-ended.
-import { api, el, regionText, snapshotImg, setConn, warn } from "./core.js";
+import { api, el, regionText, snapshotImg, setConn, url, warn } from "./core.js";
 
 const FIELDS = ["device", "stream", "label", "zone", "phase"];
 const PAGE = 50;
@@ -99,7 +99,7 @@ function follow(q) {
   if (q.get("until") && +q.get("until") * 1000 < Date.now()) return;  // a closed range
   const params = new URLSearchParams(q);
   params.delete("since"); params.delete("until");
-  const es = new EventSource("/api/stream" + (params.toString() ? "?" + params : ""));
+  const es = new EventSource(url("/api/stream" + (params.toString() ? "?" + params : "")));
   live = es;
   const since = q.get("since"), upto = q.get("until");
   es.addEventListener("event", m => {
