@@ -49,7 +49,10 @@ def _scratch() -> BinaryIO:
     """A file in memory where Linux has one (``memfd_create``): it needs no writable, non-full
     /tmp, and it spares the cold start ``tempfile``'s imports; a temporary file elsewhere."""
     if hasattr(os, "memfd_create"):
-        return os.fdopen(os.memfd_create("edge-native-stderr", os.MFD_CLOEXEC), "w+b")
+        try:
+            return os.fdopen(os.memfd_create("edge-native-stderr", os.MFD_CLOEXEC), "w+b")
+        except OSError:  # an old kernel, a seccomp filter: the temporary file, then
+            pass
     import tempfile
 
     return tempfile.TemporaryFile()

@@ -91,16 +91,22 @@ def test_fd2_is_restored_when_creation_fails(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("quiet")
-@pytest.mark.parametrize("memfd", [True, False], ids=["memfd", "tempfile"])
+@pytest.mark.parametrize("memfd", [True, False, "refused"], ids=["memfd", "none", "refused"])
 def test_the_capture_needs_no_writable_tmp(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, memfd: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, memfd: bool | str
 ) -> None:
     """A full or read-only /tmp must not break ``-q``: on Linux the capture is a memfd; where
     there is none, a temporary file (and then a broken TMPDIR is the user's to see)."""
-    if memfd and not hasattr(os, "memfd_create"):
+    if memfd is True and not hasattr(os, "memfd_create"):
         pytest.skip("os.memfd_create exists only on Linux")
-    if not memfd:
+    if memfd is False:
         monkeypatch.delattr(os, "memfd_create", raising=False)
+    elif memfd == "refused":  # ENOSYS under a seccomp filter: the temporary file instead
+
+        def refused(*_a: object) -> int:
+            raise OSError(38, "Function not implemented")
+
+        monkeypatch.setattr(os, "memfd_create", refused, raising=False)
     else:
         monkeypatch.setenv("TMPDIR", str(tmp_path / "no-such-dir"))
         import tempfile
