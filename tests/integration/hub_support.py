@@ -254,3 +254,16 @@ class AckListener:
     def close(self) -> None:
         self.c.disconnect()
         self.c.loop_stop()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's Chromium (``apt-get install chromium``; ``./dev test`` and .ci/run install it)."""
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+
+
+def launch_chromium(pw: Any) -> Any:
+    """Headless Chromium through Playwright, offline: nothing but the page's own server."""
+    return pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

@@ -15,9 +15,8 @@ import pytest
 
 from cloud_sync.hub.openapi import openapi_document
 
-from .hub_support import HubProc, mosquitto
+from .hub_support import CHROMIUM, HubProc, launch_chromium, mosquitto
 
-CHROMIUM = Path("/usr/bin/chromium")
 TOKEN = "docs-test-token"
 
 
@@ -90,11 +89,7 @@ def test_docs_page_renders_every_operation_and_tries_a_get(tmp_path: Path) -> No
                       tmp_path / "hub.log", env=_env())  # fmt: skip
         try:
             with sync_api.sync_playwright() as pw:
-                browser = pw.chromium.launch(
-                    executable_path=str(CHROMIUM),
-                    args=["--headless", "--no-sandbox", "--disable-gpu",
-                          "--disable-background-networking", "--no-first-run"],
-                )  # fmt: skip
+                browser = launch_chromium(pw)
                 page = browser.new_page()
                 problems: list[str] = []
                 page.on("pageerror", lambda e: problems.append(f"page error: {e}"))

@@ -23,9 +23,11 @@ import pytest
 from cloud_sync.schema import EventBatchV1, topic
 
 from .hub_support import (
+    CHROMIUM,
     HubProc,
     Publisher,
     http,
+    launch_chromium,
     make_batch,
     make_telemetry,
     mosquitto,
@@ -34,7 +36,6 @@ from .hub_support import (
 
 pytestmark = pytest.mark.slow
 TOKEN = "dash-" + uuid.uuid4().hex
-CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
 
 DEVICE_SCRIPT = r"""
@@ -100,12 +101,7 @@ def test_dashboard_live_feed_and_offline_device(tmp_path: Path) -> None:
             status, body = http(hub.url(f"/?token={TOKEN}"))
             assert status == 400 and "log in" in body["error"]
             with sync_api.sync_playwright() as pw:
-                browser = pw.chromium.launch(
-                    executable_path=str(CHROMIUM),
-                    args=["--headless", "--no-sandbox", "--disable-gpu",
-                          "--disable-background-networking", "--disable-component-update",
-                          "--disable-sync", "--no-first-run"],
-                )  # fmt: skip
+                browser = launch_chromium(pw)
                 context = browser.new_context(viewport={"width": 1440, "height": 900})
                 page = context.new_page()
                 urls: list[str] = []

@@ -21,11 +21,10 @@ import pytest
 from cloud_sync import signing
 from tests.fixtures.video import DEFAULT_SPANS, face_video
 
-from .hub_support import HubProc, mosquitto, wait_for
+from .hub_support import CHROMIUM, HubProc, launch_chromium, mosquitto, wait_for
 from .test_device_to_hub import DEVICE, device_config
 
 pytestmark = pytest.mark.slow
-CHROMIUM = Path("/usr/bin/chromium")
 TOKEN = "cmd-" + uuid.uuid4().hex
 
 
@@ -57,10 +56,7 @@ def test_device_page_commands_round_trip_with_a_real_daemon(tmp_path: Path) -> N
 
             wait_for(lambda: calls() > 0, 30)
             with sync_api.sync_playwright() as pw:
-                browser = pw.chromium.launch(
-                    executable_path=str(CHROMIUM),
-                    args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
-                )
+                browser = launch_chromium(pw)
                 page = browser.new_page(viewport={"width": 1440, "height": 1000})
                 problems: list[str] = []
                 page.on("console", lambda m: m.type == "error" and problems.append(m.text))

@@ -21,11 +21,18 @@ from cloud_sync.schema import topic
 from tests.support.prefix_proxy import PrefixProxy
 from tests.support.snapshots import batch, jpeg, message, track
 
-from .hub_support import HubProc, Publisher, make_batch, mosquitto, wait_for
+from .hub_support import (
+    CHROMIUM,
+    HubProc,
+    Publisher,
+    launch_chromium,
+    make_batch,
+    mosquitto,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 TOKEN = "prefix-" + uuid.uuid4().hex
-CHROMIUM = Path("/usr/bin/chromium")
 DEV = "porch-cam"
 
 
@@ -47,12 +54,7 @@ def test_the_dashboard_works_under_a_path_prefix(tmp_path: Path) -> None:
             pub.publish(topic(prefix, DEV, "events"), [first.model_dump_json().encode()])
             wait_for(lambda: hub.get("/api/devices", token=TOKEN)["devices"], timeout=10)
             with sync_api.sync_playwright() as pw:
-                browser = pw.chromium.launch(
-                    executable_path=str(CHROMIUM),
-                    args=["--headless", "--no-sandbox", "--disable-gpu",
-                          "--disable-background-networking", "--disable-component-update",
-                          "--disable-sync", "--no-first-run"],
-                )  # fmt: skip
+                browser = launch_chromium(pw)
                 context = browser.new_context()
                 page = context.new_page()
                 problems: list[str] = []

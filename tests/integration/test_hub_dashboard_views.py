@@ -37,10 +37,9 @@ from cloud_sync.schema import EventBatchV1, EventV1, ModelRefV1, StatusV1, Telem
 from edge.compat import UTC
 from tests.support.snapshots import message as snapshot_message
 
-from .hub_support import HubProc, Publisher, mosquitto, wait_for
+from .hub_support import CHROMIUM, HubProc, Publisher, launch_chromium, mosquitto, wait_for
 
 pytestmark = pytest.mark.slow
-CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime.now(UTC)
 BOOT = str(uuid.uuid4())
@@ -166,12 +165,7 @@ def test_history_event_and_device_views(tmp_path: Path) -> None:
             wait_for(lambda: hub.get(f"/api/events/{walk[0].id}")["snapshots_stored"]
                      == ["start", "start_crop"])  # fmt: skip
             with sync_api.sync_playwright() as pw:
-                browser = pw.chromium.launch(
-                    executable_path=str(CHROMIUM),
-                    args=["--headless", "--no-sandbox", "--disable-gpu",
-                          "--disable-background-networking", "--disable-component-update",
-                          "--disable-sync", "--no-first-run"],
-                )  # fmt: skip
+                browser = launch_chromium(pw)
                 context = browser.new_context(
                     viewport={"width": 1440, "height": 1000}, timezone_id="UTC"
                 )

@@ -13,6 +13,8 @@ import contextlib
 import socket
 import threading
 
+from tests.support.tcp_proxy import listen_loopback
+
 
 class PrefixProxy:
     def __init__(self, upstream_port: int, prefix: str) -> None:
@@ -21,10 +23,7 @@ class PrefixProxy:
         self.outside: list[str] = []
         """Paths asked that were not under the prefix (answered 404)."""
         self.asked: list[str] = []
-        self._listen = socket.socket()
-        self._listen.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listen.bind(("127.0.0.1", 0))
-        self._listen.listen(64)
+        self._listen = listen_loopback(64)
         self.port = int(self._listen.getsockname()[1])
         self._closed = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()

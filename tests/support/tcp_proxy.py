@@ -9,13 +9,19 @@ import threading
 import time
 
 
+def listen_loopback(backlog: int) -> socket.socket:
+    """A listening socket on 127.0.0.1, on a free port."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    s.listen(backlog)
+    return s
+
+
 class TcpProxy:
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
-        self._listen = socket.socket()
-        self._listen.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listen.bind(("127.0.0.1", 0))
-        self._listen.listen(16)
+        self._listen = listen_loopback(16)
         self.port = int(self._listen.getsockname()[1])
         self._stalled = threading.Event()
         self._closed = threading.Event()
