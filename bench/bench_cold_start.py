@@ -45,7 +45,7 @@ def main() -> int:
         edge = [
             sys.executable,
             "-m",
-            "edge.cli.main",
+            "edge",  # the program, as the `edge` console script runs it (edge.cli.entry)
             "-q",
             "detect",
             "blazeface-short",

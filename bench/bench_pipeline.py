@@ -200,7 +200,7 @@ enabled = false
 """)
     t0 = time.monotonic()
     p = subprocess.Popen(
-        [sys.executable, "-m", "edge.cli.main", "run", "--config", str(cfg)],
+        [sys.executable, "-m", "edge", "run", "--config", str(cfg)],
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     first = float("nan")

@@ -40,7 +40,7 @@ from edge.models.resolve import resolve  # noqa: E402
 TARGET_FIRST_EVENT_S = 0.5
 WAV = REPO / "examples" / "media" / "speech.wav"
 VIDEO = REPO / "examples" / "media" / "lobby.avi"
-EDGE = [sys.executable, "-m", "edge.cli.main"]
+EDGE = [sys.executable, "-m", "edge"]  # the program, as the `edge` console script runs it
 FLOOR = """
 import sys, time, re
 import numpy, cv2, pydantic, soxr, onnxruntime

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from edge import gc_pause
 from edge.cli.models_cmd import add_home_option
 from edge.cli.output import emit_json, table
 from edge.errors import InputError
@@ -29,7 +30,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--backend", choices=["onnxruntime", "tflite"])
     p.add_argument("--json", action="store_true")
     add_home_option(p)
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, gc_paused_start=True)  # resumed below (edge.gc_pause)
 
 
 def _median(xs: list[float]) -> float:
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     model, det = load_detector(
         args.model, threads=args.threads, backend=args.backend, home=args.home
     )
+    gc_pause.resume()  # timed as a stream runs: with the collector on
     try:
         if model.manifest.input.kind == "audio":
             doc = _bench_audio(args, det)

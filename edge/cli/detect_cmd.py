@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edge import gc_pause
 from edge.cli.models_cmd import add_home_option
 from edge.cli.output import emit_json, table
 from edge.errors import InputError
@@ -44,7 +45,7 @@ def add_parser(sub: Any) -> None:
         help="fail instead of falling back to the CPU when a --provider cannot be used",
     )
     add_home_option(p)
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, gc_paused_start=True)  # resumed below (edge.gc_pause)
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         strict=args.accelerator_strict,
     )
     load_ms = (time.perf_counter() - t_start) * 1000
+    gc_pause.resume()  # the start-up ends with the model loaded
     if args.threshold is not None:
         set_threshold(det, args.threshold)
     try:

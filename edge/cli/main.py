@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from edge import __version__, native_stderr, progress, redact
+from edge import __version__, gc_pause, native_stderr, progress, redact
 from edge.argparser import ArgumentParser
 from edge.cli import (
     bench_cmd,
@@ -69,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress.configure("edge", quiet=args.quiet)
     native_stderr.set_quiet(args.quiet and not args.debug)
     handler: Callable[[argparse.Namespace], int] = args.handler
+    if not getattr(args, "gc_paused_start", False):
+        gc_pause.resume()  # the start-up is over; the commands that set this resume it later
     return run_cli("edge", lambda: handler(args), debug=args.debug)
 
 

@@ -44,7 +44,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--config", "-c", type=Path, required=True, metavar="FILE", help="device config")
     p.add_argument("--log-json", action="store_true", help="structured JSON log lines on stderr")
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, gc_paused_start=True)  # resumed below (edge.gc_pause)
 
 
 def run(args: argparse.Namespace) -> int:

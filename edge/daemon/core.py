@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from edge import malloc
+from edge import gc_pause, malloc
 from edge.config import DeviceConfig
 from edge.daemon.control import Control
 from edge.daemon.generation import SHUTDOWN_BUDGET_S
@@ -35,10 +35,12 @@ def settle() -> None:
     the runtimes' set-up), freeze what is left (the schemas, models and modules live as
     long as the process: later full collections no longer walk them, so no stream stalls
     for them), and hand the freed heap back to the OS (``edge.malloc``). After a reload,
-    what the last call froze is thawed first, so that the old generation's garbage goes."""
+    what the last call froze is thawed first, so that the old generation's garbage goes.
+    The automatic collector, paused for the start-up, runs again from here."""
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+    gc_pause.resume()  # `edge run` started with the collector paused (edge.gc_pause)
     malloc.trim()
 
 
