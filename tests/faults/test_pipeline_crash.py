@@ -223,24 +223,12 @@ def test_a_live_source_without_frames_is_reported(video: Path) -> None:
 def _file_daemon(tmp_path: Path, video: Path) -> Any:
     from edge.config import load_config
     from edge.daemon import Daemon
+    from tests.support.edge_run import device_toml
 
     path = tmp_path / "edge.toml"
-    path.write_text(f"""\
-device_id = "crash-dev"
-data_dir = "{tmp_path / "data"}"
-[[streams]]
-name = "cam"
-source = "{video}"
-detectors = ["face"]
-thresholds = {{ face = 0.6 }}
-[detectors.face]
-model = "blazeface-short"
-[[sinks]]
-type = "jsonl"
-path = "{tmp_path / "events.jsonl"}"
-[health]
-enabled = false
-""")
+    sink = f'[[sinks]]\ntype = "jsonl"\npath = "{tmp_path / "events.jsonl"}"\n'
+    path.write_text(device_toml(tmp_path / "data", video, health_port=None, sinks=sink,
+                                device_id="crash-dev", loop=False))  # fmt: skip
     return Daemon(path, load_config(path))
 
 

@@ -48,10 +48,12 @@ def device_toml(
     threshold: float = 0.6,
     stream_extra: str = "",
     extra: str = "",
+    loop: bool = True,
 ) -> str:
     """The device config of the daemon tests: one stream looping ``video`` in real time
-    through BlazeFace short. ``health_port`` None: no listener (0: any free port);
-    ``stream_extra`` goes into the stream's table, ``extra`` (more tables) at the end."""
+    through BlazeFace short (``loop`` False: read once, as fast as it decodes, so the run
+    ends). ``health_port`` None: no listener (0: any free port); ``stream_extra`` goes
+    into the stream's table, ``extra`` (more tables) at the end."""
     health = (
         f"[health]\nport = {health_port}\n"
         if health_port is not None
@@ -65,8 +67,7 @@ data_dir = "{data_dir}"
 name = "{stream}"
 source = "{video}"
 detectors = ["face"]
-loop = true
-realtime = true
+{"loop = true" + chr(10) + "realtime = true" if loop else ""}
 {stream_extra}
 [detectors.face]
 model = "blazeface-short"
