@@ -342,10 +342,13 @@ def test_a_database_down_while_it_waits_keeps_it_in_memory(
     start, end = track(DEV, BOOT, 8)
     intake.handle(DEV, message(DEV, start.id, "start", PICS[0]))
     assert len(intake.pending) == 1 and intake._unkept == 1
+    h = intake.health()  # a crash now would lose it: not green
+    assert not h.ok and "in memory only" in (h.reason or "") and "connection lost" in h.reason
     monkeypatch.undo()
     store.write([EventBatchV1(device_id=DEV, boot_id=BOOT, events=[start, end])])
     intake.retry()
     assert m.snapshots_stored == 1 and len(intake.pending) == 0
+    assert intake.health().ok  # nothing at risk is left
 
 
 def test_files_a_crash_left_unindexed_are_swept_and_nothing_else(

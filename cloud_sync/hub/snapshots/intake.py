@@ -53,6 +53,9 @@ class SnapshotIntake:
         self._last_sweep = 0.0
         self._last_orphans: float | None = None
         self._unkept = 0  # waiting snapshots the database could not keep (memory only)
+        # those of them still waiting, by (event id, kind), and the last failure's reason
+        self._volatile: set[tuple[str, str]] = set()
+        self._unkept_why = ""
         self._load()
 
     # -- what waits is kept in the database too ----------------------------------------
@@ -89,6 +92,8 @@ class SnapshotIntake:
                 m.header.event_id, m.header.kind, device, payload, time.time()
             )
         except Exception as e:  # the database is down: it waits in memory only
+            self._unkept_why = f"{type(e).__name__}: {str(e).strip()[:200]}"
+            self._volatile.add((m.header.event_id, m.header.kind))
             self._unkept += 1
             if self._unkept <= 10 or self._unkept % 1000 == 0:
                 log.warning("snapshot %s/%s waits in memory only (%d so far): %s: %s",
@@ -103,14 +108,22 @@ class SnapshotIntake:
 
     def _drop(self, s: SnapAccepted) -> None:
         self.pending.drop(s)
+        self._volatile.discard((s.header.event_id, s.header.kind))
         self._unkeep(s.header.event_id, s.header.kind)
 
     def health(self) -> ComponentHealth:
-        if self._failing is None:
-            return ComponentHealth("snapshots", True)
-        return ComponentHealth(
-            "snapshots", False, f"storing in {self.store.where}: {self._failing}"
-        )
+        """Red while snapshots cannot be stored, or while a snapshot that waits for its
+        event could not be kept in the database (a crash now would lose it)."""
+        if self._failing is not None:
+            return ComponentHealth(
+                "snapshots", False, f"storing in {self.store.where}: {self._failing}"
+            )
+        if self._volatile:
+            return ComponentHealth(
+                "snapshots", False,
+                f"{len(self._volatile)} waiting snapshot(s) in memory only: {self._unkept_why}",
+            )  # fmt: skip
+        return ComponentHealth("snapshots", True)
 
     def _reject(self, reason: SnapReason, detail: str, where: str) -> None:
         with self.metrics.lock:
