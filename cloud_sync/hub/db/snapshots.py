@@ -172,17 +172,23 @@ class SnapshotRows(Engine):
         )
         return [(str(r[0]), str(r[1]), str(r[2]), bytes(r[3]), float(r[4])) for r in rows]
 
+    def snapshot_kinds(self, event_ids: Sequence[str]) -> set[tuple[str, str]]:
+        """The ``(event_id, kind)`` pairs indexed for these events: a query per 500."""
+        out: set[tuple[str, str]] = set()
+        for i in range(0, len(event_ids), 500):
+            part = list(event_ids[i : i + 500])
+            marks = ", ".join("?" * len(part))
+            sql = f"SELECT event_id, kind FROM snapshots WHERE event_id IN ({marks})"
+            out |= {(str(r[0]), str(r[1])) for r in self._rows(sql, part)}
+        return out
+
     def mark_stored(self, events: list[dict[str, Any]]) -> None:
         """Add ``snapshots_stored`` (the kinds the hub holds) to rendered events, in place:
         one query for the page."""
         if not events:
             return
-        ids = [e["id"] for e in events]
-        marks = ", ".join("?" * len(ids))
         have: dict[str, list[str]] = {}
-        for eid, kind in self._rows(
-            f"SELECT event_id, kind FROM snapshots WHERE event_id IN ({marks})", ids
-        ):
+        for eid, kind in self.snapshot_kinds([e["id"] for e in events]):
             have.setdefault(eid, []).append(kind)
         order = ("start", "start_crop", "best", "best_crop")
         for e in events:

@@ -158,6 +158,8 @@ class SnapshotStore:
         for sub in sorted(self.dir.iterdir()):
             if len(sub.name) != 2 or not sub.is_dir():
                 continue
+            temps: list[Path] = []
+            jpegs: dict[Path, tuple[str, str]] = {}
             for f in sorted(sub.iterdir()):
                 try:
                     st = f.lstat()
@@ -166,19 +168,16 @@ class SnapshotStore:
                 if not stat.S_ISREG(st.st_mode) or t - st.st_mtime < grace_s:
                     continue
                 if _TMP.match(f.name):
-                    orphan = True
+                    temps.append(f)
                 elif (m := _FILE.match(f.name)) is not None:
-                    try:
-                        ours = relpath(m["id"], m["kind"]) == f"{sub.name}/{f.name}"
-                    except ValueError:
-                        continue  # not a name of ours: left alone
-                    orphan = ours and not self.store.snapshot_exists(m["id"], m["kind"])
-                else:
-                    continue
-                if orphan:
-                    with contextlib.suppress(FileNotFoundError):
-                        f.unlink()
-                    gone += 1
+                    with contextlib.suppress(ValueError):  # not a name of ours: left alone
+                        if relpath(m["id"], m["kind"]) == f"{sub.name}/{f.name}":
+                            jpegs[f] = (m["id"], m["kind"])
+            indexed = self.store.snapshot_kinds(sorted({k[0] for k in jpegs.values()}))
+            for f in temps + [f for f, key in jpegs.items() if key not in indexed]:
+                with contextlib.suppress(FileNotFoundError):
+                    f.unlink()
+                gone += 1
         if gone:
             log.info("snapshot files: deleted %d that a crash left unindexed in %s", gone,
                      self.dir)  # fmt: skip
